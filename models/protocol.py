@@ -1,0 +1,172 @@
+"""The seam every model family plugs into.
+
+A family is a `LanguageModel` (an `nn.Module`) built from its own frozen
+config dataclass by `config.build(vocab)`. The trainer only ever calls the
+methods below, so a family never needs to know about backends, checkpoints
+or tracking:
+
+- gradient families (`trains_by_gradient = True`): `forward(tokens)` returns
+  `(loss, metrics)`; the trainer owns the optimizer, DDP and the LR schedule.
+- memory families (`trains_by_gradient = False`): `observe(tokens)` updates the
+  family's own state under `torch.no_grad()` and returns metrics.
+- every family: `sleep(ctx)` (consolidation, a no-op by default),
+  `log_probs` (a normalised distribution over the *whole* vocabulary),
+  `score` (log p of each next token, what bits-per-byte sums), `generate`,
+  and a `state_dict()` that includes non-parametric memory (use
+  `get_extra_state`/`set_extra_state` for memory whose size changes; it must
+  survive `torch.save` -> `torch.load(weights_only=True)`).
+- DDP for memory families: `synchronize()` merges memory across
+  `torch.distributed` ranks so every rank predicts identically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import Tensor, nn
+
+BYTE_VOCAB_NAME = "bytes"
+
+
+@dataclass(frozen=True, slots=True)
+class Vocab:
+    """What a family needs to know about the tokenizer its dataset was built with."""
+
+    name: str  # "gpt2", "cl100k_base", "bytes", ...
+    size: int  # number of token ids, end-of-text included
+    eot_id: int  # end-of-text: separates documents in the training stream
+    token_bytes: tuple[bytes, ...] = field(repr=False, default=())  # id -> the UTF-8 bytes it decodes to (eot -> b"")
+    lossless: bool = True  # decode(encode(text)) == text; required for bits per byte
+
+    @classmethod
+    def bytes_vocab(cls) -> "Vocab":
+        """Raw bytes: ids 0..255 are the bytes themselves, 256 is end-of-text."""
+        return cls(
+            name=BYTE_VOCAB_NAME,
+            size=257,
+            eot_id=256,
+            token_bytes=tuple(bytes([i]) for i in range(256)) + (b"",),
+        )
+
+    def decode(self, ids: list[int] | Tensor) -> str:
+        if isinstance(ids, Tensor):
+            ids = ids.tolist()
+        return b"".join(self.token_bytes[i] for i in ids if i != self.eot_id).decode("utf-8", errors="replace")
+
+
+@dataclass(slots=True)
+class SleepContext:
+    """What the trainer hands a family when every rank enters a sleep phase together."""
+
+    step: int
+    rank: int = 0
+    world_size: int = 1
+    # Gradient families: apply one optimizer update for this loss (backward, clip,
+    # optimizer.step, zero_grad), the same way the trainer does. None for memory families.
+    optimize: Callable[[Tensor], None] | None = None
+
+
+class LanguageModel(nn.Module):
+    """Base class of every family; see the module docstring for the contract."""
+
+    family: ClassVar[str] = "?"
+    trains_by_gradient: ClassVar[bool] = True
+
+    def __init__(self, vocab: Vocab) -> None:
+        super().__init__()
+        self.vocab = vocab
+
+    # ----------------------------------------------------------------- shapes
+    @property
+    def context_length(self) -> int:
+        """Tokens of left context the model can use; evaluation windows are this long."""
+        raise NotImplementedError
+
+    @property
+    def train_seq_len(self) -> int:
+        """Length T of training windows; the reader yields (B, T + 1) token ids."""
+        return self.context_length
+
+    # --------------------------------------------------------------- training
+    def forward(self, tokens: Tensor) -> tuple[Tensor, dict[str, Tensor]]:  # noqa: D401
+        """Gradient families: tokens (B, T+1) -> (scalar loss, detached metric tensors)."""
+        raise NotImplementedError(f"{self.family} does not train by gradient; call observe()")
+
+    @torch.no_grad()
+    def observe(self, tokens: Tensor) -> dict[str, float]:
+        """Memory families: update memory from tokens (B, T+1); return metrics."""
+        raise NotImplementedError(f"{self.family} trains by gradient; call forward()")
+
+    def sleep(self, ctx: SleepContext) -> dict[str, float]:
+        """Consolidation phase; returns its metrics (empty: this family does not sleep)."""
+        return {}
+
+    def synchronize(self) -> None:
+        """Merge memory across torch.distributed ranks (memory families); gradient families: no-op."""
+
+    # ------------------------------------------------------------- evaluation
+    def log_probs(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T) -> (B, T, V) natural-log distribution of the next token at each position.
+
+        Must be normalised over the whole vocabulary (logsumexp == 0) and use
+        only tokens[:, : t + 1] at position t.
+        """
+        raise NotImplementedError
+
+    def score(self, tokens: Tensor) -> Tensor:
+        """tokens (B, T+1) -> (B, T): log p(tokens[:, t+1] | tokens[:, :t+1]) in nats.
+
+        What bits-per-byte sums. Override when the full (B, T, V) tensor is
+        wasteful to build.
+        """
+        logp = self.log_probs(tokens[:, :-1])  # (B, T, V)
+        return logp.gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """prompt (T,) -> (T + max_new_tokens,), sampling from `log_probs` on the last context window."""
+        out = prompt.clone()
+        for _ in range(max_new_tokens):
+            ctx = out[-self.context_length :].unsqueeze(0)  # (1, <=C)
+            logits = self.log_probs(ctx)[0, -1] / max(temperature, 1e-6)  # (V,)
+            if top_k is not None and top_k < logits.numel():
+                kth = torch.topk(logits, top_k).values[-1]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            probs = torch.softmax(logits.float(), dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator)
+            out = torch.cat([out, nxt.to(out.dtype)])
+        return out
+
+    # ------------------------------------------------------------------ info
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def memory_bytes(self) -> int:
+        """Bytes of non-parametric memory (memory families override)."""
+        return 0
+
+
+class ModelConfig(Protocol):
+    """What the registry needs from a family's frozen config dataclass."""
+
+    def build(self, vocab: Vocab) -> LanguageModel: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Flavor:
+    """A recipe: a model config plus the trainer settings it was designed for (lr, batch size...)."""
+
+    model: Any  # the family's frozen Config instance
+    train: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""

@@ -1,0 +1,1 @@
+"""Config and content ids, the trainer loop, checkpoints, evaluation, tracking, backends, CLI."""

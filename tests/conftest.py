@@ -1,0 +1,49 @@
+"""Shared fixtures: the offline data samples in ../shared/data, tokenizers, real servers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.fixtures.servers"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data")).resolve()
+TIKTOKEN_CACHE = SHARED_DATA / "tokenizers" / "tiktoken_cache"
+
+# Offline tokenizers for every test and every subprocess a test starts.
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data samples not found at {SHARED_DATA}; CI needs ../shared beside the checkout")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def pg19_dir(shared_data: Path) -> Path:
+    return shared_data / "pg19"
+
+
+@pytest.fixture(scope="session")
+def pg19_texts(pg19_dir: Path) -> dict[str, list[str]]:
+    """{'train': [...], 'validation': [...]} book texts from the pg19 sample."""
+    import pyarrow.parquet as pq
+
+    return {split: pq.read_table(pg19_dir / f"{split}.parquet", columns=["text"]).column("text").to_pylist()
+            for split in ("train", "validation")}
+
+
+@pytest.fixture()
+def store_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "store"
+    path.mkdir()
+    return path

@@ -86,6 +86,16 @@ class LanguageModel(nn.Module):
         raise NotImplementedError
 
     @property
+    def eval_window(self) -> int:
+        """Longest input `score` accepts at once (tokens of input, targets not counted).
+
+        When it exceeds `context_length`, the evaluator strides so every scored
+        token has its full left context; when equal (a transformer's fixed
+        context), consecutive windows overlap by half.
+        """
+        return self.context_length
+
+    @property
     def train_seq_len(self) -> int:
         """Length T of training windows; the reader yields (B, T + 1) token ids."""
         return self.context_length

@@ -1,0 +1,51 @@
+"""Transformer baseline config: the control every experimental family is compared with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from models.errors import ModelConfigError
+
+if TYPE_CHECKING:
+    from models.protocol import Vocab
+    from models.transformer.model import Transformer
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4  # attention heads; d_model must divide evenly
+    d_model: int = 128  # residual stream width
+    seq_len: int = 256  # context length in tokens (training windows and eval windows)
+    mlp: Literal["gelu", "swiglu"] = "gelu"  # MLP flavour
+    mlp_ratio: float = 4.0  # hidden width / d_model (SwiGLU uses 2/3 of it, as in Llama)
+    norm: Literal["rmsnorm", "layernorm"] = "rmsnorm"  # pre-norm type
+    positions: Literal["rope", "learned"] = "rope"  # positional scheme
+    rope_base: float = 10000.0
+    dropout: float = 0.0  # no dropout by default (data is not repeated at our scales)
+    pad_vocab_to: int = 64  # pad the embedding table to a multiple of this (tensor-core friendly)
+    init_std: float = 0.02
+
+    def validate(self) -> None:
+        for name in ("n_layer", "n_head", "d_model", "seq_len", "pad_vocab_to"):
+            if getattr(self, name) < 1:
+                raise ModelConfigError(f"transformer {name}={getattr(self, name)} must be >= 1")
+        if self.d_model % self.n_head:
+            raise ModelConfigError(
+                f"transformer d_model={self.d_model} is not divisible by n_head={self.n_head}"
+            )
+        if self.positions == "rope" and (self.d_model // self.n_head) % 2:
+            raise ModelConfigError(
+                f"transformer head size {self.d_model // self.n_head} must be even for rope positions"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ModelConfigError(f"transformer dropout={self.dropout} must be in [0, 1)")
+        if self.mlp_ratio <= 0:
+            raise ModelConfigError(f"transformer mlp_ratio={self.mlp_ratio} must be > 0")
+
+    def build(self, vocab: "Vocab") -> "Transformer":
+        from models.transformer.model import Transformer
+
+        self.validate()
+        return Transformer(self, vocab)

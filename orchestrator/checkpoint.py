@@ -1,0 +1,89 @@
+"""Complete, atomic checkpoints on any store, linked into a trail.
+
+Layout under a run: `checkpoints/step_00000100/state.pt` (+ `meta.json`), and
+`checkpoints/latest.json` naming the newest. Data is written first and the
+pointer last, each atomically, so a kill at any instant leaves the previous
+checkpoint loadable. Each meta names its parent step: the trail that resume,
+rollback and fork walk. States load with `torch.load(weights_only=True)`:
+a checkpoint can never execute code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from orchestrator.errors import UserError
+from pipelines.store import Store
+
+LATEST = "latest.json"
+
+
+def step_dir(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+@dataclass(slots=True)
+class CheckpointTrail:
+    store: Store
+    run_path: tuple[str, ...]
+
+    def _p(self, *parts: str) -> tuple[str, ...]:
+        return (*self.run_path, "checkpoints", *parts)
+
+    def save(self, state: dict[str, Any], step: int, parent_step: int | None, **meta: Any) -> dict[str, Any]:
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        data = buf.getvalue()
+        info = {
+            "step": step,
+            "parent_step": parent_step,
+            "path": "/".join(self._p(step_dir(step), "state.pt")),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "created": time.time(),
+            **meta,
+        }
+        self.store.write_bytes(data, *self._p(step_dir(step), "state.pt"))
+        self.store.write_json(info, *self._p(step_dir(step), "meta.json"))
+        self.store.write_json(info, *self._p(LATEST))  # the pointer, last
+        return info
+
+    def latest(self) -> dict[str, Any] | None:
+        if not self.store.exists(*self._p(LATEST)):
+            return None
+        return self.store.read_json(*self._p(LATEST))
+
+    def trail(self) -> list[dict[str, Any]]:
+        """Every complete checkpoint (meta written), oldest first."""
+        metas = []
+        for name in self.store.listdir(*self._p()):
+            if name.startswith("step_") and self.store.exists(*self._p(name, "meta.json")):
+                metas.append(self.store.read_json(*self._p(name, "meta.json")))
+        return sorted(metas, key=lambda m: m["step"])
+
+    def meta(self, step: int) -> dict[str, Any]:
+        if not self.store.exists(*self._p(step_dir(step), "meta.json")):
+            steps = [m["step"] for m in self.trail()]
+            raise UserError(f"no checkpoint at step {step}; this run has checkpoints at steps {steps or 'none'}")
+        return self.store.read_json(*self._p(step_dir(step), "meta.json"))
+
+    def load(self, step: int | None = None, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        meta = self.latest() if step is None else self.meta(step)
+        if meta is None:
+            raise UserError(f"run {self.run_path[-1]} has no checkpoint yet")
+        data = self.store.read_bytes(*self._p(step_dir(meta["step"]), "state.pt"))
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != meta["sha256"]:
+            raise UserError(
+                f"checkpoint {meta['path']} is corrupt: sha256 {digest[:16]}... != expected {meta['sha256'][:16]}..."
+            )
+        try:
+            return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - unpickling errors are varied
+            raise UserError(f"checkpoint {meta['path']} cannot be loaded safely: {type(exc).__name__}: {exc}") from None

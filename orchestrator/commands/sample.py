@@ -1,0 +1,40 @@
+"""`nightshift sample RUN --prompt TEXT`: generate from a run's checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+
+from orchestrator.commands.common import add_store_arg, emit_json, open_store
+from orchestrator.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="generate text from a run's checkpoint")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--prompt", default="It was a dark and stormy night")
+    p.add_argument("--tokens", type=int, default=100, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    add_store_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.loading import load_run
+    from orchestrator.sampling import generate_text
+
+    if args.tokens < 1:
+        raise UserError(f"--tokens {args.tokens}: must be >= 1")
+    if args.temperature <= 0:
+        raise UserError(f"--temperature {args.temperature}: must be > 0")
+    loaded = load_run(open_store(args), args.run, step=args.step)
+    text = generate_text(loaded.model, loaded.tokenizer, args.prompt, args.tokens, seed=args.seed,
+                         temperature=args.temperature, top_k=args.top_k)
+    if args.json:
+        emit_json({"run_id": args.run, "step": loaded.step, "prompt": args.prompt, "text": text})
+    else:
+        print(args.prompt + text)
+    return 0

@@ -1,0 +1,128 @@
+"""`nightshift train`: one run of one model on one dataset (the same loop on every backend)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store
+from orchestrator.config import RunConfig, build_run_config, parse_sets
+from orchestrator.errors import UserError
+from orchestrator.runs import find_run
+from pipelines.ids import validate_id
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on a prepared dataset (or prepare it first)")
+    add_dataset_args(p)
+    p.add_argument("--model", default=None, metavar="FAMILY[:FLAVOR]",
+                   help="e.g. transformer:tiny, attractor:a1, holographic, macro_unit (see `nightshift models`)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model or trainer field (repeatable), e.g. --set lr=3e-4 --set n_layer=2")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--resume", default=None, metavar="RUN", help="continue this run from its latest checkpoint")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--workers", type=int, default=1, help="DDP workers (ray backend, or local gloo processes)")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    add_store_arg(p)
+    add_tracking_arg(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+
+
+def add_dataset_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("dataset (an id, or a source to prepare first)")
+    g.add_argument("--dataset", default=None, metavar="ID", help="a prepared dataset id")
+    g.add_argument("--source", default=None, help="pg19 | fineweb | fineweb-edu | tinystories | local:PATH")
+    g.add_argument("--max-bytes", default="10MB", help="training text to prepare (default 10MB)")
+    g.add_argument("--valid-bytes", default="1MB", help="validation text cap (default 1MB)")
+    g.add_argument("--tokenizer", default="gpt2", help="gpt2 | r50k_base | cl100k_base | o200k_base | bytes")
+    g.add_argument("--text-field", default=None)
+    g.add_argument("--actors", type=int, default=1, help="Ray tokenizer actors for prepare")
+
+
+def resolve_dataset(args: argparse.Namespace, store) -> str:  # noqa: ANN001 - Store
+    """`--dataset ID`, or prepare `--source ...` (a no-op when already prepared) and return its id."""
+    if args.dataset and args.source:
+        raise UserError("give --dataset ID or --source SRC, not both")
+    if args.dataset:
+        return validate_id(args.dataset, "dataset id")
+    if not args.source:
+        raise UserError("no dataset: give --dataset ID (see `nightshift prepare`) or --source SRC")
+    from pipelines.prepare import PrepareConfig, prepare
+    from pipelines.sizes import parse_size
+
+    config = PrepareConfig(source=args.source, text_field=args.text_field,
+                           max_bytes=parse_size(args.max_bytes, what="--max-bytes"),
+                           valid_bytes=parse_size(args.valid_bytes, what="--valid-bytes"),
+                           tokenizer=args.tokenizer)
+    manifest = prepare(config, store, actors=args.actors, progress=not getattr(args, "no_progress", False))
+    return manifest["dataset_id"]
+
+
+def run_config_from_args(args: argparse.Namespace, store) -> RunConfig:  # noqa: ANN001
+    sets = parse_sets(args.set)
+    if args.steps is not None and args.steps <= 0:
+        raise UserError(f"--steps {args.steps}: must be a positive number of steps")
+    if args.resume:
+        run = find_run(store, args.resume)
+        if args.model or sets or args.steps is not None or args.dataset or args.source:
+            wanted = build_run_config(args.dataset or run.config.dataset_id, args.model or run.config.model.name,
+                                      sets or None, steps=args.steps, seed=args.seed)
+            if wanted.run_id != run.config.run_id:
+                raise UserError(f"--resume {args.resume}: the given flags change the config "
+                                f"({describe_diff(run.config, wanted)}); use `nightshift fork` for a changed run")
+        return run.config
+    if not args.model:
+        raise UserError("--model is required, e.g. --model transformer:tiny (see `nightshift models`)")
+    dataset_id = resolve_dataset(args, store)
+    return build_run_config(dataset_id, args.model, sets, steps=args.steps, seed=args.seed)
+
+
+def describe_diff(a: RunConfig, b: RunConfig) -> str:
+    from orchestrator.config import OPERATIONAL_FIELDS
+
+    da, db = a.to_dict(), b.to_dict()
+    diffs = []
+    if da["dataset_id"] != db["dataset_id"]:
+        diffs.append(f"dataset_id {da['dataset_id']} -> {db['dataset_id']}")
+    if (da["model"]["family"], da["model"]["flavor"]) != (db["model"]["family"], db["model"]["flavor"]):
+        diffs.append(f"model {a.model.name} -> {b.model.name}")
+    for section in ("config",):
+        for k in sorted(set(da["model"][section]) | set(db["model"][section])):
+            if da["model"][section].get(k) != db["model"][section].get(k):
+                diffs.append(f"{k} {da['model'][section].get(k)!r} -> {db['model'][section].get(k)!r}")
+    for k in sorted(set(da["train"]) | set(db["train"])):
+        if k not in OPERATIONAL_FIELDS and da["train"].get(k) != db["train"].get(k):
+            diffs.append(f"{k} {da['train'].get(k)!r} -> {db['train'].get(k)!r}")
+    return ", ".join(diffs) or "no visible difference"
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.launch import launch
+
+    store = open_store(args)
+    config = run_config_from_args(args, store)
+    result = launch(config, store, backend=args.backend, workers=args.workers,
+                    gpus_per_worker=args.gpus_per_worker, tracking_uri=args.tracking_uri,
+                    progress=not args.no_progress)
+    if args.json:
+        emit_json(result)
+    else:
+        print_result(result)
+    return 130 if result.get("stop_reason") == "interrupted" else 0
+
+
+def print_result(result: dict) -> None:
+    bpb = result.get("val_bpb")
+    print(f"run        {result['run_id']}  ({result['family']}:{result['flavor']}, {result['stop_reason']} "
+          f"at step {result['step']})")
+    print(f"dataset    {result['dataset_id']}")
+    if bpb is not None:
+        print(f"val bpb    {bpb:.4f}  over {result['val_bytes']:,} validation bytes")
+    print(f"speed      {result['tokens_per_s']:,.0f} tokens/s, {result['train_seconds']:.1f} s training")
+    print(f"checkpoint {result.get('checkpoint')}")

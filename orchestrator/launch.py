@@ -1,0 +1,59 @@
+"""Run a RunConfig on a backend: in-process, local gloo processes, or a Ray cluster.
+
+The trainer loop is the same function everywhere; a backend only decides how
+many processes run it and what `Env` each one gets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from orchestrator.config import RunConfig
+from orchestrator.errors import UserError
+from orchestrator.runtime import Env
+from pipelines.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def make_tracker(tracking_uri: str | None, store: Store, rank: int):  # noqa: ANN201 - Tracker
+    from orchestrator.tracking import build_tracker
+
+    return build_tracker(tracking_uri, store, rank=rank)
+
+
+def train_in_process(config: RunConfig, store_url: str, env: Env, tracking_uri: str | None,
+                     progress: bool = True, checkpoint_callback=None) -> dict[str, Any]:  # noqa: ANN001
+    """The body every backend runs on every rank."""
+    from orchestrator.trainer import Trainer
+
+    store = Store.open(store_url)
+    tracker = make_tracker(tracking_uri, store, env.rank)
+    trainer = Trainer(config, store, env=env, tracker=tracker, progress_bar=progress,
+                      checkpoint_callback=checkpoint_callback)
+    return trainer.run()
+
+
+def launch(config: RunConfig, store: Store, *, backend: str = "local", workers: int = 1,
+           gpus_per_worker: float = 0.0, tracking_uri: str | None = None, progress: bool = True) -> dict[str, Any]:
+    if workers < 1:
+        raise UserError(f"--workers {workers}: must be >= 1")
+    if backend == "local":
+        if workers == 1:
+            return train_in_process(config, store.url, Env(backend="local"), tracking_uri, progress)
+        from orchestrator.backends.local_ddp import run_local_ddp
+
+        return run_local_ddp(config, store.url, workers, tracking_uri, progress)
+    if backend == "ray":
+        from orchestrator.backends.ray_backend import run_on_ray
+
+        return run_on_ray(config, store.url, workers=workers, gpus_per_worker=gpus_per_worker,
+                          tracking_uri=tracking_uri)
+    raise UserError(f"unknown backend {backend!r}; accepted: local, ray (modal: `modal run jobs/giant.py`)")
+
+
+def worker_env_defaults() -> None:
+    """Offline-friendly defaults every worker process inherits."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")

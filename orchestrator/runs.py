@@ -1,0 +1,79 @@
+"""Where a run lives in the store, and finding one by id.
+
+`<store>/runs/<dataset_id>/<model_id>/<run_id>/` holds config.json (the whole
+RunConfig), status.json (running / finished / failed, step), result.json
+(final figures), checkpoints/ and samples/.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.config import RunConfig
+from orchestrator.errors import UserError
+from pipelines.ids import validate_id
+from pipelines.store import Store
+
+
+@dataclass(slots=True)
+class RunDir:
+    store: Store
+    config: RunConfig
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return self.config.run_path
+
+    @property
+    def uri(self) -> str:
+        return self.store.uri(*self.parts)
+
+    def write_config(self) -> None:
+        """Write config.json once; an existing one with other content is refused (ids are content hashes)."""
+        if self.store.exists(*self.parts, "config.json"):
+            existing = self.store.read_json(*self.parts, "config.json")
+            if RunConfig.from_dict(existing).run_id != self.config.run_id:
+                raise UserError(f"run folder {self.uri} holds a different config; refusing to overwrite it")
+            return
+        self.store.write_json(self.config.to_dict(), *self.parts, "config.json")
+
+    def status(self) -> dict[str, Any]:
+        if not self.store.exists(*self.parts, "status.json"):
+            return {"state": "new", "step": 0}
+        return self.store.read_json(*self.parts, "status.json")
+
+    def set_status(self, state: str, step: int, **extra: Any) -> None:
+        self.store.write_json({"state": state, "step": step, "updated": time.time(), **extra},
+                              *self.parts, "status.json")
+
+    def write_result(self, result: dict[str, Any]) -> None:
+        self.store.write_json(result, *self.parts, "result.json")
+
+    def result(self) -> dict[str, Any] | None:
+        if not self.store.exists(*self.parts, "result.json"):
+            return None
+        return self.store.read_json(*self.parts, "result.json")
+
+    def write_text(self, text: str, *name: str) -> None:
+        self.store.write_bytes(text.encode("utf-8"), *self.parts, *name)
+
+
+def find_run(store: Store, run_id: str) -> RunDir:
+    """Locate a run by id anywhere in the store."""
+    validate_id(run_id, "run id")
+    pattern = store.path("runs", "*", "*", run_id, "config.json")
+    matches = store.fs.glob(pattern)
+    if not matches:
+        known = list_run_ids(store)
+        hint = f"known runs: {', '.join(known[:8])}{' ...' if len(known) > 8 else ''}" if known else "the store has no runs yet"
+        raise UserError(f"unknown run {run_id!r} in store {store.url}; {hint}")
+    data = store.read_json(posixpath.relpath(matches[0], store.root))
+    return RunDir(store=store, config=RunConfig.from_dict(data))
+
+
+def list_run_ids(store: Store) -> list[str]:
+    return sorted(posixpath.basename(posixpath.dirname(p))
+                  for p in store.fs.glob(store.path("runs", "*", "*", "*", "config.json")))

@@ -1,0 +1,395 @@
+"""The trainer loop: the same function on a laptop, in a Ray Train worker and in a Modal function.
+
+step ... step ... [sleep] ... eval (bits per byte) ... checkpoint. The backend
+only supplies an `Env` (rank, world size) and the store; everything a run needs
+to continue exactly is in its checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from models.protocol import LanguageModel, SleepContext
+from orchestrator import runtime
+from orchestrator.checkpoint import CheckpointTrail
+from orchestrator.config import RunConfig
+from orchestrator.divergence import DivergenceGuard
+from orchestrator.errors import UserError
+from orchestrator.evaluate import EvalResult, bits_per_byte
+from orchestrator.faults import parse_faults
+from orchestrator.fork import lineage_of
+from orchestrator.optim import build_optimizer, build_scheduler
+from orchestrator.run_tags import run_name, run_tags
+from orchestrator.runs import RunDir
+from orchestrator.sampling import generate_samples
+from orchestrator.signals import StopRequest
+from orchestrator.tracking.base import NoopTracker, Tracker
+from orchestrator.vocab import vocab_of
+from pipelines.reader import open_dataset
+from pipelines.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """`fn(trainer, step)` after every `every` steps (levanter-style)."""
+
+    fn: Callable[["Trainer", int], None]
+    every: int = 1
+
+
+@dataclass(slots=True)
+class Progress:
+    """Counters that are part of every checkpoint."""
+
+    step: int = 0
+    samples: int = 0
+    tokens: int = 0
+    sleeps: int = 0
+    train_seconds: float = 0.0
+    rollbacks: int = 0
+    last_eval: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, store: Store, *, env: runtime.Env | None = None,
+                 tracker: Tracker | None = None, progress_bar: bool = True,
+                 hooks: Sequence[Hook] = (), checkpoint_callback: Callable[[dict], None] | None = None) -> None:
+        self.config, self.store = config, store
+        self.env = env or runtime.Env()
+        self.tracker = tracker or NoopTracker()
+        self.progress_bar = progress_bar and self.env.is_main
+        self.hooks = tuple(hooks)
+        self.checkpoint_callback = checkpoint_callback  # Ray Train reports checkpoints through this
+        self.run_dir = RunDir(store, config)
+        self.trail = CheckpointTrail(store, config.run_path)
+        self.cfg = config.train
+        self.device = runtime.resolve_device(self.cfg.device, self.env)
+        self.faults = parse_faults()
+        self.state = Progress()
+        self._parent_step: int | None = None
+        self._faults_fired: set[int] = set()
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        cfg, env = self.cfg, self.env
+        if env.world_size > 1 and cfg.batch_size % (env.world_size * cfg.grad_accum):
+            raise UserError(f"batch_size={cfg.batch_size} must be divisible by world_size x grad_accum "
+                            f"= {env.world_size} x {cfg.grad_accum}")
+        self.dataset = open_dataset(self.store, self.config.dataset_id)
+        self.tokenizer = self.dataset.tokenizer()
+        self.vocab = vocab_of(self.tokenizer)
+        runtime.seed_everything(cfg.seed)
+        self.model: LanguageModel = self.config.model.config.build(self.vocab).to(self.device)
+        check = getattr(self.model, "check_dataset", None)
+        if check is not None:
+            check(self.dataset.manifest)
+        self.gradient = self.model.trains_by_gradient
+        self.micro_batch = cfg.batch_size // (env.world_size * cfg.grad_accum)
+        self.reader = self.dataset.train_reader(self.model.train_seq_len, self.micro_batch,
+                                                rank=env.rank, world_size=env.world_size, seed=cfg.seed)
+        self.optimizer = build_optimizer(self.model, cfg, self.device) if self.gradient else None
+        self.scheduler = build_scheduler(self.optimizer, cfg) if self.optimizer else None
+        self.autocast = runtime.autocast_for(self.device, cfg.precision)
+        self.guard = DivergenceGuard.from_config(cfg)
+        self.restore()
+        self.forward_model: Any = self.model
+        if cfg.compile and self.gradient:
+            self.forward_model = torch.compile(self.model)
+        if self.gradient and env.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward_model = torch.nn.parallel.DistributedDataParallel(self.forward_model, device_ids=ids)
+
+    def restore(self, step: int | None = None) -> bool:
+        """Load the latest (or a given) checkpoint into model, optimizer, reader, RNG and counters."""
+        meta = self.trail.latest() if step is None else self.trail.meta(step)
+        if meta is None:
+            return False
+        state = self.trail.load(meta["step"], map_location=self.device)
+        saved = RunConfig.from_dict(state["config"])
+        if saved.run_id != self.config.run_id:
+            raise UserError(f"checkpoint {meta['path']} belongs to run {saved.run_id}, not {self.config.run_id}")
+        self.model.load_state_dict(state["model"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        readers = state["reader"]
+        self.reader.load_state_dict(readers[self.env.rank] if len(readers) == self.env.world_size else readers[0])
+        runtime.set_rng_state(state["rng"])
+        p = state["progress"]
+        self.state = Progress(step=p["step"], samples=p["samples"], tokens=p["tokens"], sleeps=p["sleeps"],
+                              train_seconds=p["train_seconds"], rollbacks=p.get("rollbacks", 0),
+                              last_eval=dict(p.get("last_eval", {})))
+        self._parent_step = meta["step"]
+        log.info("resumed %s at step %d", self.config.run_id, self.state.step)
+        return True
+
+    # ------------------------------------------------------------------- loop
+    def run(self) -> dict[str, Any]:
+        if self.env.is_main:
+            self.run_dir.write_config()
+        runtime.barrier(self.env)
+        if self.run_dir.status().get("state") == "finished" and self.run_dir.result() is not None:
+            log.info("run %s already finished: nothing to do", self.config.run_id)
+            return self.run_dir.result()
+        self.setup()
+        self._start_tracking()
+        stop = StopRequest.install()
+        reason = "finished"
+        if self.env.is_main:
+            self.run_dir.set_status("running", self.state.step, backend=self.env.backend)
+        bar = self._bar()
+        last_ckpt_time = time.monotonic()
+        window_loss, window_tokens, window_time = 0.0, 0, 0.0
+        try:
+            while self.state.step < self.cfg.steps:
+                t0 = time.perf_counter()
+                loss, metrics = self.train_step()
+                dt = time.perf_counter() - t0
+                if self.gradient and self.guard is not None and self.guard.check(loss, self):
+                    continue  # rolled back: counters and weights restored from the trail
+                self.state.step += 1
+                self.state.train_seconds += dt
+                step_tokens = self.cfg.batch_size * self.model.train_seq_len
+                self.state.samples += self.cfg.batch_size
+                self.state.tokens += step_tokens
+                window_loss += loss
+                window_tokens += step_tokens
+                window_time += dt
+                step = self.state.step
+                if step % self.cfg.log_every == 0 or step == self.cfg.steps:
+                    rate = window_tokens / max(window_time, 1e-9)
+                    n = self.cfg.log_every if step % self.cfg.log_every == 0 else step % self.cfg.log_every
+                    row = {"train/loss": window_loss / n, "perf/tokens_per_s": rate,
+                           "perf/tokens_seen": float(self.state.tokens), **metrics}
+                    if self.scheduler is not None:
+                        row["train/lr"] = self.scheduler.get_last_lr()[0]
+                    self.tracker.log_metrics(row, step)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{window_loss / n:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+                    window_loss, window_tokens, window_time = 0.0, 0, 0.0
+                if bar is not None:
+                    bar.update(1)
+                if self.cfg.sleep_every and self.state.samples // self.cfg.sleep_every > self.state.sleeps:
+                    self.sleep()
+                if self.cfg.eval_every and step % self.cfg.eval_every == 0 and step < self.cfg.steps:
+                    self.evaluate(self.cfg.eval_max_bytes)
+                if self.cfg.sample_every and step % self.cfg.sample_every == 0 and step < self.cfg.steps:
+                    self.write_samples()
+                for hook in self.hooks:
+                    if step % hook.every == 0:
+                        hook.fn(self, step)
+                due = self.cfg.checkpoint_every and step % self.cfg.checkpoint_every == 0
+                timed = bool(self.cfg.checkpoint_minutes) and \
+                    time.monotonic() - last_ckpt_time > 60 * self.cfg.checkpoint_minutes
+                stopping = runtime.any_rank(stop.requested, self.env)
+                over_budget = bool(self.cfg.budget_minutes) and \
+                    self.state.train_seconds > 60 * self.cfg.budget_minutes
+                if (due or runtime.any_rank(timed, self.env) or stopping) and step < self.cfg.steps:
+                    self.checkpoint()
+                    last_ckpt_time = time.monotonic()
+                if stopping:
+                    reason = "interrupted"
+                    break
+                if runtime.any_rank(over_budget, self.env):
+                    reason = "budget"
+                    break
+                self._inject_pause(step)
+        except BaseException:
+            if self.env.is_main:
+                self.run_dir.set_status("failed", self.state.step)
+            self.tracker.finish("FAILED")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            stop.uninstall()
+        return self.finish(reason)
+
+    def train_step(self) -> tuple[float, dict[str, float]]:
+        """One optimizer step (grad_accum micro-batches) or one memory update per micro-batch."""
+        total = 0.0
+        metrics: dict[str, float] = {}
+        for _ in range(self.cfg.grad_accum):
+            tokens = torch.from_numpy(next(self.reader)).to(self.device, non_blocking=True)  # (b, T+1)
+            if self.gradient:
+                with self.autocast:
+                    loss, extra = self.forward_model(tokens)
+                loss = self._inject_loss_fault(loss)
+                (loss / self.cfg.grad_accum).backward()
+                total += float(loss.detach()) / self.cfg.grad_accum
+                metrics.update({k: float(v) for k, v in extra.items()})
+            else:
+                extra = self.model.observe(tokens)
+                metrics.update({k: float(v) for k, v in extra.items()})
+                total += float(extra.get("train/loss", 0.0)) / self.cfg.grad_accum
+        if self.env.distributed:  # every rank must see the same loss (divergence checks, logs)
+            t = torch.tensor([total], dtype=torch.float64)
+            torch.distributed.all_reduce(t)
+            total = float(t.item()) / self.env.world_size
+        if self.gradient:
+            if math.isfinite(total):
+                self._apply_gradients()
+            else:
+                self.optimizer.zero_grad(set_to_none=True)
+        return total, metrics
+
+    def _apply_gradients(self) -> None:
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+    def _optimize(self, loss: Tensor) -> None:
+        """Used by sleep phases of gradient families: one update, the trainer's way."""
+        loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    # -------------------------------------------------------------- phases
+    def sleep(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        if not self.gradient and self.env.world_size > 1:
+            self.model.synchronize()
+        ctx = SleepContext(step=self.state.step, rank=self.env.rank, world_size=self.env.world_size,
+                           optimize=self._optimize if self.gradient else None)
+        metrics = self.model.sleep(ctx)
+        self.state.sleeps += 1
+        if metrics:
+            row = {f"sleep/{k}": float(v) for k, v in metrics.items()}
+            row.setdefault("sleep/seconds", time.perf_counter() - t0)
+            row["sleep/count"] = float(self.state.sleeps)
+            self.tracker.log_metrics(row, self.state.step)
+        return metrics
+
+    def evaluate(self, max_bytes: int = 0) -> EvalResult:
+        if not self.gradient and self.env.world_size > 1:
+            self.model.synchronize()
+        result = bits_per_byte(self.model, self.dataset.validation_docs(), batch_size=self.cfg.eval_batch_size,
+                               device=self.device, max_bytes=max_bytes, rank=self.env.rank,
+                               world_size=self.env.world_size, autocast=_autocast_or_none(self.autocast))
+        self.state.last_eval = {"bpb": result.bits_per_byte, "bytes": result.n_bytes, "step": self.state.step}
+        self.tracker.log_metrics(result.metrics(), self.state.step)
+        log.info("step %d: val bits/byte %.4f over %d bytes", self.state.step, result.bits_per_byte, result.n_bytes)
+        return result
+
+    def write_samples(self) -> str:
+        if not self.env.is_main:
+            return ""
+        text = generate_samples(self.model, self.tokenizer, self.cfg.sample_tokens,
+                                seed=self.cfg.seed + self.state.step, device=self.device)
+        self.run_dir.write_text(text, "samples", f"step_{self.state.step:08d}.txt")
+        self.tracker.log_text(text, f"samples/step_{self.state.step:08d}.txt")
+        return text
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        if not self.gradient and self.env.world_size > 1:
+            self.model.synchronize()
+        readers = runtime.gather_objects(self.reader.state_dict(), self.env)
+        info = None
+        if self.env.is_main:
+            state = {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "reader": readers,
+                "rng": runtime.rng_state(),
+                "progress": {"step": self.state.step, "samples": self.state.samples, "tokens": self.state.tokens,
+                             "sleeps": self.state.sleeps, "train_seconds": self.state.train_seconds,
+                             "rollbacks": self.state.rollbacks, "last_eval": self.state.last_eval},
+                "config": self.config.to_dict(),
+                "dataset_id": self.config.dataset_id,
+            }
+            info = self.trail.save(state, self.state.step, self._parent_step)
+            self.run_dir.set_status("running", self.state.step)
+        self._parent_step = self.state.step
+        runtime.barrier(self.env)
+        if self.checkpoint_callback is not None:
+            self.checkpoint_callback(info or {"step": self.state.step})
+        return info
+
+    def finish(self, reason: str) -> dict[str, Any]:
+        final = self.evaluate(0) if reason != "interrupted" else None
+        if reason != "interrupted":
+            self.write_samples()
+        info = self.checkpoint()
+        result = {
+            "run_id": self.config.run_id, "dataset_id": self.config.dataset_id, "model_id": self.config.model_id,
+            "family": self.config.model.family, "flavor": self.config.model.flavor, "seed": self.cfg.seed,
+            "stop_reason": reason, "step": self.state.step, "samples": self.state.samples,
+            "tokens": self.state.tokens, "train_seconds": self.state.train_seconds,
+            "tokens_per_s": self.state.tokens / max(self.state.train_seconds, 1e-9),
+            "parameters": self.model.num_parameters(), "memory_bytes": self.model.memory_bytes(),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "sleeps": self.state.sleeps, "rollbacks": self.state.rollbacks,
+            "val_bpb": final.bits_per_byte if final else None, "val_bytes": final.n_bytes if final else None,
+            "checkpoint": self.store.uri(info["path"]) if info else None, "run_uri": self.run_dir.uri,
+        }
+        if self.env.is_main:
+            state = "finished" if reason in ("finished", "budget") else reason
+            if reason in ("finished", "budget"):
+                self.run_dir.write_result(result)
+            self.run_dir.set_status(state, self.state.step)
+            self.tracker.log_metrics({"final/val_bpb": result["val_bpb"] or float("nan"),
+                                      "final/tokens_per_s": result["tokens_per_s"]}, self.state.step)
+            self.tracker.set_tags({"nightshift.stop_reason": reason,
+                                   "nightshift.checkpoint": result["checkpoint"] or ""})
+            self.tracker.log_text(_json(result), "result.json")
+        self.tracker.finish("KILLED" if reason == "interrupted" else "FINISHED")
+        return result
+
+    # ------------------------------------------------------------- helpers
+    def _start_tracking(self) -> None:
+        tags = run_tags(self.config, self.dataset.manifest, backend=self.env.backend, run_uri=self.run_dir.uri)
+        lineage = lineage_of(self.store, self.config)
+        if lineage:  # a fork: the UI shows where it came from
+            tags.update({"nightshift.parent_run": lineage["parent_run_id"],
+                         "nightshift.parent_step": str(lineage["parent_step"])})
+        self.tracker.start(run_key=self.config.run_id, run_name=run_name(self.config, self.dataset.manifest),
+                           experiment=f"nightshift-{self.dataset.source}", tags=tags,
+                           params=self.config.to_dict())
+
+    def _bar(self):  # noqa: ANN202 - tqdm or None
+        if not self.progress_bar:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.cfg.steps, initial=self.state.step, unit="step", dynamic_ncols=True,
+                    desc=f"{self.config.model.family}:{self.config.model.flavor}")
+
+    def _inject_loss_fault(self, loss: Tensor) -> Tensor:
+        """Test/drill hook (NIGHTSHIFT_FAULTS): a NaN or a spike at a given step, fired once."""
+        for fault in self.faults:
+            if fault.kind in ("nan", "spike") and fault.step == self.state.step + 1 \
+                    and fault.step not in self._faults_fired:
+                self._faults_fired.add(fault.step)
+                return loss * float("nan") if fault.kind == "nan" else loss * (fault.arg or 100.0)
+        return loss
+
+    def _inject_pause(self, step: int) -> None:
+        for fault in self.faults:
+            if fault.kind == "pause" and fault.step == step:
+                time.sleep(fault.arg or 1.0)
+
+
+def _autocast_or_none(ctx: Any) -> Any:
+    return ctx if isinstance(ctx, torch.autocast) else None
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

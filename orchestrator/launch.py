@@ -18,10 +18,11 @@ from pipelines.store import Store
 log = logging.getLogger(__name__)
 
 
-def make_tracker(tracking_uri: str | None, store: Store, rank: int):  # noqa: ANN201 - Tracker
+def make_tracker(tracking_uri: str | None, store: Store, rank: int, config: RunConfig):  # noqa: ANN201
+    """MLflow (embedded sqlite by default) plus a JSONL history beside the run in the store."""
     from orchestrator.tracking import build_tracker
 
-    return build_tracker(tracking_uri, store, rank=rank)
+    return build_tracker(tracking_uri, store, rank=rank, run_prefix=config.run_path)
 
 
 def train_in_process(config: RunConfig, store_url: str, env: Env, tracking_uri: str | None,
@@ -30,7 +31,7 @@ def train_in_process(config: RunConfig, store_url: str, env: Env, tracking_uri: 
     from orchestrator.trainer import Trainer
 
     store = Store.open(store_url)
-    tracker = make_tracker(tracking_uri, store, env.rank)
+    tracker = make_tracker(tracking_uri, store, env.rank, config)
     trainer = Trainer(config, store, env=env, tracker=tracker, progress_bar=progress,
                       checkpoint_callback=checkpoint_callback)
     return trainer.run()

@@ -13,7 +13,8 @@ from pipelines.sizes import format_size
 def dataset_size(manifest: dict[str, Any]) -> int:
     """The requested training size (--max-bytes) if any, else the bytes actually prepared."""
     cfg = manifest.get("config", {})
-    return int(cfg.get("max_bytes") or manifest.get("totals", {}).get("train", {}).get("bytes", 0) or 0)
+    prepared = manifest.get("splits", {}).get("train", {}).get("totals", {}).get("bytes", 0)
+    return int(cfg.get("max_bytes") or prepared or 0)
 
 
 def run_name(config: RunConfig, manifest: dict[str, Any]) -> str:
@@ -33,7 +34,7 @@ def git_commit() -> str:
 def run_tags(config: RunConfig, manifest: dict[str, Any], *, backend: str, run_uri: str) -> dict[str, str]:
     tok = manifest.get("tokenizer", {})
     return {
-        "dataset.source": str(manifest.get("source") or manifest.get("config", {}).get("source", "")),
+        "dataset.source": str(manifest.get("config", {}).get("source", "")),
         "dataset.size_bytes": str(dataset_size(manifest)),
         "dataset.id": config.dataset_id,
         "dataset.tokenizer": str(tok.get("name", "")),
@@ -46,3 +47,10 @@ def run_tags(config: RunConfig, manifest: dict[str, Any], *, backend: str, run_u
         "backend": backend,
         "git.commit": git_commit(),
     }
+
+
+def experiment_name(source: str) -> str:
+    """One MLflow experiment per data source: `pg19`, `fineweb`, or `local-<folder>` for local paths."""
+    if source.startswith("local:"):
+        return "local-" + (Path(source[6:]).stem or "data")
+    return source

@@ -28,7 +28,7 @@ from orchestrator.evaluate import EvalResult, bits_per_byte
 from orchestrator.faults import parse_faults
 from orchestrator.fork import lineage_of
 from orchestrator.optim import build_optimizer, build_scheduler
-from orchestrator.run_tags import run_name, run_tags
+from orchestrator.run_tags import experiment_name, run_name, run_tags
 from orchestrator.runs import RunDir
 from orchestrator.sampling import generate_samples
 from orchestrator.signals import StopRequest
@@ -86,7 +86,6 @@ class Trainer:
         if env.world_size > 1 and cfg.batch_size % (env.world_size * cfg.grad_accum):
             raise UserError(f"batch_size={cfg.batch_size} must be divisible by world_size x grad_accum "
                             f"= {env.world_size} x {cfg.grad_accum}")
-        self.dataset = open_dataset(self.store, self.config.dataset_id)
         self.tokenizer = self.dataset.tokenizer()
         self.vocab = vocab_of(self.tokenizer)
         runtime.seed_everything(cfg.seed)
@@ -136,6 +135,7 @@ class Trainer:
 
     # ------------------------------------------------------------------- loop
     def run(self) -> dict[str, Any]:
+        self.dataset = open_dataset(self.store, self.config.dataset_id)  # before anything is written
         if self.env.is_main:
             self.run_dir.write_config()
         runtime.barrier(self.env)
@@ -144,7 +144,7 @@ class Trainer:
             return self.run_dir.result()
         self.setup()
         self._start_tracking()
-        stop = StopRequest.install()
+        stop = self._stop = StopRequest.install()
         reason = "finished"
         if self.env.is_main:
             self.run_dir.set_status("running", self.state.step, backend=self.env.backend)
@@ -359,7 +359,7 @@ class Trainer:
             tags.update({"nightshift.parent_run": lineage["parent_run_id"],
                          "nightshift.parent_step": str(lineage["parent_step"])})
         self.tracker.start(run_key=self.config.run_id, run_name=run_name(self.config, self.dataset.manifest),
-                           experiment=f"nightshift-{self.dataset.source}", tags=tags,
+                           experiment=experiment_name(self.dataset.source), tags=tags,
                            params=self.config.to_dict())
 
     def _bar(self):  # noqa: ANN202 - tqdm or None
@@ -380,9 +380,12 @@ class Trainer:
         return loss
 
     def _inject_pause(self, step: int) -> None:
+        """Test/drill hook: hold still after `step` (a window to kill or signal the process)."""
         for fault in self.faults:
             if fault.kind == "pause" and fault.step == step:
-                time.sleep(fault.arg or 1.0)
+                deadline = time.monotonic() + (fault.arg or 1.0)
+                while time.monotonic() < deadline and not self._stop.requested:
+                    time.sleep(0.05)
 
 
 def _autocast_or_none(ctx: Any) -> Any:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
                              valid_bytes=valid, tokenizer=args.tokenizer)
         manifest = prepare(pcfg, store, actors=1, progress=not args.no_progress)
         for model in models:
-            config = build_run_config(manifest["dataset_id"], model, {"eval_every": "0"}, steps=args.steps)
+            config = build_run_config(manifest.dataset_id, model, {"eval_every": "0"}, steps=args.steps)
             result = launch(config, store, tracking_uri=args.tracking_uri, progress=not args.no_progress)
             rows.append({"size": size, "model": model, **result})
     if args.json:

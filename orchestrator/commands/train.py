@@ -56,12 +56,12 @@ def resolve_dataset(args: argparse.Namespace, store) -> str:  # noqa: ANN001 - S
     from pipelines.prepare import PrepareConfig, prepare
     from pipelines.sizes import parse_size
 
-    config = PrepareConfig(source=args.source, text_field=args.text_field,
-                           max_bytes=parse_size(args.max_bytes, what="--max-bytes"),
+    extra = {"text_field": args.text_field} if args.text_field else {}
+    config = PrepareConfig(source=args.source, max_bytes=parse_size(args.max_bytes, what="--max-bytes"),
                            valid_bytes=parse_size(args.valid_bytes, what="--valid-bytes"),
-                           tokenizer=args.tokenizer)
+                           tokenizer=args.tokenizer, **extra)
     manifest = prepare(config, store, actors=args.actors, progress=not getattr(args, "no_progress", False))
-    return manifest["dataset_id"]
+    return manifest.dataset_id
 
 
 def run_config_from_args(args: argparse.Namespace, store) -> RunConfig:  # noqa: ANN001

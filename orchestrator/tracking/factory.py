@@ -1,0 +1,103 @@
+"""Pick the tracker for a process: MLflow (+ a JSONL history in the store) on rank 0, Noop elsewhere.
+
+The default needs no setup: a sqlite tracking DB and an artifact folder inside
+the local store (`<store>/mlflow.db`, `<store>/mlflow-artifacts`), which
+`nightshift ui` opens. MLflow 3 refuses a plain folder as a tracking store,
+hence sqlite. `--tracking-uri http://...` points at a server instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from orchestrator.errors import UserError
+from orchestrator.tracking.base import CompositeTracker, NoopTracker, Tracker
+from orchestrator.tracking.jsonl import JsonlTracker
+from pipelines.store import Store
+
+logger = logging.getLogger(__name__)
+
+TRACKING_DB = "mlflow.db"
+ARTIFACTS_DIR = "mlflow-artifacts"
+DISABLED = frozenset({"none", "off", "false", "0"})
+_SCHEMES = ("http://", "https://", "sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+",
+            "mssql://", "mssql+", "databricks")
+
+
+def open_store(store: Store | str | None) -> Store:
+    return store if isinstance(store, Store) else Store.open(store)
+
+
+def default_tracking_uri(store: Store | str | None) -> str | None:
+    """`sqlite:///<store>/mlflow.db` for a local store; None for a remote one (sqlite cannot live on S3)."""
+    store = open_store(store)
+    return f"sqlite:///{store.path(TRACKING_DB)}" if store.is_local else None
+
+
+def default_artifact_root(uri: str, store: Store | str | None) -> str | None:
+    """Where a database-backed tracking URI keeps artifacts; None for a server (it decides)."""
+    if uri.startswith(("http://", "https://", "databricks")):
+        return None
+    store = open_store(store)
+    if uri == default_tracking_uri(store) or not uri.startswith("sqlite:///"):
+        return store.uri(ARTIFACTS_DIR)
+    return posixpath.join(os.path.dirname(uri[len("sqlite:///"):]) or ".", ARTIFACTS_DIR)
+
+
+def check_tracking_uri(uri: str) -> str:
+    """A one-line error for URIs MLflow 3 cannot track into (plain folders, file://, typos)."""
+    if uri.startswith(_SCHEMES):
+        if uri.startswith("sqlite:///"):
+            os.makedirs(os.path.dirname(os.path.abspath(uri[len("sqlite:///"):])), exist_ok=True)
+        return uri
+    raise UserError(f"tracking URI {uri!r} is not supported; use sqlite:///path/to/mlflow.db (local), "
+                    "http(s)://host:port (an `mlflow server`), or a postgresql:// / mysql:// database")
+
+
+def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
+                  run_prefix: str | Sequence[str] | None = None, enabled: bool = True,
+                  on_unreachable: Literal["error", "spool"] = "error", **mlflow_options: Any) -> Tracker:
+    """The tracker for one process of a run.
+
+    uri: MLflow tracking URI; None means the embedded sqlite DB of a local store;
+        "none" (or "off") turns MLflow off, like `enabled=False`.
+    store: the artifact store (URL or `Store`); spool and JSONL history live in it.
+    rank: only rank 0 tracks; every other rank gets a `NoopTracker`.
+    run_prefix: the run's folder in the store (`runs/<dataset>/<model>/<run>`); when
+        given, a JSONL history goes to `<run_prefix>/tracking/` and the outage spool to
+        `<run_prefix>/tracking-spool/` (else `tracking-spool/<run key>` in the store).
+    enabled: False keeps only the JSONL history (`--no-mlflow`).
+    on_unreachable: "error" stops at start with a one-line `UserError` when the server
+        is down; "spool" trains on and sends everything when it returns.
+    mlflow_options: passed to `MlflowTracker` (flush/retry intervals, ...).
+    """
+    if rank != 0:
+        return NoopTracker()
+    store = open_store(store)
+    if uri is not None and uri.strip().lower() in DISABLED:
+        enabled, uri = False, None
+    prefix = posixpath.join(*run_prefix) if isinstance(run_prefix, (list, tuple)) else run_prefix
+    trackers: list[Tracker] = []
+    if enabled:
+        uri = uri or default_tracking_uri(store)
+        if uri is None:
+            logger.warning("store %s is not local, so there is no embedded MLflow DB; pass --tracking-uri "
+                           "to track in MLflow (the JSONL history in the store is still written)", store.url)
+        else:
+            from orchestrator.tracking.mlflow_tracker import MlflowTracker  # the only mlflow import
+
+            local = default_tracking_uri(store)
+            trackers.append(MlflowTracker(
+                check_tracking_uri(uri), spool_store=store,
+                spool_prefix=f"{prefix}/tracking-spool" if prefix else None,
+                artifact_root=default_artifact_root(uri, store), on_unreachable=on_unreachable,
+                fallback_hint=local, **mlflow_options))
+    if prefix:
+        trackers.append(JsonlTracker(store, f"{prefix}/tracking"))
+    if not trackers:
+        return NoopTracker()
+    return trackers[0] if len(trackers) == 1 else CompositeTracker(trackers)

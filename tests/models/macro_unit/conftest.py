@@ -1,0 +1,33 @@
+"""Fixtures: a byte-vocab macro-unit model trained on a slice of pg19 (shared across a module)."""
+
+from __future__ import annotations
+
+import pytest
+import tiktoken
+
+from models.macro_unit import Config
+from models.protocol import Vocab
+from tests.models.macro_unit.helpers import train
+
+SMALL = dict(max_order=5, max_entries_per_order=1 << 16, chunk_bytes=1 << 16, train_seq_len=1024,
+             sample_bytes=1 << 16, holdout_bytes=1 << 14, holdout_every=16, candidates_per_round=64,
+             max_candidates=512, promotion_rounds=2)
+
+
+@pytest.fixture(scope="module")
+def trained(pg19_texts):
+    """Order-5 model on 300 KB of a pg19 book, after one sleep (so it has units)."""
+    from models.protocol import SleepContext
+
+    model = Config(**SMALL).build(Vocab.bytes_vocab())
+    train(model, pg19_texts["train"][2].encode()[:300_000])
+    model.sleep(SleepContext(step=1))
+    return model
+
+
+@pytest.fixture(scope="session")
+def gpt2_vocab() -> tuple[Vocab, tiktoken.Encoding]:
+    enc = tiktoken.get_encoding("gpt2")
+    vocab = Vocab(name="gpt2", size=enc.n_vocab, eot_id=enc.eot_token,
+                  token_bytes=tuple(enc.decode_single_token_bytes(i) for i in range(enc.n_vocab)))
+    return vocab, enc

@@ -1,0 +1,37 @@
+"""The family learns: bits per byte on pg19 validation slices, against order-0 and order-2 baselines."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from models.macro_unit import Config
+from models.protocol import SleepContext, Vocab
+from tests.models.macro_unit.conftest import SMALL
+from tests.models.macro_unit.helpers import bits_per_byte, train
+
+TRAIN_BYTES = 1_500_000
+VAL_BYTES = 40_000  # the first 40 KB of each validation book
+
+
+def test_bits_per_byte_falls_far_below_untrained_and_beats_low_order_baselines(pg19_texts) -> None:
+    train_text = "".join(pg19_texts["train"][:4]).encode()[:TRAIN_BYTES]
+    val = [t.encode()[:VAL_BYTES] for t in pg19_texts["validation"]]
+    bpb = {}
+    for order in (0, 2, 5):
+        model = Config(**{**SMALL, "max_order": order, "max_entries_per_order": 1 << 20}).build(Vocab.bytes_vocab())
+        if order == 5:
+            bpb["untrained"] = bits_per_byte(model, val)
+        train(model, train_text, batch=64)
+        model.sleep(SleepContext(step=1))  # units must not change what the byte model predicts
+        bpb[order] = bits_per_byte(model, val)
+    # an independent order-0 reference: add-1/2 unigram over the same training bytes
+    counts = np.bincount(np.frombuffer(train_text, dtype=np.uint8), minlength=256) + 0.5
+    p = counts / counts.sum()
+    ref0 = -sum(np.log2(p[np.frombuffer(v, dtype=np.uint8)]).sum() for v in val) / sum(map(len, val))
+    # untrained: uniform over 256 bytes (8 bits) and p_eot = (0 + 1) / (0 + 0 + 2) (1 bit)
+    assert abs(bpb["untrained"] - 9.0) < 1e-6
+    assert abs(bpb[0] - ref0) < 0.02
+    assert bpb[5] < bpb[2] - 0.4 and bpb[2] < bpb[0] - 1.0
+    assert bpb[5] < 2.7 and math.isfinite(bpb[5]), bpb

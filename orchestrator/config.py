@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -181,6 +182,8 @@ def build_run_config(dataset_id: str, model: str, sets: dict[str, str] | None = 
     if seed is not None:
         train = dataclasses.replace(train, seed=seed)
     train.validate()
-    if hasattr(spec.config, "validate"):
-        spec.config.validate()
+    validate = getattr(spec.config, "validate", None)
+    if validate is not None and not any(  # vocab-independent checks run now; the rest at build()
+            p.default is inspect.Parameter.empty for p in inspect.signature(validate).parameters.values()):
+        validate()
     return RunConfig(dataset_id=dataset_id, model=spec, train=train)

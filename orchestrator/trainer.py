@@ -64,8 +64,10 @@ class Progress:
 class Trainer:
     def __init__(self, config: RunConfig, store: Store, *, env: runtime.Env | None = None,
                  tracker: Tracker | None = None, progress_bar: bool = True,
-                 hooks: Sequence[Hook] = (), checkpoint_callback: Callable[[dict], None] | None = None) -> None:
+                 hooks: Sequence[Hook] = (), checkpoint_callback: Callable[[dict], None] | None = None,
+                 parent_run_id: str | None = None) -> None:
         self.config, self.store = config, store
+        self.parent_run_id = parent_run_id  # a sweep's MLflow run: this run is tracked nested under it
         self.env = env or runtime.Env()
         self.tracker = tracker or NoopTracker()
         self.progress_bar = progress_bar and self.env.is_main
@@ -91,8 +93,8 @@ class Trainer:
         runtime.seed_everything(cfg.seed)
         self.model: LanguageModel = self.config.model.config.build(self.vocab).to(self.device)
         check = getattr(self.model, "check_dataset", None)
-        if check is not None:
-            check(self.dataset.manifest)
+        if check is not None:  # e.g. a window longer than any document: refuse before compute
+            check(**dataset_shape(self.dataset.manifest))
         self.gradient = self.model.trains_by_gradient
         self.micro_batch = cfg.batch_size // (env.world_size * cfg.grad_accum)
         self.reader = self.dataset.train_reader(self.model.train_seq_len, self.micro_batch,
@@ -360,7 +362,7 @@ class Trainer:
                          "nightshift.parent_step": str(lineage["parent_step"])})
         self.tracker.start(run_key=self.config.run_id, run_name=run_name(self.config, self.dataset.manifest),
                            experiment=experiment_name(self.dataset.source), tags=tags,
-                           params=self.config.to_dict())
+                           params=self.config.to_dict(), parent_run_id=self.parent_run_id)
 
     def _bar(self):  # noqa: ANN202 - tqdm or None
         if not self.progress_bar:
@@ -386,6 +388,13 @@ class Trainer:
                 deadline = time.monotonic() + (fault.arg or 1.0)
                 while time.monotonic() < deadline and not self._stop.requested:
                     time.sleep(0.05)
+
+
+def dataset_shape(manifest: dict[str, Any]) -> dict[str, int]:
+    """Longest document (an upper bound where shards did not record it) and total training tokens."""
+    shards = manifest["splits"]["train"]["shards"]
+    longest = max((s.get("max_doc_tokens", s["tokens"]) for s in shards), default=0)
+    return {"max_doc_tokens": int(longest), "total_tokens": int(manifest["splits"]["train"]["totals"]["tokens"])}
 
 
 def _autocast_or_none(ctx: Any) -> Any:

@@ -36,7 +36,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # global norm clip; 0 disables
     seed: int = 0  # model init, data order, sampling
     eval_every: int = 200  # steps between validation evals (0: only the final one)
-    eval_max_bytes: int = 0  # cap on validation bytes for periodic evals (0: all); the final eval always uses all
+    eval_max_bytes: int = 100_000  # cap on validation bytes for periodic evals (0: all); the final eval always uses all
     eval_batch_size: int = 16  # windows per evaluation forward pass
     sleep_every: int = 0  # samples between sleep phases (0: never)
     sample_every: int = 0  # steps between generated samples (0: only at the end)

@@ -1,0 +1,109 @@
+"""The giant run on Modal: H100s, a Volume for the store, retries that resume from the last checkpoint.
+
+    modal run jobs/giant.py --dataset pg19 --max-samples 2000000 --vocab-size 50257 --context-size 4096 \\
+        --max-attractors 1000000 --noise-std 0.3 --log-every 100 --deep-log-every 5000 \\
+        --generate-every 5000 --sleep-every 200000 --episodic-buffer-size 8192 --rem-cycles 3
+    modal run -d jobs/giant.py ... --gpu H100:8     # detached: keeps running after you disconnect
+
+`--model` picks any family (default holographic); flags a family has no field
+for are ignored with a warning. The body is `orchestrator.backends.modal_run.run_giant`,
+a plain function: `giant.local(...)` runs it here, on CPU, without Modal.
+Secrets (created once with `modal secret create`): `nightshift-s3` (AWS_* for an
+s3:// store) and `nightshift-mlflow` (MLFLOW_TRACKING_URI and credentials); set
+NIGHTSHIFT_MODAL_SECRETS to other names, or to "" for none.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import modal
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `modal run jobs/giant.py` from a checkout
+    sys.path.insert(0, str(ROOT))
+
+APP_NAME = "nightshift-giant"
+VOLUME_NAME = "nightshift"
+VOLUME_MOUNT = "/vol"
+STORE_ON_VOLUME = f"{VOLUME_MOUNT}/nightshift"
+DEFAULT_GPU = "H100"
+MAX_TIMEOUT_S = 24 * 60 * 60  # Modal's maximum; a longer run continues in a retry from its checkpoint
+RETRIES = modal.Retries(max_retries=10, backoff_coefficient=1.0, initial_delay=30.0)
+PACKAGES = ("torch", "numpy", "tiktoken", "pyarrow", "fsspec", "s3fs", "datasets", "mlflow", "rich", "tqdm",
+            "pyyaml")
+
+
+def pinned(packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    """The versions CI tests (.ci/constraints.txt), CUDA wheels instead of the CPU build."""
+    pins: dict[str, str] = {}
+    constraints = ROOT / ".ci" / "constraints.txt"
+    if constraints.exists():
+        for line in constraints.read_text().splitlines():
+            name, sep, version = line.strip().partition("==")
+            if sep:
+                pins[name.lower()] = version.split("+")[0]
+    return [f"{p}=={pins[p]}" if p in pins else p for p in packages]
+
+
+def secret_names() -> list[str]:
+    raw = os.environ.get("NIGHTSHIFT_MODAL_SECRETS", "nightshift-s3,nightshift-mlflow")
+    return [s.strip() for s in raw.split(",") if s.strip()]
+
+
+app = modal.App(APP_NAME)
+image = (
+    modal.Image.debian_slim(python_version="3.11")
+    .pip_install(*pinned())
+    .env({"HF_HOME": f"{VOLUME_MOUNT}/hf-cache", "TIKTOKEN_CACHE_DIR": f"{VOLUME_MOUNT}/tiktoken-cache"})
+    .add_local_python_source("orchestrator", "models", "pipelines")
+)
+# Lazy references: nothing here talks to Modal until `modal run` deploys the app.
+volume = modal.Volume.from_name(VOLUME_NAME, create_if_missing=True)
+secrets = [modal.Secret.from_name(name) for name in secret_names()]
+
+
+@app.function(image=image, gpu=DEFAULT_GPU, volumes={VOLUME_MOUNT: volume}, secrets=secrets,
+              timeout=MAX_TIMEOUT_S, retries=RETRIES)
+def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: str | None = None) -> dict:
+    """One attempt of the giant run; Modal calls it again (same input) after a preemption or failure."""
+    from orchestrator.backends.giant import GiantFlags
+    from orchestrator.backends.modal_run import run_giant
+    from pipelines.store import default_store_url
+
+    on_modal = not modal.is_local()
+    store_url = store or (STORE_ON_VOLUME if on_modal else default_store_url())
+    uses_volume = on_modal and store_url.startswith(VOLUME_MOUNT)
+    return run_giant(GiantFlags.from_dict(flags), store_url=store_url, gpus=gpus,
+                     tracking_uri=tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
+                     volume=volume if uses_volume else None, prepare_actors=0, progress=False)
+
+
+@app.local_entrypoint()
+def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | None = None,
+         vocab_size: int | None = None, context_size: int | None = None, max_attractors: int | None = None,
+         noise_std: float | None = None, log_every: int | None = None, deep_log_every: int | None = None,
+         generate_every: int | None = None, sleep_every: int | None = None,
+         episodic_buffer_size: int | None = None, rem_cycles: int | None = None, batch_size: int | None = None,
+         tokenizer: str | None = None, max_bytes: str = "1GB", valid_bytes: str = "10MB", seed: int = 0,
+         sets: str = "", gpu: str = DEFAULT_GPU, store: str | None = None, tracking_uri: str | None = None) -> None:
+    """Validate the flags here (seconds), then run on Modal (hours); `--sets "lr=3e-4;n_layer=8"`."""
+    import json
+
+    from orchestrator.backends.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
+
+    flags = GiantFlags(dataset=dataset, model=model, max_samples=max_samples, vocab_size=vocab_size,
+                       context_size=context_size, max_attractors=max_attractors, noise_std=noise_std,
+                       log_every=log_every, deep_log_every=deep_log_every, generate_every=generate_every,
+                       sleep_every=sleep_every, episodic_buffer_size=episodic_buffer_size, rem_cycles=rem_cycles,
+                       batch_size=batch_size, tokenizer=tokenizer, max_bytes=max_bytes, valid_bytes=valid_bytes,
+                       seed=seed, sets=tuple(s for s in sets.split(";") if s.strip()))
+    tokenizer_for(flags)
+    gpus = gpu_count(gpu)
+    config, _ = giant_run_config(flags, "flag-check-000000000000")  # bad flags fail before any GPU starts
+    check_world(config, gpus)
+    fn = giant if gpu == DEFAULT_GPU else giant.with_options(gpu=gpu)
+    result = fn.remote(flags.to_dict(), store=store, gpus=gpus, tracking_uri=tracking_uri)
+    print(json.dumps(result, indent=2, sort_keys=True, default=str))

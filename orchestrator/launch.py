@@ -26,24 +26,30 @@ def make_tracker(tracking_uri: str | None, store: Store, rank: int, config: RunC
 
 
 def train_in_process(config: RunConfig, store_url: str, env: Env, tracking_uri: str | None,
-                     progress: bool = True, checkpoint_callback=None) -> dict[str, Any]:  # noqa: ANN001
-    """The body every backend runs on every rank."""
+                     progress: bool = True, checkpoint_callback=None,  # noqa: ANN001
+                     parent_run_id: str | None = None) -> dict[str, Any]:
+    """The body every backend runs on every rank (`parent_run_id`: nest the tracked run under a sweep's)."""
     from orchestrator.trainer import Trainer
 
     store = Store.open(store_url)
     tracker = make_tracker(tracking_uri, store, env.rank, config)
     trainer = Trainer(config, store, env=env, tracker=tracker, progress_bar=progress,
-                      checkpoint_callback=checkpoint_callback)
+                      checkpoint_callback=checkpoint_callback, parent_run_id=parent_run_id)
     return trainer.run()
 
 
 def launch(config: RunConfig, store: Store, *, backend: str = "local", workers: int = 1,
-           gpus_per_worker: float = 0.0, tracking_uri: str | None = None, progress: bool = True) -> dict[str, Any]:
+           gpus_per_worker: float = 0.0, tracking_uri: str | None = None, progress: bool = True,
+           parent_run_id: str | None = None) -> dict[str, Any]:
     if workers < 1:
         raise UserError(f"--workers {workers}: must be >= 1")
+    if parent_run_id and backend == "local" and workers > 1:
+        log.warning("nesting under sweep run %s is not wired for local multi-process runs; run %s is "
+                    "tracked on its own", parent_run_id, config.run_id)
     if backend == "local":
         if workers == 1:
-            return train_in_process(config, store.url, Env(backend="local"), tracking_uri, progress)
+            return train_in_process(config, store.url, Env(backend="local"), tracking_uri, progress,
+                                    parent_run_id=parent_run_id)
         from orchestrator.backends.local_ddp import run_local_ddp
 
         return run_local_ddp(config, store.url, workers, tracking_uri, progress)
@@ -51,7 +57,7 @@ def launch(config: RunConfig, store: Store, *, backend: str = "local", workers: 
         from orchestrator.backends.ray_backend import run_on_ray
 
         return run_on_ray(config, store.url, workers=workers, gpus_per_worker=gpus_per_worker,
-                          tracking_uri=tracking_uri)
+                          tracking_uri=tracking_uri, parent_run_id=parent_run_id)
     raise UserError(f"unknown backend {backend!r}; accepted: local, ray (modal: `modal run jobs/giant.py`)")
 
 

@@ -109,7 +109,9 @@ class Trainer:
             self.forward_model = torch.compile(self.model)
         if self.gradient and env.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.forward_model = torch.nn.parallel.DistributedDataParallel(self.forward_model, device_ids=ids)
+            unused = bool(getattr(self.model, "ddp_find_unused_parameters", False))  # e.g. attractor's detach mode
+            self.forward_model = torch.nn.parallel.DistributedDataParallel(
+                self.forward_model, device_ids=ids, find_unused_parameters=unused)
 
     def restore(self, step: int | None = None) -> bool:
         """Load the latest (or a given) checkpoint into model, optimizer, reader, RNG and counters."""

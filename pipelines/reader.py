@@ -180,15 +180,25 @@ class TrainReader:
                 "batch_size": self.batch_size, "world_size": self.world_size}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        mine = {"dataset_id": self.dataset.id, "seq_len": self.seq_len, "batch_size": self.batch_size,
-                "world_size": self.world_size}
+        """Resume at the saved cursor; another world size is fine when the global batch is unchanged.
+
+        The cursor is a global sample index, so a run started on one process can
+        resume on N Ray workers (each with batch_size / N) at exactly the same sample.
+        """
+        mine = {"dataset_id": self.dataset.id, "seq_len": self.seq_len}
         for key, value in mine.items():
             if state.get(key) != value:
                 raise DataError(f"reader state has {key}={state.get(key)!r} but this reader has {value!r}; "
-                                "resume with the same dataset, seq_len, batch_size and world_size")
+                                "resume with the same dataset and seq_len")
+        global_batch = self.batch_size * self.world_size
+        saved_global = int(state["batch_size"]) * int(state["world_size"])
+        if saved_global != global_batch:
+            raise DataError(f"reader state has a global batch of {saved_global} sequences "
+                            f"({state['batch_size']} x {state['world_size']} ranks) but this reader has "
+                            f"{global_batch} ({self.batch_size} x {self.world_size}); keep batch_size the same")
         self.seed = int(state["seed"])
         self.epoch = int(state["epoch"])
-        self.batch = int(state["batch"])
+        self.batch = int(state["sample_index"]) // global_batch
         self._layout_epoch = -1
 
     def _layout(self) -> None:

@@ -102,10 +102,28 @@ def test_resume_from_state_dict_repeats_and_skips_nothing(fineweb_ds, stop):
     assert all(np.array_equal(x, y) for x, y in zip(expected, [next(fresh) for _ in range(5)]))
 
 
-def test_state_from_another_layout_is_refused(fineweb_ds):
+def test_state_with_another_global_batch_is_refused(fineweb_ds):
     state = fineweb_ds.train_reader(SEQ, BATCH, world_size=2).state_dict()
-    with pytest.raises(DataError, match=r"world_size=2 but this reader has 1"):
+    with pytest.raises(DataError, match=rf"global batch of {2 * BATCH} sequences \({BATCH} x 2 ranks\) but this reader has {BATCH}\b"):
         fineweb_ds.train_reader(SEQ, BATCH).load_state_dict(state)
+    with pytest.raises(DataError, match=r"seq_len"):
+        fineweb_ds.train_reader(SEQ * 2, BATCH).load_state_dict(state)
+
+
+def test_one_process_cursor_resumes_on_two_ranks_at_the_same_samples(fineweb_ds):
+    """Start on a laptop, resume on 2 Ray workers: same global batch, split across ranks."""
+    single = fineweb_ds.train_reader(SEQ, 2 * BATCH, seed=3)
+    for _ in range(3):
+        next(single)
+    state = single.state_dict()
+    expected = next(single)  # the next global batch of 2*BATCH sequences
+    halves = []
+    for rank in range(2):
+        reader = fineweb_ds.train_reader(SEQ, BATCH, rank=rank, world_size=2, seed=3)
+        reader.load_state_dict(state)
+        halves.append(next(reader))
+    got = {tuple(r) for h in halves for r in h.tolist()}
+    assert got == {tuple(r) for r in expected.tolist()}
 
 
 def test_memory_stays_bounded_to_a_couple_of_shards(fineweb_ds):

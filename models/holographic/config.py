@@ -1,0 +1,81 @@
+"""Configuration of the holographic family; field names follow the giant-run flags where they map."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from models.errors import ModelConfigError
+from models.protocol import Vocab
+
+if TYPE_CHECKING:
+    from models.holographic.model import HolographicModel
+
+log = logging.getLogger(__name__)
+
+STORE_POLICIES = ("reservoir", "ring")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    context_size: int = 64  # tokens in a context window (--context-size); = context_length
+    max_attractors: int = 1_000_000  # episodes the store keeps (--max-attractors)
+    store_policy: Literal["reservoir", "ring"] = "reservoir"  # uniform sample of all seen, or most recent
+    noise_std: float = 0.3  # spread of the seeded token embeddings (--noise-std)
+    seed: int = 0  # embeddings and every random choice of the memory
+    episodic_buffer_size: int = 8192  # episodes sampled uniformly between sleeps (--episodic-buffer-size)
+    rem_cycles: int = 3  # REM recombination rounds per sleep (--rem-cycles); 0 = no schemas
+    rem_pairs: int = 64  # prototype pairs recombined per REM cycle
+    knn_k: int = 32  # neighbours that vote
+    prior_k: int = 8  # prototypes in the distributed prior
+    signature_weight: float = 0.0  # weight of vorticity-signature cosine in retrieval (0 = keys only)
+    prototype_targets: int = 16  # targets kept per prototype histogram
+    max_prototypes: int = 65536
+    schema_gate: bool = True  # keep new schemas only when they improve held-out likelihood
+    holdout_every: int = 64  # about 1 in this many training rows is held out (never stored) to fit the mixture
+    holdout_size: int = 4096  # held-out windows kept (uniform sample)
+    train_seq_multiple: int = 8  # train_seq_len = context_size * this: one row yields many windows
+
+    def validate(self, vocab: Vocab) -> None:
+        """Raise ModelConfigError naming the first bad field; runs before any compute."""
+        positive = {
+            "context_size": self.context_size, "max_attractors": self.max_attractors,
+            "episodic_buffer_size": self.episodic_buffer_size, "rem_pairs": self.rem_pairs, "knn_k": self.knn_k,
+            "prior_k": self.prior_k, "prototype_targets": self.prototype_targets,
+            "max_prototypes": self.max_prototypes, "holdout_size": self.holdout_size,
+            "train_seq_multiple": self.train_seq_multiple,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ModelConfigError(f"holographic {name}={value!r}: must be an integer >= 1")
+        if not isinstance(self.rem_cycles, int) or isinstance(self.rem_cycles, bool) or self.rem_cycles < 0:
+            raise ModelConfigError(f"holographic rem_cycles={self.rem_cycles!r}: must be an integer >= 0")
+        if not isinstance(self.holdout_every, int) or self.holdout_every < 2:
+            raise ModelConfigError(f"holographic holdout_every={self.holdout_every!r}: must be an integer >= 2")
+        if not (isinstance(self.noise_std, int | float) and math.isfinite(self.noise_std) and self.noise_std > 0):
+            raise ModelConfigError(f"holographic noise_std={self.noise_std!r}: must be a finite number > 0")
+        if not (isinstance(self.signature_weight, int | float) and 0.0 <= self.signature_weight <= 1.0):
+            raise ModelConfigError(f"holographic signature_weight={self.signature_weight!r}: must be in [0, 1]")
+        if self.store_policy not in STORE_POLICIES:
+            raise ModelConfigError(
+                f"holographic store_policy={self.store_policy!r}: must be one of {', '.join(STORE_POLICIES)}"
+            )
+        if vocab.size < 2 or not 0 <= vocab.eot_id < vocab.size:
+            raise ModelConfigError(f"holographic: vocab {vocab.name!r} of size {vocab.size} with eot {vocab.eot_id}"
+                                   " is unusable (need size >= 2 and eot inside it)")
+        if vocab.size >= 1 << 31:
+            raise ModelConfigError(f"holographic: vocab size {vocab.size} too large (targets are int32)")
+
+    @property
+    def train_seq_len(self) -> int:
+        return self.context_size * self.train_seq_multiple
+
+    def build(self, vocab: Vocab) -> "HolographicModel":
+        self.validate(vocab)
+        if not vocab.lossless:
+            log.warning("holographic: tokenizer %r is not lossless; bits per byte will be refused", vocab.name)
+        from models.holographic.model import HolographicModel
+
+        return HolographicModel(self, vocab)

@@ -1,0 +1,286 @@
+"""HolographicModel: a memory family (no gradients) over Cl(3,1) context keys.
+
+observe(tokens (B, T+1)) turns every full window of `context_size` tokens
+inside each row into an episode (key, signature, next token); about one row
+in `holdout_every` is held out instead (never stored, never counted) to fit
+the probability mixture. score()/log_probs() look up with the same key
+function (see context.py for positions with a shorter left context).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from models.holographic import algebra, distributed, predict
+from models.holographic import sleep as dreaming
+from models.holographic.config import Config
+from models.holographic.context import window_features
+from models.holographic.memory import Memory, seeded
+from models.holographic.predict import Evidence
+from models.holographic.prototypes import Prototypes
+from models.holographic.store import knn
+from models.protocol import LanguageModel, SleepContext, Vocab
+
+QUERY_CHUNK = 4096  # queries per retrieval call in score()
+HASH_SPAN = 32  # leading tokens of a row that decide whether it is held out
+
+
+class HolographicModel(LanguageModel):
+    family = "holographic"
+    trains_by_gradient = False
+
+    def __init__(self, config: Config, vocab: Vocab) -> None:
+        super().__init__(vocab)
+        self.config = config
+        emb = algebra.token_embeddings(vocab.size, config.noise_std, config.seed)  # (V, 4, 4)
+        self.register_buffer("embeddings", emb)
+        bound = algebra.frobenius_normalize(algebra.bind(emb.double())).float()  # (V, 4, 4)
+        self.register_buffer("bound_targets", bound, persistent=False)
+        mult = (torch.arange(HASH_SPAN, dtype=torch.long) * 2654435761 + 97) % (1 << 31)
+        self.register_buffer("_row_hash", mult, persistent=False)
+        self.memory = Memory(
+            vocab_size=vocab.size, max_attractors=config.max_attractors, policy=config.store_policy,
+            buffer_size=config.episodic_buffer_size, holdout_size=config.holdout_size,
+            hist_width=config.prototype_targets, seed=config.seed,
+        )
+
+    # ----------------------------------------------------------------- shapes
+    @property
+    def context_length(self) -> int:
+        return self.config.context_size
+
+    @property
+    def train_seq_len(self) -> int:
+        return self.config.train_seq_len
+
+    def _check(self, tokens: Tensor, min_len: int) -> Tensor:
+        if tokens.dim() != 2 or tokens.shape[1] < min_len:
+            raise ValueError(f"holographic: expected token ids of shape (B, >= {min_len}), got {tuple(tokens.shape)}")
+        if tokens.dtype.is_floating_point or tokens.is_complex():
+            raise ValueError(f"holographic: token ids must be integers, got {tokens.dtype}")
+        if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab.size):
+            raise ValueError(f"holographic: token ids must lie in [0, {self.vocab.size}), "
+                             f"got [{int(tokens.min())}, {int(tokens.max())}]")
+        return tokens.long().cpu()
+
+    # --------------------------------------------------------------- training
+    def heldout_rows(self, tokens: Tensor) -> Tensor:
+        """(B, L) -> (B,) bool: a row is held out by a hash of its first tokens (rank- and order-free)."""
+        span = min(HASH_SPAN, tokens.shape[1])
+        h = (tokens[:, :span] * self._row_hash[:span]).sum(1)  # (B,)
+        return h % self.config.holdout_every == 0
+
+    @torch.no_grad()
+    def observe(self, tokens: Tensor) -> dict[str, float]:
+        """Store every full window of each row (B, T+1) as an episode; return metrics."""
+        n = self.config.context_size
+        tokens = self._check(tokens, n + 1)
+        t0 = time.perf_counter()
+        keys, norms, sigs = window_features(self.embeddings, tokens[:, :-1], n)  # (B, T, 16), (B, T), (B, T, 16)
+        keys, norms, sigs = keys[:, n - 1 :], norms[:, n - 1 :], sigs[:, n - 1 :]  # full windows only
+        targets = tokens[:, n:]  # (B, T-n+1): the token after each window
+        prev = tokens[:, n - 1 : -1]  # last token of each window
+        held = self.heldout_rows(tokens)  # (B,)
+        keep = ~held
+
+        def rows(mask: Tensor) -> dict[str, Tensor]:
+            return {"key": keys[mask].reshape(-1, 16), "norm": norms[mask].reshape(-1),
+                    "sig": sigs[mask].reshape(-1, 16).half(), "target": targets[mask].reshape(-1).int()}
+
+        episodes = rows(keep)
+        heldout = rows(held) | {"prev": prev[held].reshape(-1).int()}
+        # H += phi^-1 sum_b normalize(K_b) normalize(bind(E_y_b)); a unit key is a matrix of norm 2.
+        kmat = algebra.from_coefficients(episodes["key"]) / 2.0  # (M, 4, 4)
+        h_delta = algebra.PHI_INV * torch.einsum("mij,mjk->ik", kmat, self.bound_targets[targets[keep].reshape(-1)])
+        world = distributed.world()
+        self.memory.add(
+            episodes, heldout, tokens[keep, :-1], tokens[keep, 1:], h_delta.double(),
+            rank=world[0] if world else 0, synced=world is None,
+        )
+        m = episodes["target"].shape[0]
+        return {
+            "samples": float(m),
+            "heldout_samples": float(heldout["target"].shape[0]),
+            "store_size": float(self.memory.store.size),
+            "observe_seconds": time.perf_counter() - t0,
+        }
+
+    def synchronize(self) -> None:
+        if distributed.world() is not None:
+            self.memory.synchronize()
+
+    # --------------------------------------------------------------- retrieval
+    def evidence(self, keys: Tensor, sigs: Tensor, prev: Tensor, protos: Prototypes | None = None) -> Evidence:
+        """Flat queries (Q, 16), (Q, 16), (Q,) -> neighbours and prototype prior."""
+        store, w = self.memory.store, self.config.signature_weight
+        if w > 0:
+            q = torch.cat([keys * (1 - w), sigs.float() * w], 1)  # dot = (1-w) cos(K) + w cos(sig)
+            bank = torch.cat([store.view("key"), store.view("sig").float()], 1)
+        else:
+            q, bank = keys, store.view("key")
+        sims, idx = knn(q, bank, self.config.knn_k)  # (Q, k)
+        targets = store.view("target")[idx].long()  # (Q, k)
+        protos = self.memory.protos if protos is None else protos
+        return Evidence(sims=sims, targets=targets, prior=protos.prior(keys, self.config.prior_k), prev=prev.long())
+
+    def heldout_evidence(self, protos: Prototypes | None = None) -> tuple[Evidence, Tensor]:
+        h = self.memory.holdout
+        ev = self.evidence(h.view("key"), h.view("sig"), h.view("prev"), protos)
+        return ev, h.view("target").long()
+
+    def ensure_fitted(self) -> None:
+        """Fit the mixture on the held-out training windows if memory changed since the last fit."""
+        mem = self.memory
+        if mem.fitted:
+            return
+        if mem.holdout.size > 0:
+            ev, y = self.heldout_evidence()
+            mem.params, mem.fit_info = predict.fit(ev, y, mem.backoff)
+        mem.fitted = True
+
+    def _features(self, ctx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        keys, _, sigs = window_features(self.embeddings, ctx, self.config.context_size)
+        return keys.reshape(-1, 16), sigs.reshape(-1, 16), ctx.reshape(-1)
+
+    # ------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def score(self, tokens: Tensor) -> Tensor:
+        """(B, T+1) -> (B, T) natural-log p(tokens[:, t+1] | tokens[:, :t+1]); causal, vectorised."""
+        tokens = self._check(tokens, 2)
+        self.ensure_fitted()
+        keys, sigs, prev = self._features(tokens[:, :-1])
+        y = tokens[:, 1:].reshape(-1)
+        out = torch.empty(y.shape[0], dtype=torch.float64)
+        for s in range(0, y.shape[0], QUERY_CHUNK):
+            sl = slice(s, s + QUERY_CHUNK)
+            ev = self.evidence(keys[sl], sigs[sl], prev[sl])
+            out[sl] = predict.point_probs(ev, y[sl], self.memory.params, self.memory.backoff)
+        return out.log().float().reshape(tokens.shape[0], -1)
+
+    @torch.no_grad()
+    def log_probs(self, tokens: Tensor) -> Tensor:
+        """(B, T) -> (B, T, V) log-distribution over the whole vocabulary."""
+        tokens = self._check(tokens, 1)
+        self.ensure_fitted()
+        keys, sigs, prev = self._features(tokens)
+        chunk = max(1, min(QUERY_CHUNK, (1 << 24) // self.vocab.size))
+        parts = []
+        for s in range(0, prev.shape[0], chunk):
+            sl = slice(s, s + chunk)
+            ev = self.evidence(keys[sl], sigs[sl], prev[sl])
+            parts.append(predict.full_probs(ev, self.memory.params, self.memory.backoff).log().float())
+        return torch.cat(parts).reshape(*tokens.shape, self.vocab.size)
+
+    @torch.no_grad()
+    def generate(
+        self, prompt: Tensor, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Sample token by token; each step retrieves only for the last window."""
+        out = prompt.long().cpu().clone()
+        for _ in range(max_new_tokens):
+            ctx = out[-self.context_length :].unsqueeze(0)  # (1, <=C)
+            keys, sigs, prev = self._features(ctx)
+            self.ensure_fitted()
+            ev = self.evidence(keys[-1:], sigs[-1:], prev[-1:])
+            logits = predict.full_probs(ev, self.memory.params, self.memory.backoff)[0].log() / max(temperature, 1e-6)
+            if top_k is not None and top_k < logits.numel():
+                kth = torch.topk(logits, top_k).values[-1]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            nxt = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
+            out = torch.cat([out, nxt])
+        return out
+
+    # ------------------------------------------------------------------ sleep
+    def _heldout_quality(
+        self, base: Evidence, y: Tensor, protos: Prototypes
+    ) -> tuple[predict.MixParams, dict[str, float], float]:
+        """Fit on held-out windows with these prototypes; (params, fit info, held-out top-1 accuracy).
+
+        `base` holds the held-out neighbours (they do not depend on the prototypes).
+        """
+        h = self.memory.holdout
+        ev = Evidence(base.sims, base.targets, protos.prior(h.view("key"), self.config.prior_k), base.prev)
+        params, info = predict.fit(ev, y, self.memory.backoff)
+        correct = 0
+        chunk = max(1, min(QUERY_CHUNK, (1 << 24) // self.vocab.size))
+        for s in range(0, y.shape[0], chunk):
+            sl = slice(s, s + chunk)
+            part = Evidence(ev.sims[sl], ev.targets[sl],
+                            None if ev.prior is None else tuple(t[sl] for t in ev.prior), ev.prev[sl])
+            correct += int((predict.full_probs(part, params, self.memory.backoff).argmax(1) == y[sl]).sum())
+        return params, info, correct / max(1, y.shape[0])
+
+    @torch.no_grad()
+    def sleep(self, ctx: SleepContext) -> dict[str, float]:
+        """Non-REM -> prototypes, REM -> schemas (kept only if they earn it), prune, merge, Grace on H."""
+        t0 = time.perf_counter()
+        self.synchronize()  # a no-op outside DDP; the trainer also syncs before sleep
+        mem, cfg = self.memory, self.config
+        buf = mem.buffer
+        rows, stats = dreaming.nrem(buf.view("key"), buf.view("norm"), buf.view("sig").float(),
+                                 buf.view("target"), cfg.prototype_targets)
+        if rows:
+            mem.protos.append(rows)
+        merged = dreaming.merge_similar(mem.protos)
+        schema_rows, rem_stats = dreaming.rem(
+            mem.protos, cfg.rem_cycles, cfg.rem_pairs, seeded(cfg.seed, 1, mem.counters["sleeps"]))
+        metrics = stats | rem_stats | {"merged": float(merged)}
+        base, y = self.heldout_evidence() if mem.holdout.size else (None, None)
+        if base is not None and schema_rows:
+            _, info0, acc0 = self._heldout_quality(base, y, mem.protos)
+            candidate = mem.protos.copy()
+            candidate.append(schema_rows)
+            dreaming.merge_similar(candidate)
+            _, info1, acc1 = self._heldout_quality(base, y, candidate)
+            earned = info1["heldout_nats"] < info0["heldout_nats"]  # must improve, not merely not hurt
+            metrics |= {"heldout_acc_without_schemas": acc0, "heldout_acc_with_schemas": acc1,
+                        "heldout_nats_without_schemas": info0["heldout_nats"],
+                        "heldout_nats_with_schemas": info1["heldout_nats"],
+                        "schemas_accuracy_delta": acc1 - acc0, "schemas_earned": float(earned)}
+            if earned or not cfg.schema_gate:
+                mem.protos = candidate
+        elif schema_rows:
+            mem.protos.append(schema_rows)  # nothing to judge them on yet
+        metrics["pruned"] = float(dreaming.prune(mem.protos, cfg.max_prototypes))
+        mem.H = algebra.grace(mem.H)
+        buf.clear()
+        mem.counters["sleeps"] += 1
+        mem.fitted = False
+        if base is not None:
+            mem.params, mem.fit_info, acc = self._heldout_quality(base, y, mem.protos)
+            mem.fitted = True
+            metrics |= {"heldout_acc": acc, "heldout_nats": mem.fit_info["heldout_nats"],
+                        "lambda_mean": mem.fit_info["lambda_mean"]}
+        hc = algebra.coefficients(mem.H.float())
+        metrics |= {
+            "prototypes": float(len(mem.protos)),
+            "schemas": float(mem.protos.num_schemas),
+            "new_schemas": float(len(schema_rows["centroid"])) if schema_rows else 0.0,
+            "compression_ratio": stats["episodes"] / max(1.0, stats.get("new_prototypes", 0.0)),
+            "H_sigma": float(algebra.grace_stability(hc)),
+            "H_enstrophy_fraction": float(algebra.enstrophy(hc) / (hc * hc).sum().clamp_min(1e-30)),
+            "seconds": time.perf_counter() - t0,
+        }
+        return {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+
+    # ------------------------------------------------------------------ state
+    def get_extra_state(self) -> Any:
+        self.memory.backoff.consolidate()
+        return {"memory": self.memory.state(), "config_context_size": self.config.context_size}
+
+    def set_extra_state(self, state: Any) -> None:
+        if int(state["config_context_size"]) != self.config.context_size:
+            raise ValueError(
+                f"holographic checkpoint has context_size={state['config_context_size']}, "
+                f"model has {self.config.context_size}"
+            )
+        self.memory.load(state["memory"])
+
+    def memory_bytes(self) -> int:
+        return self.memory.nbytes()

@@ -256,8 +256,18 @@ class Trainer:
         self.scheduler.step()
 
     def _optimize(self, loss: Tensor) -> None:
-        """Used by sleep phases of gradient families: one update, the trainer's way."""
+        """Used by sleep phases of gradient families: one update, the trainer's way.
+
+        The loss comes from the unwrapped module (not through DDP's forward), so
+        gradients are averaged across ranks here: every rank takes the same step.
+        """
         loss.backward()
+        if self.env.distributed:
+            for p in self.model.parameters():
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= self.env.world_size
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from models.attractor.config import Config
-from models.attractor.fused import BreakMove, EnergyStep
+from models.attractor.fused import BreakMove, EnergyStep, PairDots
 
 
 def _inv_softplus(y: float) -> float:
@@ -115,9 +115,8 @@ def normalize_waves(S: Tensor, eps: float = 1e-12) -> Tensor:
 class Relaxation(nn.Module):
     """The K-step outer loop: coupling, energy step, per-wave normalisation, tension, breaks, early exit.
 
-    The loss terms that look at every step (trajectory contrast, E^2) are computed once after the
-    loop on the stacked states: the same numbers as per-step terms, in a few large ops instead of
-    many small ones.
+    The loss terms that look at every step (trajectory contrast, E^2) are accumulated step by step,
+    while each state is still in cache.
     """
 
     def __init__(self, cfg: Config) -> None:
@@ -214,23 +213,46 @@ class Relaxation(nn.Module):
                 done = done | (change < cfg.early_exit_eps)
         return S, E, low, done, T, n_breaks, active
 
-    def _segment(self, S: Tensor, M: Tensor, low: Tensor, done: Tensor | None, n: int
-                 ) -> tuple[Tensor, ...]:
+    def _segment(self, S: Tensor, M: Tensor, low: Tensor, done: Tensor | None, n: int, norm: Tensor,
+                 with_loss: bool) -> tuple[Tensor, ...]:
         """n consecutive steps (fewer if every window converged); a pure function, so checkpointing
-        can replay it. Returns (states (n, H, W, B, d), energies (n, H, W*B), low, done, tension,
-        breaks, actives (n, B) or None)."""
-        states, energies, actives, breaks = [], [], [], []
+        can replay it. `norm` (B,) is |S| per window. Returns (S, norm, low, done, tension, breaks,
+        steps run, trajectory terms summed over steps, E^2 (per step, stacked))."""
+        traj = S.new_zeros(())
+        esq, breaks = [], []
         T = None
         for _ in range(n):
             if done is not None and bool(done.all()):
                 break
-            S, E, low, done, T, b, active = self._step(S, M, low, done)
-            states.append(S)
-            energies.append(E)
-            actives.append(active)
+            S_next, E, low, done, T, b, active = self._step(S, M, low, done)
+            with torch.no_grad():
+                norm_next = torch.linalg.vector_norm(S_next, dim=(0, 1, 3))  # (B,)
+            if with_loss:
+                traj = traj + self._traj(S, S_next.detach(), norm, norm_next, active)
+                H, W, B, _ = S.shape
+                esq.append(E.view(H, W, B).sum(0).mean(0).square().mean())  # E(S) per window: (B,)
+            S, norm = S_next, norm_next
             breaks.append(b)
-        acts = torch.stack(actives) if actives and actives[0] is not None else None
-        return torch.stack(states), torch.stack(energies), low, done, T, torch.stack(breaks).sum(), acts
+        ran = len(breaks)
+        esq_t = torch.stack(esq) if esq else S.new_zeros(0)
+        breaks_t = torch.stack(breaks).sum() if breaks else S.new_zeros(())
+        return S, norm, low, done, T, breaks_t, ran, traj, esq_t
+
+    def _traj(self, S: Tensor, target: Tensor, n_s: Tensor, n_t: Tensor, active: Tensor | None) -> Tensor:
+        """Batch mean of relu(margin - cos(S_t, sg S_t+1) + cos(S_t, sg S_t+1 of window b-1)).
+
+        The negative is a roll by one row of the batch (a shuffle with no fixed point and no RNG).
+        Norms are taken without gradient: every state lies on a normalised manifold, so the radial
+        part a differentiated norm would remove is removed by the normalisation's own backward.
+        """
+        pos, neg = PairDots.apply(S, target)  # (B,), (B,)
+        with torch.no_grad():
+            inv_pos = (n_s * n_t).clamp_min_(1e-12).reciprocal_()  # (B,)
+            inv_neg = (n_s * n_t.roll(1)).clamp_min_(1e-12).reciprocal_()  # (B,)
+        term = F.relu(self.cfg.traj_margin + neg * inv_neg - pos * inv_pos)  # (B,)
+        if active is None:
+            return term.mean()
+        return (term * active).sum() / active.sum().clamp_min(1)  # frozen windows do not count
 
     # ------------------------------------------------------------------ forward
     def forward(self, S0: Tensor, *, with_loss: bool) -> Relaxed:
@@ -241,53 +263,23 @@ class Relaxation(nn.Module):
         G = W if self.causal else 1
         low = S0.new_zeros(G, B)  # consecutive low-tension steps (a float count)
         done = torch.zeros(G, B, dtype=torch.bool, device=S0.device) if cfg.early_exit_eps > 0 else None
+        with torch.no_grad():
+            norm = torch.linalg.vector_norm(S0, dim=(0, 1, 3))  # (B,)
         segment = cfg.checkpoint_every if (cfg.checkpoint_every and torch.is_grad_enabled()) else cfg.steps
-        states, energies, actives, breaks = [S0.unsqueeze(0)], [], [], []
-        S, T, k = S0, None, 0
+        S, T, k, steps = S0, None, 0, 0
+        traj, esq, breaks = S0.new_zeros(()), [], []
         while k < cfg.steps and not (done is not None and bool(done.all())):
             n = min(segment, cfg.steps - k)
+            args = (S, M, low, done, n, norm, with_loss)
             if segment < cfg.steps:  # activation checkpointing: internals of a segment are recomputed
-                out = checkpoint(self._segment, S, M, low, done, n, use_reentrant=False)
+                out = checkpoint(self._segment, *args, use_reentrant=False)
             else:
-                out = self._segment(S, M, low, done, n)
-            seg_states, seg_E, low, done, T, b, acts = out
-            states.append(seg_states)
-            energies.append(seg_E)
-            actives.append(acts)
+                out = self._segment(*args)
+            S, norm, low, done, T, b, ran, tr, es = out
+            traj, steps, k = traj + tr, steps + ran, k + n
+            esq.append(es)
             breaks.append(b)
-            S = seg_states[-1]
-            k += n
-        steps = sum(x.shape[0] for x in states) - 1
-        traj = esq = None
-        if with_loss:
-            traj, esq = self._losses(torch.cat(states), torch.cat(energies),
-                                     torch.cat(actives) if done is not None else None)
-        return Relaxed(state=S, tension=T[-1], traj=traj, energy_sq=esq,
+        run = max(steps, 1)
+        return Relaxed(state=S, tension=T[-1], traj=traj / run if with_loss else None,
+                       energy_sq=torch.cat(esq).mean() if with_loss else None,
                        breaks=torch.stack(breaks).sum().to(S.dtype), steps=steps)
-
-    def _losses(self, states: Tensor, energies: Tensor, actives: Tensor | None) -> tuple[Tensor, Tensor]:
-        """states (K+1, H, W, B, d), energies (K, H, W*B), actives (K, B) -> (L_traj, mean E^2).
-
-        L_traj: mean over steps t and windows b of
-        relu(margin - cos(S_t, sg S_t+1) + cos(S_t, sg S_t+1 of window b-1)); the negative is a roll
-        by one row of the batch (a shuffle with no fixed point and no RNG). Norms are taken without
-        gradient: every state lies on a normalised manifold, so the radial part a differentiated
-        norm would remove is removed by the normalisation's own backward anyway.
-        E(S) per window: mean over positions of the sum over waves.
-        """
-        K1, H, W, B, d = states.shape
-        src, tgt = states[:-1], states[1:].detach()  # (K, H, W, B, d)
-        with torch.no_grad():
-            n = torch.linalg.vector_norm(states, dim=(1, 2, 4))  # (K+1, B)
-            n_src, n_tgt = n[:-1], n[1:]
-            inv_pos = (n_src * n_tgt).clamp_min_(1e-12).reciprocal_()  # (K, B)
-            inv_neg = (n_src * n_tgt.roll(1, dims=1)).clamp_min_(1e-12).reciprocal_()  # (K, B)
-        pos = (src * tgt).sum(dim=(1, 2, 4)) * inv_pos  # (K, B)
-        neg = (src * tgt.roll(1, dims=3)).sum(dim=(1, 2, 4)) * inv_neg  # (K, B)
-        term = F.relu(self.cfg.traj_margin + neg - pos)  # (K, B)
-        E_row = energies.view(-1, H, W, B).sum(1).mean(1)  # (K, B)
-        if actives is None:
-            return term.mean(), E_row.square().mean()
-        w = actives.to(term.dtype)  # frozen windows do not count
-        per_step = (term * w).sum(1) / w.sum(1).clamp_min(1)  # (K,)
-        return per_step.mean(), E_row.square().mean()

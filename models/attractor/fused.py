@@ -108,3 +108,26 @@ class BreakMove(torch.autograd.Function):
             dY = dY.addcmul_(grad, ~fire)  # windows that did not break pass grad straight through
         dS = -dD if ctx.needs_input_grad[1] else None
         return dY, dS, None
+
+
+class PairDots(torch.autograd.Function):
+    """(S, T) (H, W, B, d), T without gradient -> (S . T, S . roll(T, 1 over B)) per window (B,), (B,).
+
+    The two dot products of the trajectory-contrastive term (positive: the same window one step
+    later; negative: the previous window of the batch), with a two-op backward.
+    """
+
+    @staticmethod
+    def forward(ctx: FunctionCtx, S: Tensor, T: Tensor) -> tuple[Tensor, Tensor]:
+        T_neg = T.roll(1, dims=2)  # (H, W, B, d)
+        ctx.save_for_backward(T, T_neg)
+        return (S * T).sum(dim=(0, 1, 3)), (S * T_neg).sum(dim=(0, 1, 3))
+
+    @staticmethod
+    def backward(ctx: FunctionCtx, d_pos: Tensor | None, d_neg: Tensor | None) -> tuple[Tensor | None, None]:
+        T, T_neg = ctx.saved_tensors
+        shape = (1, 1, -1, 1)
+        dS = torch.zeros_like(T) if d_pos is None else T * d_pos.view(shape)
+        if d_neg is not None:
+            dS.addcmul_(T_neg, d_neg.view(shape))
+        return dS, None

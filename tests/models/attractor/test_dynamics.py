@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from models.attractor import Config
 from models.attractor.dynamics import WaveEnergy, normalize_waves
-from models.attractor.fused import BreakMove, EnergyStep
+from models.attractor.fused import BreakMove, EnergyStep, PairDots
 from models.attractor.reference import OriginalAttractor
 from models.protocol import Vocab
 
@@ -83,6 +83,16 @@ def test_fused_break_move_passes_gradcheck() -> None:
     for alpha in ([0.0, 0.05, 0.2, 0.0], [0.1, 0.05, 0.2, 0.01]):  # some windows do not break; all do
         alpha = torch.tensor(alpha, dtype=torch.float64).view(1, 1, 4, 1)
         assert torch.autograd.gradcheck(lambda y, s: BreakMove.apply(y, s, alpha), (Y, S_prev))
+
+
+def test_fused_pair_dots_pass_gradcheck() -> None:
+    torch.manual_seed(0)
+    S = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    T = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    pos, neg = PairDots.apply(S, T)
+    assert torch.allclose(pos, (S * T).sum(dim=(0, 1, 3)))
+    assert torch.allclose(neg[1], (S[:, :, 1] * T[:, :, 0]).sum())  # window b meets window b-1
+    assert torch.autograd.gradcheck(lambda s: PairDots.apply(s, T), (S,))
 
 
 @pytest.mark.parametrize("gradients", ["detach", "unroll"])

@@ -128,6 +128,7 @@ def memory_child() -> None:
     rss_imports = _status_bytes("VmRSS")
     vocab, stream, _ = gpt2_vocab_and_stream(1_250_000)
     rss_before = _status_bytes("VmRSS")
+    peak_before = _status_bytes("VmHWM")
     model = Config(context_size=64, max_attractors=MILLION).build(vocab)
     rows = rows_of(stream, model.train_seq_len + 1)
     batch = max(1, TOKENS_PER_BATCH // (model.train_seq_len + 1))
@@ -144,6 +145,7 @@ def memory_child() -> None:
         "peak_rss_bytes": max(_status_bytes("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
         "rss_after_imports_bytes": rss_imports,
         "rss_before_model_bytes": rss_before,
+        "peak_rss_before_model_bytes": peak_before,
         "rss_after_fill_bytes": _status_bytes("VmRSS"),
     }))
 
@@ -261,8 +263,9 @@ def main() -> None:
     print(f"memory: {mem['bytes_per_episode']} bytes per stored episode; {mem['episodes']:,} episodes -> store "
           f"{mem['store_bytes'] / 2**20:,.0f} MiB; process RSS: after imports "
           f"{mem['rss_after_imports_bytes'] / 2**20:,.0f} MiB, with data {mem['rss_before_model_bytes'] / 2**20:,.0f}"
-          f" MiB, with 1M episodes {mem['rss_after_fill_bytes'] / 2**20:,.0f} MiB, peak "
-          f"{mem['peak_rss_bytes'] / 2**20:,.0f} MiB")
+          f" MiB, with 1M episodes {mem['rss_after_fill_bytes'] / 2**20:,.0f} MiB; peak "
+          f"{mem['peak_rss_bytes'] / 2**20:,.0f} MiB (peak before the model existed: "
+          f"{mem['peak_rss_before_model_bytes'] / 2**20:,.0f} MiB)")
     results["memory"] = mem
     results["load_end"] = os.getloadavg()
     print(f"load average at end: {os.getloadavg()}")

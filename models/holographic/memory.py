@@ -113,8 +113,8 @@ class Memory:
                            distributed.all_reduce_sum(ctx))
         self.H += distributed.all_reduce_sum(self.H_unsynced)
         self.H_unsynced.zero_()
-        counts = torch.tensor([self.unsynced[k] for k in COUNTED], dtype=torch.long)
-        for key, total in zip(COUNTED, distributed.all_reduce_sum(counts).tolist(), strict=True):
+        tallies = torch.tensor([self.unsynced[k] for k in COUNTED], dtype=torch.long)
+        for key, total in zip(COUNTED, distributed.all_reduce_sum(tallies).tolist(), strict=True):
             self.counters[key] += int(total)
             self.unsynced[key] = 0
         self.fitted = False

@@ -55,6 +55,11 @@ class HolographicModel(LanguageModel):
         return self.config.context_size
 
     @property
+    def eval_window(self) -> int:
+        """Longer than the context, so the evaluator gives every scored token its full context_size keys."""
+        return max(4 * self.config.context_size, self.config.context_size + 256)
+
+    @property
     def train_seq_len(self) -> int:
         return self.config.train_seq_len
 

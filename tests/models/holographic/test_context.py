@@ -9,7 +9,7 @@ from models.holographic import algebra as A
 from models.holographic import context as C
 
 
-@pytest.mark.parametrize(("n", "length"), [(1, 9), (3, 20), (5, 5), (7, 40), (16, 50), (40, 30)])
+@pytest.mark.parametrize(("n", "length"), [(1, 9), (3, 20), (5, 5), (7, 40), (16, 50), (40, 30), (150, 420)])
 def test_keys_equal_direct_product(n, length):
     emb = A.token_embeddings(100, 0.3, seed=0)
     tokens = torch.randint(0, 100, (3, length), generator=torch.Generator().manual_seed(n))

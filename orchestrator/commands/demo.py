@@ -1,56 +1,78 @@
-"""`nightshift demo`: the README's main command - a real dataset, two sizes, a table, the UI."""
+"""`nightshift demo`: the README's main command - a small sweep of every family on a real dataset, then a report.
+
+Two sizes x one quick flavor of every model family that imports; each cell
+makes one pass over its dataset's training tokens, capped at half a minute of
+training time (the gradient families on a laptop CPU hit the cap, the memory
+families finish their pass in seconds); ends with the table, the report's
+path and the `nightshift ui` command. It is `nightshift sweep` with
+laptop defaults, so re-running it is a no-op and an interrupted demo resumes.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store
-from orchestrator.errors import UserError
+from orchestrator.commands.sweep import add_sweep_args, run_and_print, spec_from_args
+
+# One quick flavor per family (the first that exists); families that do not import are left out.
+DEMO_FLAVORS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("transformer", ("tiny",)),
+    ("attractor", ("a1",)),
+    ("holographic", ("short", "tiny")),
+    ("macro_unit", ("small",)),
+)
+# Per family: gradient families reach only the first steps of their pass within the cap, so they are evaluated
+# often enough for a curve; the sleeping families sleep a few times within one pass (their recipes sleep rarely).
+DEMO_SETS: dict[str, tuple[str, ...]] = {
+    "transformer": ("transformer.eval_every=8",),
+    "attractor": ("attractor.eval_every=40", "attractor.sleep_every=512"),
+    "holographic": ("holographic.sleep_every=480",),
+    "macro_unit": ("macro_unit.sleep_every=32",),
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="prepare a small real dataset at two sizes, train, compare (minutes)")
-    p.add_argument("--source", default="pg19", help="pg19 (Hugging Face hub) or local:PATH for offline use")
-    p.add_argument("--sizes", default="1MB,4MB", help="comma-separated training sizes")
-    p.add_argument("--models", default="transformer:tiny", help="comma-separated FAMILY:FLAVOR list")
-    p.add_argument("--tokenizer", default="gpt2")
-    p.add_argument("--steps", type=int, default=300, help="steps per run")
-    p.add_argument("--valid-bytes", default="256KB", help="validation text (the same bytes for every size)")
+    p = sub.add_parser("demo", help="a small sweep: two sizes x every model family, a report, the UI (minutes)",
+                       description="Prepare two sizes of a real dataset (the same validation bytes for both), train "
+                                   "one quick flavor of every model family for the same training time, and write a "
+                                   "report. Re-running is a no-op; an interrupted demo resumes.")
+    add_sweep_args(p, {"source": "pg19", "sizes": "1MB,4MB", "models": "auto", "epochs": 1.0,
+                       "budget_minutes": 0.5, "valid_bytes": "64KB", "evals": 3})
+    add_store_and_output_args(p)
+    p.set_defaults(func=run)
+
+
+def add_store_and_output_args(p: argparse.ArgumentParser) -> None:
+    from orchestrator.commands.common import add_store_arg, add_tracking_arg
+
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="where to write the report (default: <store>/sweeps/<sweep id>/report)")
     add_store_arg(p)
     add_tracking_arg(p)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=run)
+
+
+def demo_models() -> str:
+    """`family:flavor` for every family that imports, in the registry's order."""
+    from models.registry import available_families
+
+    found = available_families()
+    picks = []
+    for family, flavors in DEMO_FLAVORS:
+        module = found.get(family)
+        flavor = next((f for f in flavors if module is not None and f in module.FLAVORS), None)
+        if flavor is None and module is not None:
+            flavor = module.DEFAULT_FLAVOR
+        if flavor is not None:
+            picks.append(f"{family}:{flavor}")
+    return ",".join(picks)
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.config import build_run_config
-    from orchestrator.launch import launch
-    from pipelines.prepare import PrepareConfig, prepare
-    from pipelines.sizes import parse_size
-
-    store = open_store(args)
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    if not sizes or not models:
-        raise UserError("--sizes and --models need at least one entry each, e.g. --sizes 1MB,4MB")
-    valid = parse_size(args.valid_bytes, what="--valid-bytes")
-    rows = []
-    for size in sizes:
-        pcfg = PrepareConfig(source=args.source, max_bytes=parse_size(size, what="--sizes"),
-                             valid_bytes=valid, tokenizer=args.tokenizer)
-        manifest = prepare(pcfg, store, actors=1, progress=not args.no_progress)
-        for model in models:
-            config = build_run_config(manifest.dataset_id, model, {"eval_every": "0"}, steps=args.steps)
-            result = launch(config, store, tracking_uri=args.tracking_uri, progress=not args.no_progress)
-            rows.append({"size": size, "model": model, **result})
-    if args.json:
-        emit_json(rows)
-        return 0
-    print(f"\n{'size':>6}  {'model':<20} {'val bits/byte':>13} {'tokens/s':>10}  run")
-    for row in rows:
-        print(f"{row['size']:>6}  {row['model']:<20} {row['val_bpb']:>13.4f} {row['tokens_per_s']:>10,.0f}  "
-              f"{row['run_id']}")
-    print(f"\nartifacts: {store.url}/runs/")
-    print(f"compare in the MLflow UI:  nightshift ui{' --store ' + args.store if args.store else ''}")
-    return 0
+    if args.models == "auto":
+        args.models = demo_models()
+    families = {m.strip().partition(":")[0] for m in args.models.split(",")}
+    extra = tuple(s for family, sets in DEMO_SETS.items() if family in families for s in sets)
+    spec = spec_from_args(args, extra_sets=extra)
+    return run_and_print(args, spec, threads=args.threads, report=args.report)

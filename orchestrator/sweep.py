@@ -1,0 +1,503 @@
+"""`nightshift sweep`: every (dataset size x model variant x seed) cell, scored on the same validation bytes.
+
+A sweep is addressed by content like everything else: `sweep_id` hashes its
+spec (source, sizes, models, seeds, bound, overrides), so running the same
+sweep again finds the same MLflow parent run and the same cells. Each size is
+prepared once (dataset ids make a re-run a no-op; every size of one source
+shares the validation split), then each cell is one ordinary training run:
+a finished cell is skipped by its run id, an unfinished one resumes from its
+checkpoint inside the trainer. `<store>/sweeps/<sweep_id>/sweep.json` lists the
+cells and their run ids; `nightshift report` works from it.
+
+Cells run one after another (local), as concurrent Ray tasks (ray), or through
+Modal `starmap` (modal); every backend runs `sweep_cell`, the same body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from models.registry import FAMILIES
+from orchestrator.config import RunConfig, build_run_config, parse_sets
+from orchestrator.errors import USER_ERRORS, UserError
+from orchestrator.run_tags import experiment_name, git_commit
+from orchestrator.runs import RunDir
+from orchestrator.runtime import Env
+from pipelines.ids import content_id, validate_id
+from pipelines.sizes import format_size
+from pipelines.store import Store
+
+log = logging.getLogger(__name__)
+
+FORMAT = "nightshift.sweep/1"
+BACKENDS = ("local", "ray", "modal")
+MINUTES_STEP_CAP = 1_000_000  # a wall-clock-bound cell stops on time; this only caps (and shapes the LR schedule)
+MODAL_APP_ENV = "NIGHTSHIFT_MODAL_APP"  # the deployed app holding `sweep_cell` (default: jobs/giant.py's)
+SWEEP_TAG = "sweep.id"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SweepConfig:
+    """What a sweep compares; all of it goes into the sweep id (the backend does not).
+
+    The bound is one of steps / tokens / epochs (or the recipes' steps), optionally with
+    `budget_minutes` as a wall-clock cap on top; `budget_minutes` alone bounds by time.
+    """
+
+    source: str  # pg19 | fineweb | ... | local:PATH
+    sizes: tuple[int, ...]  # training bytes per dataset, e.g. (1_000_000, 4_000_000)
+    models: tuple[str, ...]  # family:flavor per variant
+    seeds: tuple[int, ...] = (0,)
+    steps: int | None = None  # bound: optimizer steps per cell
+    tokens: int | None = None  # bound: training tokens per cell (steps = ceil(tokens / (batch x seq_len)))
+    epochs: float | None = None  # bound: passes over each size's training tokens (equal data per byte of a size)
+    budget_minutes: float = 0.0  # training minutes per cell (evals, sleep, checkpoints not counted): bound or cap
+    evals: int = 4  # periodic validation evals per cell (the curves); the final one always runs
+    valid_bytes: int = 1_000_000  # validation text, the same bytes for every size
+    tokenizer: str = "gpt2"
+    sets: tuple[str, ...] = ()  # KEY=VALUE for every cell; FAMILY.KEY=VALUE for one family's cells
+
+    def __post_init__(self) -> None:
+        if self.source.startswith("local:"):  # one folder named two ways is one sweep (as in PrepareConfig)
+            object.__setattr__(self, "source", "local:" + os.path.realpath(os.path.expanduser(self.source[6:])))
+        for name in ("sizes", "models", "seeds", "sets"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def validate(self) -> None:
+        if not self.sizes or not self.models or not self.seeds:
+            raise UserError("a sweep needs at least one size, one model and one seed, e.g. --sizes 1MB,4MB")
+        for what, values in (("--sizes", self.sizes), ("--models", self.models), ("--seeds", self.seeds)):
+            if len(set(values)) != len(values):
+                raise UserError(f"{what} lists a value twice: {', '.join(map(str, values))}")
+        if any(s < 0 for s in self.seeds):
+            raise UserError(f"--seeds {self.seeds}: seeds must be >= 0")
+        given = [f"--{n}" for n in ("steps", "tokens", "epochs") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise UserError(f"{' and '.join(given)}: give one of --steps, --tokens, --epochs "
+                            "(--budget-minutes may cap any of them)")
+        for name in ("steps", "tokens", "epochs"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UserError(f"--{name} {value}: must be > 0")
+        if self.budget_minutes < 0 or self.evals < 0:
+            raise UserError("--budget-minutes and --evals must be >= 0")
+        families = {m.partition(":")[0] for m in self.models}
+        for key in parse_sets(list(self.sets)):
+            scope = key.partition(".")[0]
+            if scope in FAMILIES and scope not in families:
+                raise UserError(f"--set {key}: no {scope} variant in --models ({', '.join(self.models)})")
+
+    @property
+    def bound(self) -> dict[str, Any]:
+        """How each cell is bounded, in words the report prints."""
+        cap = self.budget_minutes
+        minutes = f"{cap:g} minute{'s' if cap != 1 else ''}"
+        capped = f"; at most {minutes} of training time (cells stopped by it read 'budget')" if cap else ""
+        if self.tokens is not None:
+            text = f"{self.tokens:,} training tokens per cell (steps = tokens / (batch x seq_len))"
+            return {"kind": "tokens", "value": self.tokens, "cap_minutes": cap, "text": text + capped}
+        if self.epochs is not None:
+            text = f"{self.epochs:g} epoch{'s' if self.epochs != 1 else ''} of each size's training tokens per cell"
+            return {"kind": "epochs", "value": self.epochs, "cap_minutes": cap, "text": text + capped}
+        if self.steps is not None:
+            return {"kind": "steps", "value": self.steps, "cap_minutes": cap,
+                    "text": f"{self.steps:,} steps per cell{capped}"}
+        if cap:
+            return {"kind": "minutes", "value": cap, "cap_minutes": cap,
+                    "text": f"{minutes} of training time per cell (evals, sleep and checkpoints not counted)"}
+        return {"kind": "steps", "value": None, "cap_minutes": 0.0, "text": "each variant's recipe steps"}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    @property
+    def sweep_id(self) -> str:
+        src = self.source[6:] if self.source.startswith("local:") else self.source
+        slug = f"sweep-{os.path.basename(src.rstrip('/')) or 'data'}-{len(self.sizes)}x{len(self.models)}"
+        return content_id(slug, {"format": FORMAT, **self.to_dict()})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cell:
+    size_bytes: int
+    model: str
+    seed: int
+    config: RunConfig
+
+    @property
+    def run_id(self) -> str:
+        return self.config.run_id
+
+    @property
+    def label(self) -> str:
+        return f"{self.model}@{format_size(self.size_bytes)}/s{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.config.model
+        return {"size_bytes": self.size_bytes, "size": format_size(self.size_bytes), "model": self.model,
+                "family": m.family, "flavor": m.flavor, "seed": self.seed, "dataset_id": self.config.dataset_id,
+                "model_id": self.config.model_id, "run_id": self.run_id, "steps": self.config.train.steps,
+                "run_path": "/".join(self.config.run_path)}
+
+
+@dataclass(slots=True, kw_only=True)
+class SweepPlan:
+    spec: SweepConfig
+    datasets: dict[int, dict[str, Any]]  # size -> {dataset_id, validation_id, train_bytes, ...}
+    cells: list[Cell]
+    experiment: str
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> {state, error, ...}
+    commit: str = field(default_factory=git_commit)
+
+    @property
+    def sweep_id(self) -> str:
+        return self.spec.sweep_id
+
+    def manifest(self, parent_run_id: str | None, tracking_uri: str | None) -> dict[str, Any]:
+        from orchestrator.tracking.sanitize import redact_text
+
+        return {"format": FORMAT, "sweep_id": self.sweep_id, "spec": self.spec.to_dict(), "bound": self.spec.bound,
+                "experiment": self.experiment, "parent_run_id": parent_run_id or None,
+                "tracking_uri": redact_text(tracking_uri) if tracking_uri else None,
+                "validation_id": next(iter(self.datasets.values()))["validation_id"],
+                "datasets": [{"size_bytes": s, **d} for s, d in self.datasets.items()],
+                "cells": [{**c.to_dict(), **self.states.get(c.run_id, {})} for c in self.cells],
+                "git_commit": self.commit, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def sweep_dir(sweep_id: str) -> tuple[str, str]:
+    return ("sweeps", validate_id(sweep_id, "sweep id"))
+
+
+def read_sweep(store: Store, sweep_id: str) -> dict[str, Any]:
+    if not store.exists(*sweep_dir(sweep_id), "sweep.json"):
+        known = store.listdir("sweeps")
+        raise UserError(f"unknown sweep {sweep_id!r} in store {store.url}; "
+                        f"{'known: ' + ', '.join(known[:8]) if known else 'the store has no sweeps yet'}")
+    return store.read_json(*sweep_dir(sweep_id), "sweep.json")
+
+
+# ----------------------------------------------------------------------------- planning
+def plan_sweep(spec: SweepConfig, store: Store, *, actors: int = 0, progress: bool = True) -> SweepPlan:
+    """Prepare every size once (a no-op when prepared) and build every cell's RunConfig (errors before training)."""
+    from pipelines.prepare import PrepareConfig, prepare
+
+    spec.validate()
+    sets = parse_sets(list(spec.sets))
+    for model in spec.models:  # a bad model name or --set fails here, before minutes of data preparation
+        build_run_config("check-000000000000", model, _sets_for(model, sets))
+    datasets: dict[int, dict[str, Any]] = {}
+    for size in spec.sizes:
+        manifest = prepare(PrepareConfig(source=spec.source, max_bytes=size, valid_bytes=spec.valid_bytes,
+                                         tokenizer=spec.tokenizer), store, actors=actors, progress=progress)
+        splits = manifest.data["splits"]
+        datasets[size] = {"dataset_id": manifest.dataset_id, "validation_id": splits["validation"]["validation_id"],
+                          "validation_sha256": splits["validation"].get("text_sha256"),
+                          "train_bytes": splits["train"]["totals"]["bytes"],
+                          "train_tokens": splits["train"]["totals"]["tokens"],
+                          "validation_bytes": splits["validation"]["totals"]["bytes"]}
+    validation = {d["validation_id"] for d in datasets.values()}
+    if len(validation) != 1:  # by construction never; a sweep scored on different bytes must not happen silently
+        raise UserError(f"sizes of {spec.source} do not share one validation split ({sorted(validation)})")
+    experiment = experiment_name(manifest.data["config"]["source"])
+    cells = [Cell(size_bytes=size, model=model, seed=seed,
+                  config=_cell_config(spec, datasets[size], model, seed, _sets_for(model, sets), store))
+             for size in spec.sizes for model in spec.models for seed in spec.seeds]
+    return SweepPlan(spec=spec, datasets=datasets, cells=cells, experiment=experiment)
+
+
+def _sets_for(model: str, sets: dict[str, str]) -> dict[str, str]:
+    """Every unscoped --set, plus `FAMILY.KEY` ones of this model's family (scope removed; they win)."""
+    family = model.partition(":")[0]
+    common = {k: v for k, v in sets.items() if k.partition(".")[0] not in FAMILIES}
+    scoped = {k.partition(".")[2]: v for k, v in sets.items() if k.partition(".")[0] == family}
+    return {**common, **scoped}
+
+
+def _cell_config(spec: SweepConfig, dataset: dict[str, Any], model: str, seed: int, user_sets: dict[str, str],
+                 store: Store) -> RunConfig:
+    """The cell's RunConfig: the variant's recipe, the sweep's bound and eval cadence, then the user's --set."""
+    dataset_id = dataset["dataset_id"]
+    base = build_run_config(dataset_id, model, user_sets, seed=seed)
+    kind = spec.bound["kind"]
+    if kind in ("tokens", "epochs"):
+        tokens = spec.tokens if kind == "tokens" else spec.epochs * dataset["train_tokens"]
+        steps = max(1, math.ceil(tokens / (base.train.batch_size * _train_seq_len(base, store))))
+    elif kind == "minutes":
+        steps = MINUTES_STEP_CAP
+    else:
+        steps = spec.steps or base.train.steps
+    ours: dict[str, str] = {}
+    if spec.budget_minutes:
+        ours["budget_minutes"] = str(spec.budget_minutes)
+    if kind != "minutes" and "eval_every" not in user_sets and "train.eval_every" not in user_sets:
+        ours["eval_every"] = str(math.ceil(steps / spec.evals) if spec.evals else 0)
+    return build_run_config(dataset_id, model, {**ours, **user_sets}, steps=steps, seed=seed)
+
+
+def _train_seq_len(config: RunConfig, store: Store) -> int:
+    """Training window length (it may depend on the vocab): build the model once, it is cheap."""
+    from orchestrator.vocab import vocab_of
+    from pipelines.reader import open_dataset
+
+    vocab = vocab_of(open_dataset(store, config.dataset_id).tokenizer())
+    return int(config.model.config.build(vocab).train_seq_len)
+
+
+# ----------------------------------------------------------------------------- one cell, any backend
+def sweep_cell(run: dict[str, Any], store_url: str, tracking_uri: str | None, parent_run_id: str | None,
+               backend: str = "local", threads: int = 0, progress: bool = False) -> dict[str, Any]:
+    """Train (or resume, or no-op) one cell; what Ray tasks and Modal's `starmap` call on the far side."""
+    import torch
+
+    from orchestrator.launch import train_in_process
+
+    config, before = RunConfig.from_dict(run), torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        return train_in_process(config, store_url, Env(backend=backend), tracking_uri, progress=progress,
+                                parent_run_id=parent_run_id)
+    finally:
+        torch.set_num_threads(before)
+
+
+CellResult = tuple[Cell, dict[str, Any] | None, str | None]  # (cell, result, error)
+
+
+def _run_local(cells: list[Cell], store: Store, tracking_uri: str | None, parent: str | None, progress: bool,
+               threads: int, stop: Any, notify: Callable[[str, dict[str, Any]], None]) -> Iterator[CellResult]:
+    for index, cell in enumerate(cells):
+        if stop.requested:
+            return
+        notify("start", {**cell.to_dict(), "index": index + 1, "total": len(cells)})
+        try:
+            result = sweep_cell(cell.config.to_dict(), store.url, tracking_uri, parent, threads=threads,
+                                progress=progress)
+        except Exception as exc:  # noqa: BLE001 - one broken variant must not cost the other cells
+            if isinstance(exc, USER_ERRORS):
+                log.error("cell %s failed: %s", cell.label, exc)
+            else:
+                log.exception("cell %s failed", cell.label)
+            yield cell, None, f"{type(exc).__name__}: {exc}"
+            continue
+        yield cell, result, None
+
+
+def _run_ray(cells: list[Cell], store: Store, tracking_uri: str | None, parent: str | None,
+             cpus_per_cell: float) -> Iterator[CellResult]:
+    """One Ray task per cell, as many at once as the cluster's CPUs allow; a lost worker retries (and resumes)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise UserError(f"--backend ray needs ray installed ({exc}); pip install 'ray[default]'") from None
+    from orchestrator.backends.ray_backend import forwarded_env
+
+    started = False
+    if not ray.is_initialized():
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        address = os.environ.get("RAY_ADDRESS")
+        ray.init(address=address or "local", runtime_env={"env_vars": forwarded_env()},
+                 **({} if address else {"num_cpus": os.cpu_count() or 1}), include_dashboard=False)
+        started = True
+    try:
+        task = ray.remote(num_cpus=cpus_per_cell, max_retries=2)(sweep_cell)
+        pending = {task.remote(c.config.to_dict(), store.url, tracking_uri, parent, "ray",
+                               max(1, int(cpus_per_cell))): c for c in cells}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            cell = pending.pop(done[0])
+            try:
+                result = ray.get(done[0])
+            except Exception as exc:  # noqa: BLE001 - reported per cell, the others go on
+                cause = getattr(exc, "cause", None) or exc
+                yield cell, None, f"{type(cause).__name__}: {(str(cause).splitlines() or [''])[0]}"
+                continue
+            yield cell, result, None
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _run_modal(cells: list[Cell], store: Store, tracking_uri: str | None, parent: str | None) -> Iterator[CellResult]:
+    """`starmap` over the cells on the deployed app's `sweep_cell` function (jobs/giant.py)."""
+    try:
+        import modal
+    except ImportError:
+        raise UserError("--backend modal needs the modal package (pip install modal) and a deployed app "
+                        "exposing sweep_cell (`modal deploy jobs/giant.py`)") from None
+    fn = modal.Function.from_name(os.environ.get(MODAL_APP_ENV, "nightshift-giant"), "sweep_cell")
+    args = [(c.config.to_dict(), store.url, tracking_uri, parent, "modal") for c in cells]
+    for cell, result in zip(cells, fn.starmap(args, order_outputs=True, return_exceptions=True), strict=True):
+        if isinstance(result, BaseException):
+            yield cell, None, f"{type(result).__name__}: {(str(result).splitlines() or [''])[0]}"
+        else:
+            yield cell, result, None
+
+
+# ----------------------------------------------------------------------------- the sweep
+@dataclass(slots=True, kw_only=True)
+class SweepOutcome:
+    sweep_id: str
+    parent_run_id: str | None
+    cells: list[dict[str, Any]]  # sweep.json's cells (with state, and the result fields when finished)
+    skipped: int  # finished before this call
+    trained: int  # finished by this call
+    failed: int
+    interrupted: bool
+    report_dir: str | None = None
+
+
+def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracking_uri: str | None = None,
+              progress: bool = True, actors: int = 0, cpus_per_cell: float = 1.0, threads: int = 0,
+              report_dir: str | None = None,
+              on_cell: Callable[[str, dict[str, Any]], None] | None = None) -> SweepOutcome:
+    """Plan, open the parent run, train what is not finished, write sweep.json (and a report into report_dir).
+
+    threads: torch threads per local cell (0: torch's default); Ray cells use `cpus_per_cell`.
+    on_cell(event, cell): "skip", "start" (local), then "finished" / "failed" / "interrupted" per cell.
+    """
+    from orchestrator.signals import StopRequest
+
+    if backend not in BACKENDS:
+        raise UserError(f"--backend {backend!r}: accepted {', '.join(BACKENDS)}")
+    if backend == "modal" and store.is_local:  # this machine prepares the data, Modal trains on it
+        raise UserError(f"--backend modal needs a store both this machine and Modal reach (s3://...), "
+                        f"not the local folder {store.url}")
+    plan = plan_sweep(spec, store, actors=actors, progress=progress)
+    notify = on_cell or (lambda event, info: None)
+    tracker, parent = _open_parent(plan, store, tracking_uri, backend)
+
+    def save() -> None:
+        store.write_json(plan.manifest(parent, tracking_uri), *sweep_dir(plan.sweep_id), "sweep.json")
+
+    todo = []
+    for cell in plan.cells:
+        run = RunDir(store, cell.config)
+        if run.status().get("state") == "finished" and (result := run.result()) is not None:
+            plan.states[cell.run_id] = {"state": "finished", "skipped": True, **_summary(result)}
+            notify("skip", {**cell.to_dict(), **plan.states[cell.run_id]})
+        else:
+            plan.states[cell.run_id] = {"state": "resuming" if run.status().get("step") else "pending"}
+            todo.append(cell)
+    save()
+    trained = failed = 0
+    interrupted, status = False, "FAILED"
+    stop = StopRequest.install()  # between cells; inside one, the trainer's own handler checkpoints first
+    try:
+        if backend == "local":
+            results = _run_local(todo, store, tracking_uri, parent, progress, threads, stop, notify)
+        elif backend == "ray":
+            results = _run_ray(todo, store, tracking_uri, parent, cpus_per_cell)
+        else:
+            results = _run_modal(todo, store, tracking_uri, parent)
+        for cell, result, error in results:
+            state = _record(plan, cell, result, error, tracker)
+            trained, failed = trained + (state == "finished"), failed + (state == "failed")
+            notify(state, {**cell.to_dict(), **plan.states[cell.run_id]})
+            save()
+            if state == "interrupted":
+                interrupted = True
+                break
+        interrupted = interrupted or stop.requested
+        if not interrupted:
+            _adopt_children(tracking_uri, store, plan, parent)
+            if report_dir:
+                from orchestrator.report import write_report
+
+                write_report(store, plan.sweep_id, report_dir, tracking_uri=tracking_uri, log_to_parent=False)
+                for name in sorted(os.listdir(report_dir)):
+                    tracker.log_artifact(os.path.join(report_dir, name), "report")
+        status = "KILLED" if interrupted else "FINISHED"
+    except KeyboardInterrupt:
+        status, interrupted = "KILLED", True
+        raise
+    finally:
+        stop.uninstall()
+        save()
+        tracker.set_tags({"sweep.cells": str(len(plan.cells)), "sweep.failed": str(failed)})
+        tracker.log_text(_json(plan.manifest(parent, tracking_uri)), "sweep.json")
+        tracker.finish(status)  # type: ignore[arg-type]
+    cells = plan.manifest(parent, tracking_uri)["cells"]
+    return SweepOutcome(sweep_id=plan.sweep_id, parent_run_id=parent, cells=cells,
+                        skipped=sum(1 for c in cells if c.get("skipped")), trained=trained, failed=failed,
+                        interrupted=interrupted, report_dir=report_dir if not interrupted else None)
+
+
+def _open_parent(plan: SweepPlan, store: Store, tracking_uri: str | None, backend: str) -> tuple[Any, str | None]:
+    """The sweep's MLflow run (reopened when this sweep id was tracked before) and its id."""
+    from orchestrator.tracking import build_tracker
+    from orchestrator.tracking.factory import DISABLED
+
+    spec = plan.spec
+    tracker = build_tracker(tracking_uri, store, rank=0, run_prefix=sweep_dir(plan.sweep_id))
+    tags = {"nightshift.kind": "sweep", SWEEP_TAG: plan.sweep_id, "sweep.bound": spec.bound["text"],
+            "sweep.sizes": ",".join(format_size(s) for s in spec.sizes), "sweep.models": ",".join(spec.models),
+            "sweep.seeds": ",".join(map(str, spec.seeds)), "dataset.source": spec.source, "backend": backend,
+            "git.commit": plan.commit}
+    name = f"sweep {'+'.join(format_size(s) for s in spec.sizes)} x {len(spec.models)} variants"
+    tracker.start(run_key=plan.sweep_id, run_name=name, experiment=plan.experiment, tags=tags,
+                  params=spec.to_dict())
+    parent = tracker.run_id or None
+    if parent is None and (tracking_uri or "").strip().lower() not in DISABLED:
+        log.warning("no MLflow parent run id (tracking off or server unreachable): cells are tracked un-nested")
+    return tracker, parent
+
+
+def _record(plan: SweepPlan, cell: Cell, result: dict[str, Any] | None, error: str | None, tracker: Any) -> str:
+    """Note one cell's outcome in the plan (and its bpb on the parent run); returns its state."""
+    if error is not None:
+        plan.states[cell.run_id] = {"state": "failed", "error": error[:500]}
+    elif result.get("stop_reason") == "interrupted":
+        plan.states[cell.run_id] = {"state": "interrupted", "step": result.get("step")}
+    else:
+        plan.states[cell.run_id] = {"state": "finished", **_summary(result)}
+        m = cell.config.model
+        bpb = result["val_bpb"] if result["val_bpb"] is not None else float("nan")
+        tracker.log_metrics({f"val_bpb/{m.family}.{m.flavor}/{format_size(cell.size_bytes)}/s{cell.seed}": bpb}, 0)
+    done = sum(1 for st in plan.states.values() if st["state"] == "finished")
+    tracker.log_metrics({"sweep/cells_finished": float(done)}, done)
+    return plan.states[cell.run_id]["state"]
+
+
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("val_bpb", "tokens_per_s", "train_seconds", "tokens", "step", "stop_reason", "parameters",
+            "memory_bytes")
+    return {k: result.get(k) for k in keys}
+
+
+def _adopt_children(tracking_uri: str | None, store: Store, plan: SweepPlan, parent: str | None) -> None:
+    """Nest cells trained before this sweep existed (e.g. by `nightshift train`) under its parent run.
+
+    A run already nested under another sweep keeps its parent (MLflow has one); sweep.json still lists it.
+    """
+    if not parent:
+        return
+    from orchestrator.tracking import PARENT_RUN_TAG, default_tracking_uri
+    from orchestrator.tracking.query import find_run
+
+    uri = tracking_uri or default_tracking_uri(store)
+    try:
+        from orchestrator.tracking.mlflow_tracker import open_client
+
+        client = open_client(uri)
+        for cell in plan.cells:
+            found = find_run(uri, plan.experiment, cell.run_id)
+            if found is not None and not found["parent_run_id"]:
+                client.set_tag(found["run_id"], PARENT_RUN_TAG, parent)
+                client.set_tag(found["run_id"], SWEEP_TAG, plan.sweep_id)
+    except Exception as exc:  # noqa: BLE001 - tracking is never worth failing a finished sweep over
+        log.warning("could not nest earlier runs under sweep run %s: %s", parent, exc)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

@@ -36,7 +36,9 @@ class CheckpointTrail:
     def _p(self, *parts: str) -> tuple[str, ...]:
         return (*self.run_path, "checkpoints", *parts)
 
-    def save(self, state: dict[str, Any], step: int, parent_step: int | None, **meta: Any) -> dict[str, Any]:
+    def save(self, state: dict[str, Any], step: int, parent_step: int | None, *, _pause: float = 0.0,
+             **meta: Any) -> dict[str, Any]:
+        """Data, then meta, then the pointer; `_pause` (fault drills only) sleeps between each."""
         buf = io.BytesIO()
         torch.save(state, buf)
         data = buf.getvalue()
@@ -50,7 +52,9 @@ class CheckpointTrail:
             **meta,
         }
         self.store.write_bytes(data, *self._p(step_dir(step), "state.pt"))
+        time.sleep(_pause)
         self.store.write_json(info, *self._p(step_dir(step), "meta.json"))
+        time.sleep(_pause)
         self.store.write_json(info, *self._p(LATEST))  # the pointer, last
         return info
 

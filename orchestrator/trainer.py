@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import resource
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -327,7 +328,8 @@ class Trainer:
                 "config": self.config.to_dict(),
                 "dataset_id": self.config.dataset_id,
             }
-            info = self.trail.save(state, self.state.step, self._parent_step)
+            slow_write = sum(f.arg for f in self.faults if f.kind == "slowckpt")  # drill: widen the write window
+            info = self.trail.save(state, self.state.step, self._parent_step, _pause=slow_write)
             self.run_dir.set_status("running", self.state.step)
         self._parent_step = self.state.step
         runtime.barrier(self.env)
@@ -377,7 +379,7 @@ class Trainer:
                            params=self.config.to_dict(), parent_run_id=self.parent_run_id)
 
     def _bar(self):  # noqa: ANN202 - tqdm or None
-        if not self.progress_bar:
+        if not self.progress_bar or not sys.stderr.isatty():  # for people; in logs and pipes it is noise
             return None
         from tqdm.auto import tqdm
 
@@ -396,6 +398,8 @@ class Trainer:
     def _inject_pause(self, step: int) -> None:
         """Test/drill hook: hold still after `step` (a window to kill or signal the process)."""
         for fault in self.faults:
+            if fault.kind == "slow" and step >= fault.step:  # every step from here on takes longer
+                time.sleep(fault.arg)
             if fault.kind == "pause" and fault.step == step:
                 deadline = time.monotonic() + (fault.arg or 1.0)
                 while time.monotonic() < deadline and not self._stop.requested:

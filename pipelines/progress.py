@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 
@@ -12,7 +13,7 @@ class PrepareProgress:
         self.tokens = 0
         self.reused = 0
         self.bar = None
-        if enabled:
+        if enabled and sys.stderr.isatty():  # a bar is for people; in logs and pipes it is noise
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc=label[:40], leave=False,

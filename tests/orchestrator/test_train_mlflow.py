@@ -26,7 +26,8 @@ def test_train_run_round_trips_through_mlflow_server_with_s3_artifacts(
     client = MlflowClient(tracking_uri=mlflow_server.uri)
     experiment = client.get_experiment_by_name("local-pg19")
     assert experiment is not None
-    runs = client.search_runs([experiment.experiment_id])
+    mine = f"tags.`run.id` = '{result['run_id']}'"  # the session's server is shared with other tests
+    runs = client.search_runs([experiment.experiment_id], filter_string=mine)
     assert len(runs) == 1
     run = runs[0]
     assert run.info.run_name == "transformer:debug@200KB" and run.info.status == "FINISHED"
@@ -53,4 +54,4 @@ def test_train_run_round_trips_through_mlflow_server_with_s3_artifacts(
     nightshift("train", "--dataset", pg19_bytes, "--model", "transformer:debug", "--steps", "12",
                "--set", "eval_every=6", "--set", "log_every=3", "--set", "sample_tokens=8",
                "--store", str(store_dir), "--tracking-uri", mlflow_server.uri, "--no-progress", env=s3_server.env)
-    assert len(client.search_runs([experiment.experiment_id])) == 1
+    assert len(client.search_runs([experiment.experiment_id], filter_string=mine)) == 1

@@ -81,6 +81,15 @@ def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: st
                      volume=volume if uses_volume else None, prepare_actors=0, progress=False)
 
 
+@app.function(image=image, gpu=DEFAULT_GPU, volumes={VOLUME_MOUNT: volume}, secrets=secrets,
+              timeout=MAX_TIMEOUT_S, retries=RETRIES)
+def sweep_cell(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None) -> dict:
+    """One cell of `nightshift sweep --backend modal` (its `starmap` target); resumes after preemption."""
+    from orchestrator.sweep import sweep_cell as body
+
+    return body(run, store_url, tracking_uri, parent_run_id, backend="modal")
+
+
 @app.local_entrypoint()
 def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | None = None,
          vocab_size: int | None = None, context_size: int | None = None, max_attractors: int | None = None,

@@ -17,11 +17,16 @@ or tracking:
   survive `torch.save` -> `torch.load(weights_only=True)`).
 - DDP for memory families: `synchronize()` merges memory across
   `torch.distributed` ranks so every rank predicts identically.
+- ablations: a family names the mechanisms that can be switched off in
+  `ablatable` (holographic: "memory", "prototypes"; macro_unit: "units";
+  attractor: "relaxation"); `ablated(model, {"memory"})` scores the same
+  trained state with those parts off, so "what the memory adds" is a number.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -74,10 +79,27 @@ class LanguageModel(nn.Module):
 
     family: ClassVar[str] = "?"
     trains_by_gradient: ClassVar[bool] = True
+    # Mechanisms that `set_ablation` can switch off for evaluation (empty: nothing to ablate).
+    ablatable: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, vocab: Vocab) -> None:
         super().__init__()
         self.vocab = vocab
+        self.ablated_parts: frozenset[str] = frozenset()  # read by score/log_probs/generate
+
+    # --------------------------------------------------------------- ablation
+    def set_ablation(self, parts: Collection[str]) -> None:
+        """Switch the named mechanisms off (empty: the full model).
+
+        Changes predictions only, never the trained state, so a checkpoint
+        scores the same with and without an ablation in between. Families
+        override to invalidate caches that depend on the active parts.
+        """
+        unknown = sorted(set(parts) - set(self.ablatable))
+        if unknown:
+            accepted = ", ".join(self.ablatable) or "none"
+            raise ValueError(f"{self.family}: cannot ablate {', '.join(unknown)}; ablatable parts: {accepted}")
+        self.ablated_parts = frozenset(parts)
 
     # ----------------------------------------------------------------- shapes
     @property
@@ -165,6 +187,17 @@ class LanguageModel(nn.Module):
     def memory_bytes(self) -> int:
         """Bytes of non-parametric memory (memory families override)."""
         return 0
+
+
+@contextmanager
+def ablated(model: LanguageModel, parts: Collection[str]) -> Iterator[LanguageModel]:
+    """Score `model` with `parts` switched off inside the block; the previous setting is restored after."""
+    before = model.ablated_parts
+    model.set_ablation(parts)
+    try:
+        yield model
+    finally:
+        model.set_ablation(before)
 
 
 class ModelConfig(Protocol):

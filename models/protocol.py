@@ -188,6 +188,15 @@ class LanguageModel(nn.Module):
         """Bytes of non-parametric memory (memory families override)."""
         return 0
 
+    def train_flops_per_sample(self) -> float | None:
+        """Estimated FLOPs of one training update on one (T+1)-token sample, forward + backward.
+
+        Gradient families return an estimate (what MFU and compute accounting
+        multiply by samples seen); None where a FLOP count means little (memory
+        families: their cost is measured in device-seconds).
+        """
+        return None
+
 
 @contextmanager
 def ablated(model: LanguageModel, parts: Collection[str]) -> Iterator[LanguageModel]:

@@ -180,6 +180,17 @@ class AttractorLM(LanguageModel):
         out, _ = self.relax_ids(windows[:, :-1], with_loss=False)
         return float(out.tension.mean())
 
+    def train_flops_per_sample(self) -> float:
+        """Forward + backward (x3) of: the W*D -> V and D -> V readouts, and K relaxation steps per
+        window, each an energy MLP and its input gradient per wave (~3 d x d matmuls per position)
+        plus the W x W positional coupling."""
+        cfg, V = self.cfg, self.vocab.size
+        D, W, K, d = cfg.d_model, cfg.window, cfg.steps, cfg.wave_dim
+        predicted = W if cfg.readout == "all_positions" else 1
+        readout = 2 * (W * D * V if cfg.readout == "last" else D * V * W) + 2 * D * V * predicted
+        relax = K * W * (3 * 2 * D * d + 2 * W * D)
+        return float(3 * (readout + relax))
+
     def get_extra_state(self) -> dict[str, Tensor]:
         return self.replay.state()
 

@@ -143,6 +143,15 @@ class Transformer(LanguageModel):
         """idx (B, T) -> (B, T, V) logits over the real vocabulary (padding rows dropped)."""
         return (self.hidden(idx) @ self.embed.weight.T)[..., : self.vocab.size]  # (B, T, V)
 
+    def train_flops_per_sample(self) -> float:
+        """PaLM's count (appendix B): 6 N per token for the matmuls (N without the embedding lookup,
+        with the tied output head), plus 12 L T d per token for attention scores and values."""
+        cfg, T = self.cfg, self.cfg.seq_len
+        n_matmul = sum(p.numel() for name, p in self.named_parameters() if name != "embed.weight" and p.ndim >= 2
+                       and not name.startswith("pos."))
+        n_matmul += self.padded_vocab * cfg.d_model  # the tied head is a matmul, the lookup is not
+        return float(T * (6 * n_matmul + 12 * cfg.n_layer * T * cfg.d_model))
+
     def forward(self, tokens: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         logits = self.padded_logits(tokens[:, :-1])  # (B, T, V_padded)
         loss = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())

@@ -1,0 +1,42 @@
+"""Device peak FLOP/s and model FLOP utilisation (MFU).
+
+Peaks are dense bf16 tensor-core figures from the vendors' datasheets (no
+sparsity); MFU = achieved model FLOP/s / peak. A device not in the table
+(a CPU, an unknown GPU) has no peak, so MFU is not reported rather than
+guessed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# name fragment (lower case, as torch.cuda.get_device_name reports it) -> dense bf16 FLOP/s
+PEAK_BF16: tuple[tuple[str, float], ...] = (
+    ("h200", 989e12),
+    ("h100 pcie", 756e12),
+    ("h100", 989e12),  # SXM / HBM3
+    ("a100", 312e12),
+    ("l40s", 362e12),
+    ("l4", 121e12),
+    ("a10g", 125e12),
+)
+
+
+def device_peak_flops(device: torch.device | str) -> float | None:
+    """Dense bf16 peak of `device`, or None (CPU, or a GPU not in PEAK_BF16)."""
+    device = torch.device(device)
+    if device.type != "cuda" or not torch.cuda.is_available():
+        return None
+    return peak_for_name(torch.cuda.get_device_name(device))
+
+
+def peak_for_name(name: str) -> float | None:
+    lowered = name.lower()
+    for fragment, peak in PEAK_BF16:
+        if fragment in lowered:
+            return peak
+    return None
+
+
+def mfu(flops_per_s: float, peak: float | None) -> float | None:
+    return flops_per_s / peak if peak else None

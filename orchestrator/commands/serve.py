@@ -42,6 +42,7 @@ def load_target(target: str, args: argparse.Namespace):  # noqa: ANN201 - (Bundl
     from orchestrator.serving.bundle import Bundle, bundle_in, load_bundle
 
     if target.startswith(MLFLOW_SCHEMES):
+        import mlflow
         import mlflow.artifacts
 
         from orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
@@ -50,8 +51,13 @@ def load_target(target: str, args: argparse.Namespace):  # noqa: ANN201 - (Bundl
         if uri is None or is_disabled(uri):
             raise UserError(f"{target} is an MLflow URI; give --tracking-uri (or set MLFLOW_TRACKING_URI)")
         folder = tempfile.mkdtemp(prefix="nightshift-serve-")
+        # MLflow resolves `models:/` (what runs:/<id>/model points to) with its process-wide URIs only;
+        # this process serves one model, so setting them here is harmless.
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=target, dst_path=folder, tracking_uri=uri)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=target, dst_path=folder, tracking_uri=uri,
+                                                        registry_uri=uri)
         except Exception as exc:  # noqa: BLE001 - MlflowException, HTTP errors: one line either way
             raise UserError(f"cannot fetch {target} from {uri}: {(str(exc).splitlines() or [''])[0][:300]}") from None
         bundle = load_bundle(*bundle_in(local))

@@ -117,9 +117,10 @@ def stream(bundle: Bundle, prompt: str, s: Sampling, seed: int) -> Iterator[Piec
         if ended or new >= s.max_tokens or not fresh:
             yield Piece(text[sent:], "stop" if ended or not fresh else "length", new)
             return
-        ready = len(text) - hold
+        ready = len(text)
         while ready > sent and text[ready - 1] == REPLACEMENT:  # an unfinished UTF-8 character: wait for it
             ready -= 1
+        ready -= hold  # then keep back what could be the start of a stop string
         if ready > sent:
             yield Piece(text[sent:ready], None, new)
             sent = ready

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from models.protocol import LanguageModel, Vocab
 from orchestrator.config import build_run_config
 from orchestrator.evaluate import bits_per_byte
 from orchestrator.serving.bundle import bundle_in
@@ -90,3 +91,43 @@ def test_a_bpe_model_carries_its_own_tokenizer(tmp_path: Path, monkeypatch: pyte
     assert bundle.tokenizer.encode_batch([text]) == tokenizer.encode_batch([text])
     out = loaded.predict(pd.DataFrame({"prompt": [text]}), params={"max_tokens": 4})
     assert out["finish_reason"][0] in ("length", "stop")
+
+
+class Scripted(LanguageModel):
+    """Bytes vocabulary; always continues with the same bytes (the sampler, not a model, is under test)."""
+
+    def __init__(self, script: bytes) -> None:
+        super().__init__(Vocab.bytes_vocab())
+        self.script = torch.tensor(list(script), dtype=torch.long)
+        self.prompt_len: int | None = None
+
+    @property
+    def context_length(self) -> int:
+        return 64
+
+    def generate(self, prompt: torch.Tensor, max_new_tokens: int, **_: object) -> torch.Tensor:
+        if self.prompt_len is None:
+            self.prompt_len = len(prompt)
+        done = len(prompt) - self.prompt_len
+        return torch.cat([prompt, self.script[done:done + max_new_tokens]])
+
+
+@pytest.mark.parametrize("stop", ["\x1e\u04a4", "\u04a4I", "te", "\x1e", "\u07b0\x08"])
+def test_stop_strings_cut_at_their_first_occurrence_even_across_a_split_character(stop: str) -> None:
+    """A chunk of 8 bytes ends inside the 2-byte character \u04a4: the text before a stop string that ends
+    with it must not leak out with the chunk (nor anything after the stop); streamed pieces join up."""
+    from orchestrator.serving.bundle import Bundle
+    from orchestrator.serving.complete import CHUNK_TOKENS, Sampling, stream
+
+    text = "b\x04\x07\u07b0\x08\x1e\u04a4I>te\x0cK4de"
+    script = text.encode()
+    assert script[CHUNK_TOKENS - 1:CHUNK_TOKENS + 1] == "\u04a4".encode()  # the split this test is about
+    config = build_run_config(DATASET, "transformer:debug", {})
+    bundle = Bundle(model=Scripted(script), tokenizer=load_tokenizer("bytes"), config=config, step=0)
+    pieces = list(stream(bundle, "p", Sampling(max_tokens=len(script), stop=(stop,)), seed=0))
+    assert "".join(p.text for p in pieces) == text[: text.find(stop)]
+    assert pieces[-1].finish_reason == "stop" and all(p.finish_reason is None for p in pieces[:-1])
+    whole = list(stream(Bundle(model=Scripted(script), tokenizer=load_tokenizer("bytes"), config=config, step=0),
+                        "p", Sampling(max_tokens=len(script)), seed=0))
+    assert "".join(p.text for p in whole) == text and whole[-1].finish_reason == "length"
+    assert len(whole) > 1  # it streamed in pieces

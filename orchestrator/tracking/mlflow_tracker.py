@@ -19,7 +19,6 @@ the health probe keeps every later request from waiting on them.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import threading
@@ -34,6 +33,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from orchestrator.errors import UserError
+from orchestrator.run_tags import user as _user  # the launcher's user where it handed one ($NIGHTSHIFT_USER)
 from orchestrator.tracking.base import (
     PARENT_RUN_TAG, RUN_KEY_TAG, RunStatus, StepFilter, Tracker, check_status, event_records,
 )
@@ -493,13 +493,6 @@ class MlflowTracker(Tracker):
         if what not in self._warned:
             self._warned.add(what)
             logger.warning("tracking %s failed (not repeated): %s: %s", what, type(exc).__name__, exc)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "unknown"
 
 
 def replay_spool(uri: str, spool_store: Store, prefix: str, **kwargs: Any) -> int:

@@ -53,11 +53,21 @@ def secret_names() -> list[str]:
     return [s.strip() for s in raw.split(",") if s.strip()]
 
 
+def launcher_env() -> dict[str, str]:
+    """Commit, entry point and user of the launcher, baked into the image's environment: the container has
+    no .git and runs as root, yet its runs carry the commit of the code the image holds (and who launched it).
+    Inside the container the same call reads them back from that environment, so the image is unchanged."""
+    from orchestrator.run_tags import SOURCE_ENV, launcher_env as here
+
+    return {**here(), SOURCE_ENV: os.environ.get(SOURCE_ENV) or "jobs/giant.py"}
+
+
 app = modal.App(APP_NAME)
 image = (
     modal.Image.debian_slim(python_version="3.11")
     .pip_install(*pinned())
-    .env({"HF_HOME": f"{VOLUME_MOUNT}/hf-cache", "TIKTOKEN_CACHE_DIR": f"{VOLUME_MOUNT}/tiktoken-cache"})
+    .env({"HF_HOME": f"{VOLUME_MOUNT}/hf-cache", "TIKTOKEN_CACHE_DIR": f"{VOLUME_MOUNT}/tiktoken-cache",
+          **launcher_env()})
     .add_local_python_source("orchestrator", "models", "pipelines")
 )
 # Lazy references: nothing here talks to Modal until `modal run` deploys the app.
@@ -71,13 +81,14 @@ def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: st
     """One attempt of the giant run; Modal calls it again (same input) after a preemption or failure."""
     from orchestrator.backends.giant import GiantFlags
     from orchestrator.backends.modal_run import run_giant
+    from orchestrator.tracking.uri import explicit_tracking_uri
     from pipelines.store import default_store_url
 
     on_modal = not modal.is_local()
     store_url = store or (STORE_ON_VOLUME if on_modal else default_store_url())
     uses_volume = on_modal and store_url.startswith(VOLUME_MOUNT)
     return run_giant(GiantFlags.from_dict(flags), store_url=store_url, gpus=gpus,
-                     tracking_uri=tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
+                     tracking_uri=explicit_tracking_uri(tracking_uri),  # flag > the secret's env > the store's DB
                      volume=volume if uses_volume else None, prepare_actors=0, progress=False)
 
 

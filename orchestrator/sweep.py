@@ -28,7 +28,7 @@ from typing import Any
 from models.registry import FAMILIES
 from orchestrator.config import RunConfig, build_run_config, parse_sets
 from orchestrator.errors import USER_ERRORS, UserError
-from orchestrator.run_tags import experiment_name, git_commit
+from orchestrator.run_tags import experiment_name, git_commit, source_tags
 from orchestrator.runs import RunDir
 from orchestrator.runtime import Env
 from pipelines.ids import content_id, validate_id
@@ -443,7 +443,7 @@ def _open_parent(plan: SweepPlan, store: Store, tracking_uri: str | None, backen
     tags = {"nightshift.kind": "sweep", SWEEP_TAG: plan.sweep_id, "sweep.bound": spec.bound["text"],
             "sweep.sizes": ",".join(format_size(s) for s in spec.sizes), "sweep.models": ",".join(spec.models),
             "sweep.seeds": ",".join(map(str, spec.seeds)), "dataset.source": spec.source, "backend": backend,
-            "git.commit": plan.commit}
+            **source_tags(backend), "mlflow.source.git.commit": plan.commit}
     name = f"sweep {'+'.join(format_size(s) for s in spec.sizes)} x {len(spec.models)} variants"
     tracker.start(run_key=plan.sweep_id, run_name=name, experiment=plan.experiment, tags=tags,
                   params=spec.to_dict())
@@ -482,10 +482,13 @@ def _adopt_children(tracking_uri: str | None, store: Store, plan: SweepPlan, par
     """
     if not parent:
         return
-    from orchestrator.tracking import PARENT_RUN_TAG, default_tracking_uri
+    from orchestrator.tracking import PARENT_RUN_TAG
     from orchestrator.tracking.query import find_run
+    from orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
 
-    uri = tracking_uri or default_tracking_uri(store)
+    uri = resolve_tracking_uri(tracking_uri, store)
+    if uri is None or is_disabled(uri):
+        return
     try:
         from orchestrator.tracking.mlflow_tracker import open_client
 

@@ -34,6 +34,7 @@ from orchestrator.runs import RunDir
 from orchestrator.sampling import generate_samples
 from orchestrator.signals import StopRequest
 from orchestrator.tracking.base import NoopTracker, Tracker
+from orchestrator.tracking.inputs import dataset_inputs
 from orchestrator.vocab import vocab_of
 from pipelines.reader import open_dataset
 from pipelines.store import Store
@@ -364,6 +365,11 @@ class Trainer:
             self.tracker.set_tags({"nightshift.stop_reason": reason,
                                    "nightshift.checkpoint": result["checkpoint"] or ""})
             self.tracker.log_text(_json(result), "result.json")
+            if final is not None:  # the run's MLflow model: any MLflow user can load, serve and register it
+                from orchestrator.serving.package import log_final_model
+
+                log_final_model(self.tracker, self.model, self.config, self.tokenizer, self.state.step,
+                                {"val_bpb": result["val_bpb"]})
         self.tracker.finish("KILLED" if reason == "interrupted" else "FINISHED")
         return result
 
@@ -377,6 +383,7 @@ class Trainer:
         self.tracker.start(run_key=self.config.run_id, run_name=run_name(self.config, self.dataset.manifest),
                            experiment=experiment_name(self.dataset.source), tags=tags,
                            params=self.config.to_dict(), parent_run_id=self.parent_run_id)
+        self.tracker.log_inputs(dataset_inputs(self.dataset.manifest, self.store))  # the UI's Dataset column
 
     def _bar(self):  # noqa: ANN202 - tqdm or None
         if not self.progress_bar or not sys.stderr.isatty():  # for people; in logs and pipes it is noise

@@ -46,7 +46,10 @@ class RayJob:
 
 
 def forwarded_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+    """This process's settings plus its git commit, entry point and user (workers' images have no .git)."""
+    from orchestrator.run_tags import launcher_env
+
+    return {**launcher_env(), **{k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}}
 
 
 def max_failures_default() -> int:

@@ -18,7 +18,18 @@ def add_store_arg(parser: argparse.ArgumentParser) -> None:
 
 def add_tracking_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", default=None, metavar="URI",
-                        help="MLflow tracking URI (default: sqlite inside the local store; 'none' disables)")
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite inside the local "
+                             "store; 'none' disables)")
+
+
+def tracking_uri_of(args: argparse.Namespace) -> str | None:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI (None: each process uses its store's embedded DB).
+
+    Resolved here, in the launcher, so Ray workers and Modal containers track where this shell said.
+    """
+    from orchestrator.tracking.uri import explicit_tracking_uri
+
+    return explicit_tracking_uri(getattr(args, "tracking_uri", None))
 
 
 def open_store(args: argparse.Namespace) -> Store:

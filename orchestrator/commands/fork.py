@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store
+from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
 from orchestrator.config import parse_sets
 
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         out = {"run_id": child.run_id, **lineage}
         emit_json(out) if args.json else print(f"forked {args.run}@{lineage['parent_step']} -> {child.run_id}")
         return 0
-    result = launch(child, store, tracking_uri=args.tracking_uri, progress=not args.no_progress)
+    result = launch(child, store, tracking_uri=tracking_uri_of(args), progress=not args.no_progress)
     result = {**result, "lineage": lineage}
     emit_json(result) if args.json else print_result(result)
     return 130 if result.get("stop_reason") == "interrupted" else 0

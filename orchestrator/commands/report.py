@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store
+from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     files = write_report(store, args.sweep, os.path.abspath(args.out), experiment=args.experiment,
-                         tracking_uri=args.tracking_uri, log_to_parent=not args.no_log)
+                         tracking_uri=tracking_uri_of(args), log_to_parent=not args.no_log)
     if args.json:
         emit_json({"html": files.html, "json": files.json, "plots": list(files.plots), "logged_to": files.logged_to})
         return 0

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store
+from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
 from orchestrator.errors import UserError
 from pipelines.sizes import parse_size
 
@@ -127,7 +127,7 @@ def run_and_print(args: argparse.Namespace, spec: Any, *, backend: str = "local"
     report_dir = None if no_report else (report or default_report_dir(store, spec.sweep_id))
     if report_dir:
         report_dir = os.path.abspath(report_dir)
-    outcome = run_sweep(spec, store, backend=backend, tracking_uri=args.tracking_uri,
+    outcome = run_sweep(spec, store, backend=backend, tracking_uri=tracking_uri_of(args),
                         progress=not args.no_progress, actors=args.actors, cpus_per_cell=cpus_per_cell,
                         threads=threads, report_dir=report_dir, on_cell=progress_printer(not args.json))
     code = 130 if outcome.interrupted else 1 if outcome.failed else 0

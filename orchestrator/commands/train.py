@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store
+from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
 from orchestrator.config import RunConfig, build_run_config, parse_sets
 from orchestrator.errors import UserError
 from orchestrator.runs import find_run
@@ -29,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     add_store_arg(p)
     add_tracking_arg(p)
+    p.add_argument("--register", default=None, metavar="NAME",
+                   help="register the run's logged MLflow model as a new version of NAME in the model registry")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -106,15 +108,35 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.launch import launch
 
     store = open_store(args)
+    registry = registry_uri(args, store)  # a bad --register fails here, before any training
     config = run_config_from_args(args, store)
     result = launch(config, store, backend=args.backend, workers=args.workers,
-                    gpus_per_worker=args.gpus_per_worker, tracking_uri=args.tracking_uri,
+                    gpus_per_worker=args.gpus_per_worker, tracking_uri=tracking_uri_of(args),
                     progress=not args.no_progress)
+    if registry and result.get("stop_reason") in ("finished", "budget"):
+        from orchestrator.tracking.mlflow_outputs import register_tracked_run
+
+        result["registered"] = register_tracked_run(registry, config.run_id, args.register)
     if args.json:
         emit_json(result)
     else:
         print_result(result)
     return 130 if result.get("stop_reason") == "interrupted" else 0
+
+
+def registry_uri(args: argparse.Namespace, store) -> str | None:  # noqa: ANN001 - Store
+    """The tracking URI `--register` registers in (checked up front), or None without --register."""
+    if args.register is None:
+        return None
+    from orchestrator.tracking.mlflow_outputs import check_model_name
+    from orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
+
+    check_model_name(args.register)
+    uri = resolve_tracking_uri(tracking_uri_of(args), store)
+    if uri is None or is_disabled(uri):
+        raise UserError(f"--register {args.register!r} needs MLflow tracking; tracking is off "
+                        f"({uri or 'remote store without --tracking-uri'})")
+    return uri
 
 
 def print_result(result: dict) -> None:
@@ -126,3 +148,6 @@ def print_result(result: dict) -> None:
         print(f"val bpb    {bpb:.4f}  over {result['val_bytes']:,} validation bytes")
     print(f"speed      {result['tokens_per_s']:,.0f} tokens/s, {result['train_seconds']:.1f} s training")
     print(f"checkpoint {result.get('checkpoint')}")
+    if result.get("registered"):
+        reg = result["registered"]
+        print(f"registered {reg['uri']}  (MLflow model {reg['model_id']})")

@@ -23,8 +23,9 @@ import urllib.request
 from orchestrator.commands.common import add_store_arg
 from orchestrator.errors import UserError
 from orchestrator.tracking.factory import (
-    ARTIFACTS_DIR, check_tracking_uri, default_artifact_root, default_tracking_uri, open_store,
+    ARTIFACTS_DIR, check_tracking_uri, default_artifact_root, open_store,
 )
+from orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
 
 READY_TIMEOUT_S = 180.0
 
@@ -34,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ui", help="open the MLflow UI on this project's runs",
         description="Start `mlflow server` on the project's tracking store and print its URL; Ctrl-C stops it.")
     add_store_arg(parser)
-    parser.add_argument("--tracking-uri", default=None, help="tracking store to show instead "
-                        "(sqlite:///path/mlflow.db, postgresql://...; http(s):// just prints the URL)")
+    parser.add_argument("--tracking-uri", default=None, help="tracking store to show instead of "
+                        "$MLFLOW_TRACKING_URI or the store's DB (sqlite:///path/mlflow.db, postgresql://...; "
+                        "http(s):// just prints the URL)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
     parser.add_argument("--allowed-hosts", default=None,
@@ -95,12 +97,12 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.tracking_uri and args.tracking_uri.startswith(("http://", "https://")):
-        print(f"MLflow UI: {args.tracking_uri} (a tracking server is its own UI; nothing to start)")
-        return 0
     store = open_store(args.store)
-    uri = args.tracking_uri or default_tracking_uri(store)
-    if uri is None:
+    uri = resolve_tracking_uri(args.tracking_uri, store)  # --tracking-uri > $MLFLOW_TRACKING_URI > the store's DB
+    if uri and uri.startswith(("http://", "https://")):
+        print(f"MLflow UI: {uri} (a tracking server is its own UI; nothing to start)")
+        return 0
+    if uri is None or is_disabled(uri):
         raise UserError(f"store {store.url} is not local, so it has no embedded tracking DB; "
                         "pass --tracking-uri (sqlite:///path/mlflow.db or the server's http URL)")
     check_tracking_uri(uri)

@@ -34,11 +34,13 @@ class ReportFiles:
 
 
 def tracking_uri_for(store: Store, given: str | None, recorded: str | None = None) -> str | None:
-    """--tracking-uri, else the one the sweep recorded (unless it held a secret), else the store's sqlite DB."""
+    """--tracking-uri (or $MLFLOW_TRACKING_URI), else the one the sweep recorded (unless it held a secret), else the store's sqlite DB."""
     from orchestrator.tracking import default_tracking_uri
     from orchestrator.tracking.factory import DISABLED
     from orchestrator.tracking.sanitize import REDACTED
+    from orchestrator.tracking.uri import explicit_tracking_uri
 
+    given = explicit_tracking_uri(given)  # --tracking-uri > $MLFLOW_TRACKING_URI > recorded > the store's DB
     uri = given or (recorded if recorded and REDACTED not in recorded else None) or default_tracking_uri(store)
     return None if uri is None or uri.strip().lower() in DISABLED else uri
 

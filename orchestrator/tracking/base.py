@@ -110,6 +110,22 @@ class Tracker(abc.ABC):
     def run_id(self) -> str:
         return ""
 
+    @property
+    def wants_models(self) -> bool:
+        """True where `log_model` goes somewhere: callers skip building a model package otherwise."""
+        return False
+
+    def log_inputs(self, datasets: Sequence[Mapping[str, Any]]) -> None:
+        """The run's data as dataset inputs (`tracking.inputs.dataset_inputs`); ignored where unsupported."""
+
+    def log_model(self, local_dir: str, name: str = "model", step: int = 0,
+                  params: Mapping[str, Any] | None = None) -> None:
+        """A saved MLflow model folder (MLmodel at its root) as the run's logged model `name`.
+
+        `params` describe the model on its own page. The folder must stay in place
+        until `flush()` returns; ignored where unsupported.
+        """
+
     def __enter__(self) -> "Tracker":
         return self
 
@@ -202,6 +218,17 @@ class CompositeTracker(Tracker):
 
     def log_event(self, name: str, step: int, detail: Mapping[str, Any]) -> None:
         self._each("log_event", name, step, detail)
+
+    @property
+    def wants_models(self) -> bool:
+        return any(t.wants_models for t in self._trackers)
+
+    def log_inputs(self, datasets: Sequence[Mapping[str, Any]]) -> None:
+        self._each("log_inputs", datasets)
+
+    def log_model(self, local_dir: str, name: str = "model", step: int = 0,
+                  params: Mapping[str, Any] | None = None) -> None:
+        self._each("log_model", local_dir, name, step, params)
 
     def flush(self) -> None:
         self._each("flush")

@@ -17,25 +17,16 @@ from typing import Any, Literal
 from orchestrator.errors import UserError
 from orchestrator.tracking.base import CompositeTracker, NoopTracker, Tracker
 from orchestrator.tracking.jsonl import JsonlTracker
+from orchestrator.tracking.uri import (  # noqa: F401 - DISABLED, TRACKING_DB re-exported for callers
+    DISABLED, TRACKING_DB, default_tracking_uri, is_disabled, open_store, resolve_tracking_uri,
+)
 from pipelines.store import Store
 
 logger = logging.getLogger(__name__)
 
-TRACKING_DB = "mlflow.db"
 ARTIFACTS_DIR = "mlflow-artifacts"
-DISABLED = frozenset({"none", "off", "false", "0"})
 _SCHEMES = ("http://", "https://", "sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+",
             "mssql://", "mssql+", "databricks")
-
-
-def open_store(store: Store | str | None) -> Store:
-    return store if isinstance(store, Store) else Store.open(store)
-
-
-def default_tracking_uri(store: Store | str | None) -> str | None:
-    """`sqlite:///<store>/mlflow.db` for a local store; None for a remote one (sqlite cannot live on S3)."""
-    store = open_store(store)
-    return f"sqlite:///{store.path(TRACKING_DB)}" if store.is_local else None
 
 
 def default_artifact_root(uri: str, store: Store | str | None) -> str | None:
@@ -63,8 +54,8 @@ def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
                   on_unreachable: Literal["error", "spool"] = "error", **mlflow_options: Any) -> Tracker:
     """The tracker for one process of a run.
 
-    uri: MLflow tracking URI; None means the embedded sqlite DB of a local store;
-        "none" (or "off") turns MLflow off, like `enabled=False`.
+    uri: MLflow tracking URI; None means $MLFLOW_TRACKING_URI, else the embedded sqlite DB of a
+        local store (`uri.resolve_tracking_uri`); "none" (or "off") turns MLflow off, like `enabled=False`.
     store: the artifact store (URL or `Store`); spool and JSONL history live in it.
     rank: only rank 0 tracks; every other rank gets a `NoopTracker`.
     run_prefix: the run's folder in the store (`runs/<dataset>/<model>/<run>`); when
@@ -78,12 +69,12 @@ def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
     if rank != 0:
         return NoopTracker()
     store = open_store(store)
-    if uri is not None and uri.strip().lower() in DISABLED:
+    uri = resolve_tracking_uri(uri, store)
+    if is_disabled(uri):
         enabled, uri = False, None
     prefix = posixpath.join(*run_prefix) if isinstance(run_prefix, (list, tuple)) else run_prefix
     trackers: list[Tracker] = []
     if enabled:
-        uri = uri or default_tracking_uri(store)
         if uri is None:
             logger.warning("store %s is not local, so there is no embedded MLflow DB; pass --tracking-uri "
                            "to track in MLflow (the JSONL history in the store is still written)", store.url)

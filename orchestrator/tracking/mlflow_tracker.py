@@ -1,6 +1,7 @@
 """`Tracker` on MLflow: batched in a background thread, spooled durably while the server is away.
 
-The only module that imports mlflow. The trainer's calls only enqueue (cheap,
+The only module that imports mlflow (with its helpers in `mlflow_outputs`:
+dataset inputs, the logged model, system metrics). The trainer's calls only enqueue (cheap,
 never raise); a sender thread wakes every `flush_interval_s` (or on
 `flush()`), coalesces what accumulated into `MlflowClient.log_batch` calls
 within MLflow's batch limits, and sends them. If the server does not answer,
@@ -18,7 +19,6 @@ the health probe keeps every later request from waiting on them.
 
 from __future__ import annotations
 
-import getpass
 import logging
 import os
 import threading
@@ -33,10 +33,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from orchestrator.errors import UserError
+from orchestrator.run_tags import user as _user  # the launcher's user where it handed one ($NIGHTSHIFT_USER)
 from orchestrator.tracking.base import (
     PARENT_RUN_TAG, RUN_KEY_TAG, RunStatus, StepFilter, Tracker, check_status, event_records,
 )
 from orchestrator.tracking.batching import coalesce, probe
+from orchestrator.tracking.mlflow_outputs import SystemMetrics, send_inputs, send_model
 from orchestrator.tracking.redact_files import redacted_artifact
 from orchestrator.tracking.sanitize import (
     metric_values, redact_text, sanitize_params, sanitize_structure, sanitize_tags,
@@ -72,7 +74,7 @@ class MlflowTracker(Tracker):
                  artifact_root: str | None = None, on_unreachable: Literal["error", "spool"] = "error",
                  fallback_hint: str | None = None, flush_interval_s: float = 1.0,
                  retry_interval_s: float = 5.0, probe_timeout_s: float = 3.0,
-                 flush_timeout_s: float = 600.0) -> None:
+                 flush_timeout_s: float = 600.0, system_metrics_s: float | None = 10.0) -> None:
         if on_unreachable not in ("error", "spool"):
             raise ValueError(f"on_unreachable={on_unreachable!r}: expected 'error' or 'spool'")
         self.uri = uri
@@ -98,6 +100,8 @@ class MlflowTracker(Tracker):
         self._warned: set[str] = set()
         self._thread: threading.Thread | None = None
         self._session = uuid.uuid4().hex  # marks this process's terminate record apart from older ones
+        self._system_interval = system_metrics_s  # None: no system metrics
+        self._system: SystemMetrics | None = None
 
     # ----------------------------------------------------------------- public API
 
@@ -112,6 +116,10 @@ class MlflowTracker(Tracker):
     @property
     def online(self) -> bool:
         return self._online
+
+    @property
+    def wants_models(self) -> bool:
+        return True
 
     def start(self, run_key: str, run_name: str, experiment: str, tags: Mapping[str, str],
               params: Mapping[str, Any], parent_run_id: str | None = None) -> str:
@@ -180,6 +188,20 @@ class MlflowTracker(Tracker):
         except Exception as exc:  # noqa: BLE001
             self._warn_once("log_text", exc)
 
+    def log_inputs(self, datasets: Any) -> None:
+        try:
+            self._put({"kind": "inputs", "datasets": [dict(d) for d in datasets]})
+        except Exception as exc:  # noqa: BLE001
+            self._warn_once("log_inputs", exc)
+
+    def log_model(self, local_dir: str, name: str = "model", step: int = 0,
+                  params: Mapping[str, Any] | None = None) -> None:
+        try:
+            self._put({"kind": "model", "local_path": os.path.abspath(local_dir), "name": name, "step": int(step),
+                       "params": {str(k): str(v) for k, v in (params or {}).items()}})
+        except Exception as exc:  # noqa: BLE001
+            self._warn_once("log_model", exc)
+
     def flush(self) -> None:
         if self._thread is None:
             return
@@ -197,6 +219,7 @@ class MlflowTracker(Tracker):
         if self._thread is None or self._finished:
             return
         self._finished = True
+        self._stop_system_metrics()
         self._put({"kind": "terminate", "status": status, "end_time": _now_ms(), "session": self._session})
         self.flush()
         with self._cond:
@@ -226,6 +249,16 @@ class MlflowTracker(Tracker):
         for unit in coalesce([{"kind": "batch", "params": fresh, "tags": self._meta["tags"]}]):
             self._send(unit)
         self._online = True
+        self._start_system_metrics()
+
+    def _start_system_metrics(self) -> None:
+        if self._system is None and self._system_interval and self._run_id and not self._finished:
+            self._system = SystemMetrics(self.uri, self._run_id, sampling_interval_s=self._system_interval)
+
+    def _stop_system_metrics(self) -> None:
+        system, self._system = self._system, None
+        if system is not None:
+            system.stop()
 
     def _open_offline(self, params: dict[str, str], reason: str) -> None:
         shown = redact_text(self.uri)
@@ -359,11 +392,16 @@ class MlflowTracker(Tracker):
                 self._run_id = self._resolve_run()
             if self._replay():
                 self._online = True
+                self._start_system_metrics()
                 logger.warning("MLflow tracking server %s is back; spool replayed", redact_text(self.uri))
         except Exception as exc:  # noqa: BLE001 - still down; try again later
             logger.info("tracking replay deferred: %s", exc)
 
     def _to_spool(self, unit: dict[str, Any]) -> None:
+        if unit["kind"] == "model":  # a copy of the folder travels with the record
+            record = {k: v for k, v in unit.items() if k != "local_path"}
+            self._spool.append(record, files=unit["local_path"])
+            return
         if unit["kind"] != "artifact":
             self._spool.append(unit)
             return
@@ -400,6 +438,11 @@ class MlflowTracker(Tracker):
                 self._upload(clean, unit["artifact_path"])
         elif kind == "text":
             self._client.log_text(run_id, unit["text"], unit["artifact_file"])
+        elif kind == "inputs":
+            send_inputs(self._client, run_id, unit["datasets"])
+        elif kind == "model":
+            send_model(self._client, run_id, unit["local_path"], name=unit["name"], step=unit["step"],
+                       params=unit.get("params"))
         elif kind == "terminate":
             self._client.set_terminated(run_id, status=unit["status"], end_time=unit["end_time"])
         else:
@@ -434,6 +477,9 @@ class MlflowTracker(Tracker):
                 elif record["kind"] == "artifact":
                     with self._spool.local_copy(record) as path:
                         self._upload(path, record.get("artifact_path"))
+                elif record["kind"] == "model":
+                    with self._spool.local_copy(record) as path:
+                        self._send({**record, "local_path": path})
                 else:
                     self._send(record)
             except Exception as exc:  # noqa: BLE001
@@ -447,13 +493,6 @@ class MlflowTracker(Tracker):
         if what not in self._warned:
             self._warned.add(what)
             logger.warning("tracking %s failed (not repeated): %s: %s", what, type(exc).__name__, exc)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no passwd entry in some containers
-        return "unknown"
 
 
 def replay_spool(uri: str, spool_store: Store, prefix: str, **kwargs: Any) -> int:

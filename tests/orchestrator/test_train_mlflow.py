@@ -35,7 +35,7 @@ def test_train_run_round_trips_through_mlflow_server_with_s3_artifacts(
     assert tags["dataset.id"] == pg19_bytes and tags["model.family"] == "transformer"
     assert tags["model.variant"] == "debug" and tags["run.id"] == result["run_id"]
     assert tags["dataset.size_bytes"] == "200000" and tags["backend"] == "local"
-    assert tags["model.id"] == result["model_id"] and len(tags["git.commit"]) >= 7
+    assert tags["model.id"] == result["model_id"] and len(tags["mlflow.source.git.commit"]) >= 7
     assert run.data.params["train.steps"] == "12" and run.data.params["model.config.n_layer"] == "2"
     losses = client.get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in losses] == [3, 6, 9, 12]

@@ -51,10 +51,11 @@ def bind_device(device: torch.device | str) -> None:
         torch.cuda.set_device(device)
 
 
-def init_process_group(*, rank: int, world_size: int, device: torch.device | str,
+def init_process_group(*, rank: int, world_size: int, device: torch.device | str, backend: str | None = None,
                        init_method: str | None = None, timeout_s: float = 1800.0) -> str:
-    """Bind `device`, then create the default group with `backend_for(device)`; returns the backend."""
-    backend = backend_for(device)
+    """Bind `device`, then create the default group (`backend_for(device)` unless `backend` is given,
+    e.g. "nccl" as torchrun or Ray would make it); returns the backend."""
+    backend = backend or backend_for(device)
     bind_device(device)
     dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world_size,
                             timeout=datetime.timedelta(seconds=timeout_s))

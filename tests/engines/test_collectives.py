@@ -98,7 +98,8 @@ def direct_collective_calls(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             dist_names |= {a.asname for a in node.names if a.name == "torch.distributed" and a.asname}
-        if isinstance(node, ast.ImportFrom) and node.module in ("torch.distributed", "torch.distributed.distributed_c10d"):
+        if isinstance(node, ast.ImportFrom) and node.module in ("torch.distributed",
+                                                                "torch.distributed.distributed_c10d"):
             found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {a.name}" for a in node.names
                       if a.name in COLLECTIVES]
     for node in ast.walk(tree):

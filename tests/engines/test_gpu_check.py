@@ -58,7 +58,7 @@ def test_the_sections_run_tiny_on_the_cpu_and_write_one_json_of_figures(tmp_path
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     failed = {n: s for n, s in report["sections"].items() if s["status"] != "ok"}
     assert out.returncode == 0 and not failed, (failed, out.stdout[-2000:], out.stderr[-2000:])
-    assert list(report["sections"]) == list(SMOKE) and report["all_ok"] and report["mode"] == "cpu-smoke"
+    assert set(report["sections"]) == set(SMOKE) and report["all_ok"] and report["mode"] == "cpu-smoke"
     train = report["sections"]["train:transformer"]
     assert train["device"] == "cpu" and train["steps"] == 8 and 4 <= train["stopped_at"] < 8  # SIGTERM, resume
     assert train["cpu_eval_bpb"] == pytest.approx(train["val_bpb"], rel=1e-4)

@@ -52,7 +52,11 @@ EOF
 if ! installed; then
     PY="$(pick_python)" || { log "needs Python >= 3.11 (found: $(python3 --version 2>&1))"; exit 1; }
     log "installing into $VENV with $PY ($($PY --version)); CUDA torch from ${TORCH_INDEX_URL:-PyPI}"
-    [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV" || { log "venv failed"; exit 1; }
+    if [ ! -x "$VENV/bin/python" ] && ! "$PY" -m venv "$VENV" 2>/dev/null; then
+        rm -rf "$VENV"  # Debian/Ubuntu without python3-venv: virtualenv from PyPI instead
+        { "$PY" -m pip install -q --user virtualenv || "$PY" -m pip install -q --user --break-system-packages virtualenv; } \
+            && "$PY" -m virtualenv -q "$VENV" || { log "cannot create a virtual environment with $PY"; exit 1; }
+    fi
     "$VENV/bin/python" -m pip install -q --upgrade pip || exit 1
     if [ -n "${TORCH_INDEX_URL:-}" ]; then
         "$VENV/bin/python" -m pip install -q "$(grep -i '^torch==' .ci/constraints.txt)" \

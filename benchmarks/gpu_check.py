@@ -34,7 +34,7 @@ if str(ROOT) not in sys.path:
 PARALLEL = ("train:transformer", "train:attractor", "train:holographic", "train:macro_unit", "ddp_nccl",
             "ray_gpu", "modal_local")
 SERIAL = ("bench:transformer", "bench:holographic", "bench:attractor")
-TIMEOUTS = {"parallel": 210.0, "bench:transformer": 120.0, "bench:holographic": 90.0, "bench:attractor": 45.0}
+TIMEOUTS = {"parallel": 200.0, "bench:transformer": 140.0, "bench:holographic": 80.0, "bench:attractor": 40.0}
 BUDGET_S = 470.0  # the whole check, data included: under 8 minutes on one GPU
 LOG_TAIL = 20_000  # characters of each section's log kept under DIR/logs
 
@@ -146,7 +146,8 @@ def table(report: dict[str, Any]) -> str:
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-    return str(v)
+    text = str(v).replace("\n", " ")
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 def run_section(args: argparse.Namespace) -> int:
@@ -161,7 +162,10 @@ def run_section(args: argparse.Namespace) -> int:
         Path(args.result).write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"[-1500:]}))
         return 1
     Path(args.result).write_text(json.dumps(figures, default=str))
-    return 0
+    failed = sorted(k for k in figures if k.endswith(".error"))
+    if failed:
+        print(f"failed measurements: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from models.protocol import LanguageModel
+from orchestrator import collectives
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +125,8 @@ def bits_per_byte(
             logp = model.score(tokens)  # (B, W)
         nats -= float(logp.double()[mask].sum())
         n_tokens += int(mask.sum())
-    if world_size > 1 and torch.distributed.is_initialized():
-        sums = torch.tensor([nats, n_tokens, n_bytes, n_docs], dtype=torch.float64)
-        torch.distributed.all_reduce(sums)
+    if collectives.group_size() == world_size:  # ranks split the documents: sum their sums
+        sums = collectives.all_reduce(torch.tensor([nats, n_tokens, n_bytes, n_docs], dtype=torch.float64))
         nats, n_tokens, n_bytes, n_docs = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
     model.train(was_training)
     bpb = nats / math.log(2) / n_bytes if n_bytes else float("nan")

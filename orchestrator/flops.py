@@ -11,12 +11,15 @@ from __future__ import annotations
 import torch
 
 # name fragment (lower case, as torch.cuda.get_device_name reports it) -> dense bf16 FLOP/s
+# First match wins: longer names before their prefixes ("h100 pcie" before "h100", "l40" before "l4").
 PEAK_BF16: tuple[tuple[str, float], ...] = (
     ("h200", 989e12),
     ("h100 pcie", 756e12),
-    ("h100", 989e12),  # SXM / HBM3
+    ("h100 nvl", 835e12),
+    ("h100", 989e12),  # SXM / HBM3 ("NVIDIA H100 80GB HBM3")
     ("a100", 312e12),
     ("l40s", 362e12),
+    ("l40", 181e12),
     ("l4", 121e12),
     ("a10g", 125e12),
 )

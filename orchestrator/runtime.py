@@ -1,4 +1,8 @@
-"""What a backend hands the trainer: rank, world size, device, precision; and small DDP helpers."""
+"""What a backend hands the trainer: rank, world size, device, precision; and small DDP helpers.
+
+The collectives themselves live in orchestrator/collectives.py (one device rule
+for gloo and NCCL); the helpers here are the trainer's vocabulary on top of them.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ import random
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
+
+from orchestrator import collectives
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +22,7 @@ class Env:
     world_size: int = 1
     local_rank: int = 0
     backend: str = "local"  # local | ray | modal
+    device: str | None = None  # the device the backend assigned this rank (Ray: ray.train.torch.get_device())
 
     @property
     def is_main(self) -> bool:
@@ -24,15 +30,34 @@ class Env:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1 and dist.is_available() and dist.is_initialized()
+        """A process group of exactly these ranks exists (one rank included: a 1-GPU NCCL run uses it too)."""
+        return collectives.group_size() == self.world_size
 
 
 def resolve_device(spec: str, env: Env) -> torch.device:
-    if spec == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", env.local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    return torch.device(spec)
+    """The run's device for this rank: `auto` and a bare `cuda` mean this rank's own GPU.
+
+    A backend that assigns devices (Ray: each worker sees only its own GPUs) puts it in
+    `env.device`; otherwise rank r of a node takes GPU r (`local_rank`). An explicit
+    `cuda:N` or `cpu` is taken as given.
+    """
+    if spec not in ("auto", "cuda"):
+        return torch.device(spec)
+    if env.device is not None:
+        assigned = torch.device(env.device)
+        if spec == "auto" or assigned.type == "cuda":
+            return assigned
+    if spec == "cuda" or torch.cuda.is_available():
+        if not torch.cuda.is_available():
+            raise RuntimeError("device=cuda but torch sees no CUDA device (a CPU build of torch, or no driver)")
+        return torch.device("cuda", env.local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def enable_tf32(device: torch.device) -> None:
+    """TF32 tensor cores for fp32 matmuls on CUDA (bf16 autocast covers most of the rest)."""
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
 
 
 def autocast_for(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -68,21 +93,26 @@ def any_rank(flag: bool, env: Env) -> bool:
     if not env.distributed:
         return flag
     t = torch.tensor([1.0 if flag else 0.0])
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return bool(collectives.all_reduce(t, "max").item())
+
+
+def mean_over_ranks(value: float, env: Env) -> float:
+    """The mean of a float over ranks (the logged loss: every rank must see the same one)."""
+    if not env.distributed:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    return float(collectives.all_reduce(t).item()) / env.world_size
 
 
 def gather_objects(obj: object, env: Env) -> list[object]:
     if not env.distributed:
         return [obj]
-    out: list[object] = [None] * env.world_size
-    dist.all_gather_object(out, obj)
-    return out
+    return collectives.all_gather_object(obj)
 
 
 def barrier(env: Env) -> None:
     if env.distributed:
-        dist.barrier()
+        collectives.barrier()
 
 
 def env_from_torchrun() -> Env:

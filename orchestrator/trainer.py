@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from models.protocol import LanguageModel, SleepContext
-from orchestrator import runtime
+from orchestrator import collectives, flops, runtime
 from orchestrator.checkpoint import CheckpointTrail
 from orchestrator.config import RunConfig
 from orchestrator.divergence import DivergenceGuard
@@ -79,6 +79,7 @@ class Trainer:
         self.trail = CheckpointTrail(store, config.run_path)
         self.cfg = config.train
         self.device = runtime.resolve_device(self.cfg.device, self.env)
+        collectives.bind_device(self.device)  # this rank's GPU is the current one (NCCL, object collectives)
         self.faults = parse_faults()
         self.state = Progress()
         self._parent_step: int | None = None
@@ -93,6 +94,7 @@ class Trainer:
         self.tokenizer = self.dataset.tokenizer()
         self.vocab = vocab_of(self.tokenizer)
         runtime.seed_everything(cfg.seed)
+        runtime.enable_tf32(self.device)
         self.model: LanguageModel = self.config.model.config.build(self.vocab).to(self.device)
         check = getattr(self.model, "check_dataset", None)
         if check is not None:  # e.g. a window longer than any document: refuse before compute
@@ -104,6 +106,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg, self.device) if self.gradient else None
         self.scheduler = build_scheduler(self.optimizer, cfg) if self.optimizer else None
         self.autocast = runtime.autocast_for(self.device, cfg.precision)
+        self.flops_per_sample = self.model.train_flops_per_sample() if self.gradient else None
+        self.peak_flops = flops.device_peak_flops(self.device)  # per device; None on CPU or an unknown GPU
         self.guard = DivergenceGuard.from_config(cfg)
         self.restore()
         self.forward_model: Any = self.model
@@ -177,7 +181,8 @@ class Trainer:
                     rate = window_tokens / max(window_time, 1e-9)
                     n = self.cfg.log_every if step % self.cfg.log_every == 0 else step % self.cfg.log_every
                     row = {"train/loss": window_loss / n, "perf/tokens_per_s": rate,
-                           "perf/tokens_seen": float(self.state.tokens), **metrics}
+                           "perf/tokens_seen": float(self.state.tokens), **metrics,
+                           **self._flops_metrics(rate / self.model.train_seq_len)}
                     if self.scheduler is not None:
                         row["train/lr"] = self.scheduler.get_last_lr()[0]
                     self.tracker.log_metrics(row, step)
@@ -239,10 +244,7 @@ class Trainer:
                 extra = self.model.observe(tokens)
                 metrics.update({k: float(v) for k, v in extra.items()})
                 total += float(extra.get("train/loss", 0.0)) / self.cfg.grad_accum
-        if self.env.distributed:  # every rank must see the same loss (divergence checks, logs)
-            t = torch.tensor([total], dtype=torch.float64)
-            torch.distributed.all_reduce(t)
-            total = float(t.item()) / self.env.world_size
+        total = runtime.mean_over_ranks(total, self.env)  # every rank sees the same loss (divergence checks, logs)
         if self.gradient:
             if math.isfinite(total):
                 self._apply_gradients()
@@ -268,8 +270,7 @@ class Trainer:
             for p in self.model.parameters():
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-                torch.distributed.all_reduce(p.grad)
-                p.grad /= self.env.world_size
+                collectives.all_reduce(p.grad).div_(self.env.world_size)
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
@@ -351,6 +352,8 @@ class Trainer:
             "tokens_per_s": self.state.tokens / max(self.state.train_seconds, 1e-9),
             "parameters": self.model.num_parameters(), "memory_bytes": self.model.memory_bytes(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "device": str(self.device),
+            **self._flops_result(),
             "sleeps": self.state.sleeps, "rollbacks": self.state.rollbacks,
             "val_bpb": final.bits_per_byte if final else None, "val_bytes": final.n_bytes if final else None,
             "checkpoint": self.store.uri(info["path"]) if info else None, "run_uri": self.run_dir.uri,
@@ -374,6 +377,23 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------- helpers
+    def _flops_metrics(self, samples_per_s: float) -> dict[str, float]:
+        """Achieved model FLOP/s (all ranks) and MFU against the devices' peak, where both are known."""
+        if not self.flops_per_sample:
+            return {}
+        achieved = self.flops_per_sample * samples_per_s
+        row = {"perf/flops_per_s": achieved}
+        mfu = flops.mfu(achieved, self.peak_flops and self.peak_flops * self.env.world_size)
+        if mfu is not None:
+            row["perf/mfu"] = mfu
+        return row
+
+    def _flops_result(self) -> dict[str, float | None]:
+        """The run's average FLOP/s and MFU over its training time (result.json)."""
+        samples_per_s = self.state.samples / max(self.state.train_seconds, 1e-9)
+        row = self._flops_metrics(samples_per_s)
+        return {"flops_per_s": row.get("perf/flops_per_s"), "mfu": row.get("perf/mfu")}
+
     def _start_tracking(self) -> None:
         tags = run_tags(self.config, self.dataset.manifest, backend=self.env.backend, run_uri=self.run_dir.uri)
         lineage = lineage_of(self.store, self.config)

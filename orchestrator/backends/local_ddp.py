@@ -1,4 +1,10 @@
-"""Multi-process DDP on one machine (gloo on CPU, NCCL on GPUs), without Ray."""
+"""Multi-process DDP on one machine, without Ray: one process per GPU (or gloo ranks on CPU).
+
+Each rank binds its own device before the process group exists and the group
+is device-mapped (`cpu:gloo,cuda:nccl` on GPUs: orchestrator/collectives.py),
+so the trainer's CPU-side sums and the gradients' NCCL all-reduces both work.
+The Modal giant run uses this for `--gpu H100:8`.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,12 @@ import socket
 from typing import Any
 
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from orchestrator import collectives
 from orchestrator.config import RunConfig
-from orchestrator.runtime import Env
+from orchestrator.errors import UserError
+from orchestrator.runtime import Env, resolve_device
 
 
 def _free_port() -> int:
@@ -20,27 +27,44 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def rank_device(spec: str, rank: int, world: int) -> torch.device:
+    """Rank `rank`'s device for `train.device = spec`; one GPU per rank or a clear error."""
+    device = resolve_device(spec, Env(rank=rank, world_size=world, local_rank=rank))
+    if device.type == "cuda":
+        have = torch.cuda.device_count()
+        if spec.startswith("cuda:") and world > 1:
+            raise UserError(f"device={spec} names one GPU, but --workers {world} needs one GPU per rank; "
+                            "use device=cuda (rank r takes GPU r) or device=cpu")
+        if world > have:
+            raise UserError(f"--workers {world} with device={spec}: NCCL needs one GPU per rank and this machine "
+                            f"has {have}; use --workers {have} or --set device=cpu")
+    return device
+
+
 def _worker(rank: int, world: int, port: int, config_dict: dict, store_url: str,
             tracking_uri: str | None, progress: bool, results: Any) -> None:
     from orchestrator.launch import train_in_process
 
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-    backend = "nccl" if torch.cuda.is_available() and torch.cuda.device_count() >= world else "gloo"
-    dist.init_process_group(backend, rank=rank, world_size=world)
+    config = RunConfig.from_dict(config_dict)
+    device = rank_device(config.train.device, rank, world)
+    collectives.init_process_group(rank=rank, world_size=world, device=device)
     try:
         torch.set_num_threads(max(1, (os.cpu_count() or 2) // world))
-        result = train_in_process(RunConfig.from_dict(config_dict), store_url,
-                                  Env(rank=rank, world_size=world, local_rank=rank, backend="local"),
+        result = train_in_process(config, store_url,
+                                  Env(rank=rank, world_size=world, local_rank=rank, backend="local",
+                                      device=str(device)),
                                   tracking_uri, progress and rank == 0)
         if rank == 0:
             results.put(result)
     finally:
-        dist.destroy_process_group()
+        collectives.destroy_process_group()
 
 
 def run_local_ddp(config: RunConfig, store_url: str, workers: int, tracking_uri: str | None,
                   progress: bool = True) -> dict[str, Any]:
+    rank_device(config.train.device, 0, workers)  # a user error here, not in every spawned rank
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
     mp.start_processes(_worker, args=(workers, _free_port(), config.to_dict(), store_url, tracking_uri,

@@ -1,8 +1,10 @@
 """Ray Train backend: the same trainer loop on every worker of a `TorchTrainer` (DDP).
 
-Ray Train starts the workers and initialises torch.distributed (gloo on CPU,
-NCCL on GPU); each worker builds its `Env` from the Ray Train context and runs
-`train_in_process`, the body every backend shares. The complete state of a
+Ray Train starts the workers and initialises torch.distributed (gloo on CPU;
+`cpu:gloo,cuda:nccl` on GPUs, the device rule of orchestrator/collectives.py);
+each worker builds its `Env` from the Ray Train context, with the device Ray
+assigned it (`ray.train.torch.get_device()`: a worker sees only its own GPUs),
+and runs `train_in_process`, the body every backend shares. The complete state of a
 run stays in *our* store (local or s3://), so resume is one code path on every
 backend: Ray only receives a small pointer checkpoint (which store checkpoint,
 which step) through `ray.train.report`. When a worker dies, `FailureConfig`
@@ -87,7 +89,7 @@ def run_on_ray(config: RunConfig, store_url: str, *, workers: int, gpus_per_work
         trainer = TorchTrainer(
             _train_worker,
             train_loop_config={"job": job},
-            torch_config=TorchConfig(backend="nccl" if gpus_per_worker else "gloo"),
+            torch_config=TorchConfig(backend=backend_for(gpus_per_worker)),
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus_per_worker > 0,
                                          resources_per_worker=resources),
             run_config=RayRunConfig(
@@ -109,6 +111,13 @@ def run_on_ray(config: RunConfig, store_url: str, *, workers: int, gpus_per_work
     finally:
         if started:
             ray.shutdown()
+
+
+def backend_for(gpus_per_worker: float) -> str:
+    """The process-group backend of a worker group: the device rule of orchestrator/collectives.py."""
+    from orchestrator.collectives import backend_for as device_backend
+
+    return device_backend("cuda" if gpus_per_worker > 0 else "cpu")
 
 
 def _import_ray():  # noqa: ANN202 - the ray module
@@ -183,15 +192,19 @@ def _user_error_from(exc: BaseException) -> Exception | None:
 def _train_worker(loop_config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker (and again on every worker after a restart)."""
     import ray.train
+    import ray.train.torch
     import torch
 
+    from orchestrator import collectives
     from orchestrator.checkpoint import CheckpointTrail
     from orchestrator.launch import train_in_process
 
     job: RayJob = loop_config["job"]
     ctx = ray.train.get_context()
+    device = ray.train.torch.get_device()  # cuda:i of the GPUs Ray gave this worker, or cpu
+    collectives.bind_device(device)
     env = Env(rank=ctx.get_world_rank(), world_size=ctx.get_world_size(), local_rank=ctx.get_local_rank(),
-              backend="ray")
+              backend="ray", device=str(device))
     torch.set_num_threads(max(1, int(job.cpus_per_worker)))
     config = RunConfig.from_dict(job.run)
     store = Store.open(job.store_url)

@@ -83,8 +83,19 @@ def test_ray_cluster_config_passes_rays_own_schema_and_starts_a_head_and_gpu_wor
     ray_start = cli_options("ray", "start")
     for cmd in config["head_start_ray_commands"] + config["worker_start_ray_commands"]:
         assert options_in(shlex.split(cmd.replace(";", " "))) <= ray_start, cmd
-    assert config["file_mounts"]["/home/ubuntu/nightshift"] == "."  # the checkout is what runs
+    assert config["file_mounts"]["~/nightshift"] == "."  # the checkout is what runs
     assert any(".ci/constraints.txt" in c for c in config["setup_commands"])
+
+
+def test_ray_cluster_runs_the_ray_and_python_ci_tests_on_an_ami_with_a_current_driver() -> None:
+    config = load("ray/cluster.yaml")
+    py = f"py{sys.version_info.major}{sys.version_info.minor}"
+    assert config["docker"]["image"] == f"rayproject/ray:{ray.__version__}-{py}-gpu"  # Ray's image, not its old AMI
+    for name, node in config["available_node_types"].items():
+        image_id = node["node_config"].get("ImageId", "")
+        assert image_id.startswith("resolve:ssm:/aws/service/deeplearning/ami/x86_64/"), name
+        assert "gpu" in image_id and "18.04" not in image_id, name
+    assert not any("+cpu" in c or "venv" in c for c in config["setup_commands"])  # the image's own Python
 
 
 # ------------------------------------------------------------------------------ KubeRay

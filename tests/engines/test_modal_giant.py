@@ -177,3 +177,32 @@ def test_the_volume_is_committed_after_prepare_each_checkpoint_and_the_end(tiny_
     assert [m["step"] for m in checkpoints] == [4, 6]
     assert result["modal"]["dataset_status"] == "given"
     assert volume.commits == result["modal"]["volume_commits"] == 1 + len(checkpoints) + 1
+
+
+@pytest.mark.modal
+@pytest.mark.parametrize(("gpu", "gpus"), [("H100", 1), ("H100:2", 2)])
+def test_the_entry_point_calls_the_deployed_function_with_arguments_its_signature_takes(
+        gpu: str, gpus: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    giant = load_giant()
+    body = giant.giant._raw_f_  # the function Modal deploys
+    calls = []
+
+    class Deployed:  # stands in for the hydrated Function: `.remote` needs Modal's servers
+        def __init__(self, gpu: str) -> None:
+            self.gpu = gpu
+
+        def with_options(self, gpu: str) -> "Deployed":
+            return Deployed(gpu)
+
+        def remote(self, *args, **kwargs) -> dict:  # noqa: ANN002, ANN003
+            inspect.signature(body).bind(*args, **kwargs)  # a TypeError when the call no longer fits
+            calls.append((self.gpu, args, kwargs))
+            return {"stop_reason": "finished"}
+
+    monkeypatch.setattr(giant, "giant", Deployed(giant.DEFAULT_GPU))
+    giant.main.info.raw_f(dataset="pg19", model="transformer:debug", max_samples=64, gpu=gpu, sets="batch_size=8")
+    ((used_gpu, args, kwargs),) = calls
+    assert used_gpu == gpu and kwargs["gpus"] == gpus
+    flags = GiantFlags.from_dict(args[0])  # the flags travel as a dict the body accepts
+    assert (flags.model, flags.max_samples, flags.sets) == ("transformer:debug", 64, ("batch_size=8",))
+    assert '"stop_reason": "finished"' in capsys.readouterr().out

@@ -7,6 +7,7 @@ to continue exactly is in its checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import resource
@@ -21,13 +22,14 @@ from torch import Tensor
 
 from models.protocol import LanguageModel, SleepContext
 from orchestrator import runtime
-from orchestrator.checkpoint import CheckpointTrail
+from orchestrator.checkpoint import CheckpointTrail, Loaded
 from orchestrator.config import RunConfig
 from orchestrator.divergence import DivergenceGuard
 from orchestrator.errors import UserError
 from orchestrator.evaluate import EvalResult, bits_per_byte
 from orchestrator.faults import parse_faults
 from orchestrator.fork import lineage_of
+from orchestrator.lease import NO_LEASE, RunLease, acquire_run_lease
 from orchestrator.optim import build_optimizer, build_scheduler
 from orchestrator.run_tags import experiment_name, run_name, run_tags
 from orchestrator.runs import RunDir
@@ -82,6 +84,9 @@ class Trainer:
         self.state = Progress()
         self._parent_step: int | None = None
         self._faults_fired: set[int] = set()
+        self.lease: RunLease = NO_LEASE
+        self._events: list[tuple[str, int, dict]] = []
+        self._tracking = False
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -116,10 +121,10 @@ class Trainer:
 
     def restore(self, step: int | None = None) -> bool:
         """Load the latest (or a given) checkpoint into model, optimizer, reader, RNG and counters."""
-        meta = self.trail.latest() if step is None else self.trail.meta(step)
-        if meta is None:
+        found = self.trail.load_newest(self.device) if step is None else self.trail.load_step(step, self.device)
+        if found is None:
             return False
-        state = self.trail.load(meta["step"], map_location=self.device)
+        meta, state = found.meta, found.state
         saved = RunConfig.from_dict(state["config"])
         if saved.run_id != self.config.run_id:
             raise UserError(f"checkpoint {meta['path']} belongs to run {saved.run_id}, not {self.config.run_id}")
@@ -134,7 +139,11 @@ class Trainer:
         self.state = Progress(step=p["step"], samples=p["samples"], tokens=p["tokens"], sleeps=p["sleeps"],
                               train_seconds=p["train_seconds"], rollbacks=p.get("rollbacks", 0),
                               last_eval=dict(p.get("last_eval", {})))
+        if self.guard is not None and state.get("guard"):
+            self.guard.load_state_dict(state["guard"])
         self._parent_step = meta["step"]
+        if found.fell_back:
+            self._fell_back(found)
         log.info("resumed %s at step %d", self.config.run_id, self.state.step)
         return True
 
@@ -147,6 +156,15 @@ class Trainer:
         if self.run_dir.status().get("state") == "finished" and self.run_dir.result() is not None:
             log.info("run %s already finished: nothing to do", self.config.run_id)
             return self.run_dir.result()
+        self.lease = acquire_run_lease(self.store, self.config, self.env)  # one writer per checkpoint trail
+        try:
+            if self.run_dir.status().get("state") == "finished" and self.run_dir.result() is not None:
+                return self.run_dir.result()  # finished by the process we waited for
+            return self._train()
+        finally:
+            self.lease.release()
+
+    def _train(self) -> dict[str, Any]:
         self.setup()
         self._start_tracking()
         stop = self._stop = StopRequest.install()
@@ -212,8 +230,9 @@ class Trainer:
                 self._inject_pause(step)
         except BaseException:
             if self.env.is_main:
-                self.run_dir.set_status("failed", self.state.step)
-            self.tracker.finish("FAILED")
+                self.run_dir.mark_failed(self.state.step)
+            with contextlib.suppress(Exception):  # e.g. a full disk: the error that stopped the run is the one
+                self.tracker.finish("FAILED")
             raise
         finally:
             if bar is not None:
@@ -327,9 +346,12 @@ class Trainer:
                              "rollbacks": self.state.rollbacks, "last_eval": self.state.last_eval},
                 "config": self.config.to_dict(),
                 "dataset_id": self.config.dataset_id,
+                "guard": self.guard.state_dict() if self.guard is not None else None,
             }
             slow_write = sum(f.arg for f in self.faults if f.kind == "slowckpt")  # drill: widen the write window
-            info = self.trail.save(state, self.state.step, self._parent_step, _pause=slow_write)
+            self.lease.ensure()  # never write on a trail another process has taken over
+            info = self.trail.save(state, self.state.step, self._parent_step, _pause=slow_write,
+                                   writer=self.lease.owner)
             self.run_dir.set_status("running", self.state.step)
         self._parent_step = self.state.step
         runtime.barrier(self.env)
@@ -377,6 +399,22 @@ class Trainer:
         self.tracker.start(run_key=self.config.run_id, run_name=run_name(self.config, self.dataset.manifest),
                            experiment=experiment_name(self.dataset.source), tags=tags,
                            params=self.config.to_dict(), parent_run_id=self.parent_run_id)
+        for name, step, detail in self._events:  # what happened before tracking started (a fallback)
+            self.tracker.log_event(name, step, detail)
+        self._events.clear()
+        self._tracking = True
+
+    def _fell_back(self, found: Loaded) -> None:
+        """Say that the newest checkpoint was unusable, and record it (run folder now, tracker when started)."""
+        detail = {"restored_step": found.meta["step"], "skipped": list(found.skipped)}
+        log.warning("resuming %s from checkpoint step %d, the newest one that loads; passed over: %s",
+                    self.config.run_id, found.meta["step"], " | ".join(found.skipped))
+        if self.env.is_main:
+            self.run_dir.write_text(_json(detail), "events", f"checkpoint_fallback_{found.meta['step']:08d}.json")
+        if self._tracking:
+            self.tracker.log_event("checkpoint_fallback", found.meta["step"], detail)
+        else:
+            self._events.append(("checkpoint_fallback", found.meta["step"], detail))
 
     def _bar(self):  # noqa: ANN202 - tqdm or None
         if not self.progress_bar or not sys.stderr.isatty():  # for people; in logs and pipes it is noise

@@ -251,7 +251,7 @@ def parse_json(raw: bytes, where: str, spec: FileSpec | None = None) -> Any:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise StoreFileError(f"{spec.what} {where} is damaged: not valid JSON ({exc.msg} at line {exc.lineno} "
+        raise StoreFileError(f"{spec.what} {where} is damaged: not valid JSON ({exc.msg}, line {exc.lineno} "
                              f"column {exc.colno}; truncated?); {spec.fix}") from None
     problem = shape_problem(value, spec)
     if problem is not None:
@@ -284,7 +284,7 @@ def _field_problem(value: Any, keys: list[str], path: str, types: type | tuple[t
     inner = value[name]
     if each:
         if not isinstance(inner, list):
-            return f"field {path.split('[]')[0]!r} is a {_type_name(inner)}, expected a list"
+            return f"field {path.split('[]')[0]!r} holds a {_type_name(inner)}, expected a list"
         for item in inner:
             problem = _field_problem(item, rest, path, types) if rest else _type_problem(item, path, types)
             if problem is not None:
@@ -304,7 +304,7 @@ def _type_problem(value: Any, path: str, types: type | tuple[type, ...]) -> str 
     if ok:
         return None
     names = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in (types if isinstance(types, tuple) else (types,)))
-    return f"field {path!r} is a {_type_name(value)} ({json.dumps(value, default=str)[:40]}), expected {names}"
+    return f"field {path!r} holds {json.dumps(value, default=str)[:40]} ({_type_name(value)}), expected {names}"
 
 
 _TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -51,15 +52,22 @@ def store_copy(prepared_store: tuple[Path, str], tmp_path: Path) -> tuple[Path, 
     return dst, dataset_id
 
 
+@dataclass(frozen=True)
+class Reference:
+    weights: dict[str, torch.Tensor]  # final weights of the standard run, trained without any fault
+    checkpoint_bytes: int  # size of one of its checkpoints
+
+
 @pytest.fixture(scope="session")
-def reference(prepared_store: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
-    """Final weights of the standard run trained without any fault."""
+def reference(prepared_store: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Reference:
     src, dataset_id = prepared_store
     dst = tmp_path_factory.mktemp("faults-reference") / "store"
     shutil.copytree(src, dst)
     config = run_config(dataset_id)
-    Trainer(config, Store.open(str(dst)), progress_bar=False).run()
-    return weights(dst, config.run_id)
+    info = Trainer(config, Store.open(str(dst)), progress_bar=False).run()
+    assert info["step"] == STEPS
+    size = next(dst.rglob("step_00000002/state.pt")).stat().st_size
+    return Reference(weights=weights(dst, config.run_id), checkpoint_bytes=size)
 
 
 def run_config(dataset_id: str, steps: int = STEPS, **extra: str) -> RunConfig:

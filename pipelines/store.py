@@ -364,6 +364,8 @@ def _access_message(exc: BaseException, url: str, bucket: str, endpoint: str) ->
     if cause is not None and hasattr(cause, "response"):
         code = str(cause.response.get("Error", {}).get("Code", ""))
     text = f"{exc} {cause or ''}"
+    if name == "ProfileNotFound":
+        return f"S3 credentials for store {url}: {exc}; fix AWS_PROFILE or ~/.aws/config"
     if name in ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"):
         return (f"no S3 credentials found for store {url}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                 "(or AWS_PROFILE)")

@@ -14,7 +14,7 @@ from tests.fixtures.servers import VENV_BIN, free_port, stop_process, wait_http
 
 pytestmark = [pytest.mark.s3]
 NO_PROFILE = {"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
-              "AWS_EC2_METADATA_DISABLED": "true", "AWS_PROFILE": ""}
+              "AWS_EC2_METADATA_DISABLED": "true"}
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def strict_s3() -> Iterator[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        wait_http(endpoint, proc=proc)
+        wait_http(f"{endpoint}/moto-api/", proc=proc)  # the one page that answers without credentials
         yield endpoint
     finally:
         stop_process(proc)

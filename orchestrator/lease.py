@@ -13,7 +13,10 @@ not change for a whole ttl on the waiter's own clock (no clock skew involved),
 or whose last renewal is older than 2 x ttl by the wall clock, belongs to a
 process that is gone (kill -9, a lost node): the waiter takes it over and the
 run resumes from its last checkpoint. So after a crash the next start waits at
-most one ttl (default 30 s, `$NIGHTSHIFT_LEASE_SECONDS`).
+most one ttl (default 30 s, `$NIGHTSHIFT_LEASE_SECONDS`); on the machine that
+ran the dead holder (same host, boot and pid namespace) it does not wait at
+all once that pid no longer exists, which is what a local restart, a rerun
+after kill -9 and a Ray restart on one node see.
 
 Every change is a compare-and-swap: on a local disk under an exclusive
 `flock` of `lease.json.lock` (processes of one machine; a network filesystem
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 
 LEASE_FILE = "lease.json"
 TTL_ENV = "NIGHTSHIFT_LEASE_SECONDS"
+MACHINE_ENV = "NIGHTSHIFT_LEASE_MACHINE"  # drills only: pretend to run on another machine
 DEFAULT_TTL_S = 30.0
 
 
@@ -91,6 +95,7 @@ class RunLease:
         self.run_id = run_path[-1]
         self.ttl = ttl if ttl is not None else lease_ttl()
         self.owner = uuid.uuid4().hex
+        self.machine = machine_id()
         self.lost: str | None = None
         self._cas = _backend_for(store, (*run_path, LEASE_FILE))
         self._token: Any = None
@@ -121,7 +126,8 @@ class RunLease:
                 seen_token, seen_at = token, now
             ttl = float(holder.get("ttl_s") or self.ttl) if holder else self.ttl
             idle = now - seen_at
-            if not holder or idle >= ttl or time.time() - float(holder.get("renewed", 0)) > 2 * ttl:
+            if not holder or idle >= ttl or time.time() - float(holder.get("renewed", 0)) > 2 * ttl \
+                    or _gone(holder, self.machine):
                 if self._won(self._cas.replace(self._record(), token), holder):
                     return
                 continue
@@ -160,7 +166,8 @@ class RunLease:
     # ----------------------------------------------------------------- internals
     def _record(self) -> bytes:
         self._seq += 1
-        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
+        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "machine": self.machine,
+                           "pid": os.getpid(),
                            "run_id": self.run_id, "acquired": self._acquired_at, "renewed": time.time(),
                            "seq": self._seq, "ttl_s": self.ttl}, sort_keys=True).encode("utf-8")
 
@@ -168,8 +175,10 @@ class RunLease:
         if token is None:
             return False
         if holder and holder.get("owner") != self.owner:
-            log.warning("took over the lease of run %s from %s: not renewed for a whole ttl (%.0fs), so that "
-                        "process is gone; resuming from the last checkpoint", self.run_id, _who(holder), self.ttl)
+            why = "its process no longer exists" if _gone(holder, self.machine) else \
+                f"not renewed for a whole ttl ({float(holder.get('ttl_s') or self.ttl):.0f}s), so that process is gone"
+            log.warning("took over the lease of run %s from %s: %s; resuming from the last checkpoint",
+                        self.run_id, _who(holder), why)
         self._token, self._renewed = token, time.monotonic()
         self._thread = threading.Thread(target=self._beat, name=f"lease-{self.run_id[-12:]}", daemon=True)
         self._thread.start()
@@ -213,6 +222,40 @@ def acquire_run_lease(store: Store, config: "RunConfig", env: runtime.Env) -> Ru
     if runtime.any_rank(error is not None, env):
         raise error or UserError(f"run {config.run_id}: rank 0 could not take the run's lease (see its log)")
     return lease
+
+
+def machine_id() -> str:
+    """This machine and pid namespace: where a holder's pid can be checked for life (host / boot / pid ns)."""
+    override = os.environ.get(MACHINE_ENV)
+    if override:
+        return override
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = fh.read().strip()
+        namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return ""  # no way to tell: holders elsewhere are only judged by expiry
+    return f"{socket.gethostname()}/{boot}/{namespace}"
+
+
+def _gone(holder: dict[str, Any], machine: str) -> bool:
+    """True only when the holder ran here and its pid no longer exists (or is a zombie)."""
+    if not machine or holder.get("machine") != machine or not isinstance(holder.get("pid"), int):
+        return False
+    pid = holder["pid"]
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _who(holder: dict[str, Any]) -> str:

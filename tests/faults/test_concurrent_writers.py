@@ -9,6 +9,8 @@ and refuses to write again.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.lease import LEASE_FILE, LeaseHeld, RunLease
+from orchestrator.lease import LEASE_FILE, MACHINE_ENV, LeaseHeld, RunLease
 from orchestrator.runs import find_run
 from pipelines.prepare import PrepareConfig, prepare
 from pipelines.store import Store
@@ -57,8 +59,10 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-def _holder(store_url: str, ttl: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, store_url, "/".join(RUN), str(ttl)], cwd=ROOT,
+def _holder(store_url: str, ttl: float, machine: str | None = None) -> subprocess.Popen:
+    """A process holding the lease (renewing it) until killed; `machine`: it seems to run elsewhere."""
+    env = {**os.environ, **({MACHINE_ENV: machine} if machine else {})}
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, store_url, "/".join(RUN), str(ttl)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held", proc.stderr.read()
     return proc
@@ -89,16 +93,21 @@ def test_racing_starts_get_exactly_one_owner(any_store: str) -> None:
     again.release()
 
 
-def test_lease_of_a_killed_holder_expires_and_a_stalled_one_is_lost(any_store: str) -> None:
+def test_lease_of_a_killed_holder_expires_and_a_stalled_one_is_lost(any_store: str,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
     store = Store.open(any_store)
-    holder = _holder(any_store, ttl=1.5)
-    with pytest.raises(LeaseHeld):  # alive and renewing: others give up after waiting
-        RunLease(store, RUN, ttl=1.5).acquire(wait_s=2.0)
-    kill9(holder)  # no release: only expiry frees it
-    taker = RunLease(store, RUN, ttl=1.5)
-    taker.acquire()
-    assert json.loads(store.read_bytes(*RUN, LEASE_FILE))["owner"] == taker.owner
-    taker.release()
+    for machine, why in (("another-machine", "not renewed for a whole ttl"), (None, "no longer exists")):
+        holder = _holder(any_store, ttl=1.5, machine=machine)
+        with pytest.raises(LeaseHeld):  # alive and renewing: others give up after waiting
+            RunLease(store, RUN, ttl=1.5).acquire(wait_s=2.0)
+        kill9(holder)  # no release. Elsewhere: only expiry frees it; here: its pid is visibly gone
+        taker = RunLease(store, RUN, ttl=1.5)
+        with caplog.at_level(logging.WARNING, logger="orchestrator.lease"):
+            taker.acquire()
+        assert why in caplog.text, caplog.text
+        assert json.loads(store.read_bytes(*RUN, LEASE_FILE))["owner"] == taker.owner
+        taker.release()
+        caplog.clear()
 
     stalled = _holder(any_store, ttl=1.5)
     stalled.send_signal(signal.SIGSTOP)  # a paused VM / a long GC: it stops renewing but is not dead
@@ -144,7 +153,7 @@ def test_kill_9_on_s3_then_the_same_command_resumes_after_the_lease_expires(  # 
     run_id = run_config(dataset_id).run_id
     args = ("train", "--dataset", dataset_id, *TRAIN_FLAGS, "--store", url, "--tracking-uri", "none")
     env = {"NIGHTSHIFT_LEASE_SECONDS": "3"}
-    first = spawn(*args, env={**env, "NIGHTSHIFT_FAULTS": "slow@0:0.5"})
+    first = spawn(*args, env={**env, "NIGHTSHIFT_FAULTS": "slow@0:0.5", MACHINE_ENV: "a-preempted-node"})
 
     def checkpointed() -> bool:
         try:
@@ -158,5 +167,5 @@ def test_kill_9_on_s3_then_the_same_command_resumes_after_the_lease_expires(  # 
     second = spawn(*args, env=env)  # at once: the dead owner's lease is still there
     out, err = second.communicate(timeout=600)
     assert second.returncode == 0, err[-3000:]
-    assert "took over the lease" in err
+    assert "took over the lease" in err and "not renewed for a whole ttl" in err  # it waited out the expiry
     assert json.loads(out)["step"] == STEPS and same_weights(weights(url, run_id), reference.weights)

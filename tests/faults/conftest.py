@@ -56,6 +56,8 @@ def store_copy(prepared_store: tuple[Path, str], tmp_path: Path) -> tuple[Path, 
 class Reference:
     weights: dict[str, torch.Tensor]  # final weights of the standard run, trained without any fault
     checkpoint_bytes: int  # size of one of its checkpoints
+    store: Path  # the store it was trained in (read only: tests copy it)
+    run_id: str
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +69,7 @@ def reference(prepared_store: tuple[Path, str], tmp_path_factory: pytest.TempPat
     info = Trainer(config, Store.open(str(dst)), progress_bar=False).run()
     assert info["step"] == STEPS
     size = next(dst.rglob("step_00000002/state.pt")).stat().st_size
-    return Reference(weights=weights(dst, config.run_id), checkpoint_bytes=size)
+    return Reference(weights=weights(dst, config.run_id), checkpoint_bytes=size, store=dst, run_id=config.run_id)
 
 
 def run_config(dataset_id: str, steps: int = STEPS, **extra: str) -> RunConfig:

@@ -181,3 +181,21 @@ def test_mlflow_artifacts_on_a_full_disk_are_kept_and_sent_later(tmp_path: Path,
         wait_until(lambda: "weights.bin" in query.list_artifacts(uri, run_id), timeout=60, what="artifact upload")
         tracker.finish()
         assert [p["step"] for p in query.metric_history(uri, run_id, "loss")] == [1]
+
+
+def test_report_into_a_full_folder_is_one_line(reference: Reference, tmp_path: Path) -> None:
+    """Out of space outside the store (a report folder): the CLI's catch-all still gives one line."""
+    store = tmp_path / "store"
+    shutil.copytree(reference.store, store)
+    run_path = next(store.glob(f"runs/*/*/{reference.run_id}")).relative_to(store).as_posix()
+    sweep_id = "faults-0123456789abcdef"
+    Store.open(str(store)).write_json({"sweep_id": sweep_id, "datasets": [], "spec": {}, "cells": [
+        {"run_path": run_path, "size_bytes": 200_000, "state": "finished"}]}, "sweeps", sweep_id, "sweep.json")
+    with small_disk(tmp_path / "disk", "64k") as disk:
+        fill(disk, leave=0)
+        proc = nightshift("report", "--sweep", sweep_id, "--out", str(disk / "report"), "--no-log",
+                          "--store", str(store), "--tracking-uri", "none", check=False)
+        line = proc.stderr.strip().splitlines()[-1]  # (matplotlib may warn about a one-cell plot before it)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        assert line.startswith("nightshift: error: no space left") and str(disk / "report") in line, line
+        assert not list((disk / "report").glob("*.tmp-*"))

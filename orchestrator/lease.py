@@ -38,12 +38,12 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from orchestrator import runtime
 from orchestrator.errors import UserError
 from pipelines.store import Store
 
 if TYPE_CHECKING:
     from orchestrator.config import RunConfig
+    from orchestrator.runtime import Env
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +209,10 @@ class RunLease:
             self._token, self._renewed = token, time.monotonic()
 
 
-def acquire_run_lease(store: Store, config: "RunConfig", env: runtime.Env) -> RunLease | NullLease:
+def acquire_run_lease(store: Store, config: "RunConfig", env: "Env") -> RunLease | NullLease:
     """Rank 0 takes the run's lease; every rank learns whether it did (so none is left waiting at a barrier)."""
+    from orchestrator import runtime  # (torch: kept out of the module, which lease holders import alone)
+
     lease: RunLease | NullLease = NO_LEASE
     error: UserError | None = None
     if env.is_main:

@@ -33,7 +33,7 @@ SETS = {"checkpoint_every": "2", "eval_every": "0", "sample_tokens": "4", "log_e
 TRAIN_FLAGS = ["--model", "transformer:debug", "--steps", str(STEPS), "--no-progress", "--json",
                *[a for k, v in SETS.items() for a in ("--set", f"{k}={v}")]]
 
-__all__ = ["ROOT", "STEPS", "SETS", "TRAIN_FLAGS", "nightshift", "weights", "run_config", "interrupted_run",
+__all__ = ["ROOT", "STEPS", "SETS", "TRAIN_FLAGS", "Cli", "nightshift", "weights", "run_config", "interrupted_run",
            "same_weights", "spawn", "wait_for", "kill9"]
 
 
@@ -95,6 +95,30 @@ def interrupted_run(store_dir: Path, config: RunConfig, at_step: int, **kwargs) 
     result = trainer.run()
     assert result["stop_reason"] == "interrupted" and result["step"] == at_step
     return trainer
+
+
+@dataclass(frozen=True)
+class Cli:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture()
+def cli(capsys: pytest.CaptureFixture) -> Callable[..., Cli]:
+    """The real `nightshift` entry point in this process (no interpreter start-up: seconds per call on 2 cores).
+
+    Log lines go to pytest's log capture (caplog) here, not to stderr; what the CLI prints is captured.
+    """
+    from orchestrator.cli import main
+
+    def call(*args: str) -> Cli:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Cli(code=code, out=captured.out, err=captured.err)
+
+    return call
 
 
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:

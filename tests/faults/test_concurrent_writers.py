@@ -97,11 +97,11 @@ def test_lease_of_a_killed_holder_expires_and_a_stalled_one_is_lost(any_store: s
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     store = Store.open(any_store)
     for machine, why in (("another-machine", "not renewed for a whole ttl"), (None, "no longer exists")):
-        holder = _holder(any_store, ttl=1.5, machine=machine)
+        holder = _holder(any_store, ttl=1.0, machine=machine)
         with pytest.raises(LeaseHeld):  # alive and renewing: others give up after waiting
-            RunLease(store, RUN, ttl=1.5).acquire(wait_s=2.0)
+            RunLease(store, RUN, ttl=1.0).acquire(wait_s=1.0)
         kill9(holder)  # no release. Elsewhere: only expiry frees it; here: its pid is visibly gone
-        taker = RunLease(store, RUN, ttl=1.5)
+        taker = RunLease(store, RUN, ttl=1.0)
         with caplog.at_level(logging.WARNING, logger="orchestrator.lease"):
             taker.acquire()
         assert why in caplog.text, caplog.text
@@ -109,9 +109,9 @@ def test_lease_of_a_killed_holder_expires_and_a_stalled_one_is_lost(any_store: s
         taker.release()
         caplog.clear()
 
-    stalled = _holder(any_store, ttl=1.5)
+    stalled = _holder(any_store, ttl=1.0)
     stalled.send_signal(signal.SIGSTOP)  # a paused VM / a long GC: it stops renewing but is not dead
-    other = RunLease(store, RUN, ttl=1.5)
+    other = RunLease(store, RUN, ttl=1.0)
     other.acquire()
     stalled.send_signal(signal.SIGCONT)
     out, _ = stalled.communicate(timeout=60)

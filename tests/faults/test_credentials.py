@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import nightshift
+from tests.faults.conftest import Cli
 from tests.fixtures.servers import VENV_BIN, free_port, stop_process, wait_http
 
 pytestmark = [pytest.mark.s3]
-NO_PROFILE = {"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
-              "AWS_EC2_METADATA_DISABLED": "true"}
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +30,25 @@ def strict_s3() -> Iterator[str]:
         stop_process(proc)
 
 
-def _one_line(args: list[str], env: dict[str, str]) -> str:
-    proc = nightshift(*args, env=env, check=False, timeout=120)
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+@pytest.fixture()
+def aws(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    """Set this test's AWS environment from scratch (no profile files, no instance metadata)."""
+    def setenv(**values: str) -> None:
+        for key in [k for k in os.environ if k.startswith("AWS_")]:
+            monkeypatch.delenv(key)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        for key, value in values.items():
+            monkeypatch.setenv(key, value)
+
+    return setenv
+
+
+def _one_line(result: Cli) -> str:
+    lines = result.err.strip().splitlines()
+    assert result.code == 2 and len(lines) == 1 and lines[0].startswith("nightshift: error:"), result.err
     return lines[0]
 
 
@@ -44,29 +57,27 @@ def _train(url: str) -> list[str]:
             "--store", url, "--tracking-uri", "none", "--no-progress"]
 
 
-def test_missing_credentials(s3_server) -> None:  # noqa: ANN001 - fixture
+def test_missing_credentials(s3_server, aws, cli) -> None:  # noqa: ANN001 - fixtures
     bucket = s3_server.make_bucket("creds-missing")
-    env = {**NO_PROFILE, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_ENDPOINT_URL": s3_server.endpoint}
-    line = _one_line(_train(f"{bucket}/store"), env)
+    aws(AWS_ENDPOINT_URL=s3_server.endpoint)
+    line = _one_line(cli(*_train(f"{bucket}/store")))
     assert "no S3 credentials" in line and "AWS_ACCESS_KEY_ID" in line
 
 
-def test_wrong_credentials(strict_s3: str, pg19_dir: Path) -> None:
-    env = {**NO_PROFILE, "AWS_ACCESS_KEY_ID": "AKIAWRONGWRONGWRONG1", "AWS_SECRET_ACCESS_KEY": "nope",
-           "AWS_ENDPOINT_URL": strict_s3, "AWS_DEFAULT_REGION": "us-east-1"}
-    line = _one_line(["prepare", "--source", f"local:{pg19_dir}", "--store", "s3://any-bucket/store"], env)
+def test_wrong_credentials(strict_s3: str, pg19_dir: Path, aws, cli) -> None:  # noqa: ANN001
+    aws(AWS_ACCESS_KEY_ID="AKIAWRONGWRONGWRONG1", AWS_SECRET_ACCESS_KEY="nope", AWS_ENDPOINT_URL=strict_s3)
+    line = _one_line(cli("prepare", "--source", f"local:{pg19_dir}", "--store", "s3://any-bucket/store"))
     assert "rejected the credentials" in line and "InvalidAccessKeyId" in line
 
 
-def test_unreachable_endpoint() -> None:
+def test_unreachable_endpoint(aws, cli) -> None:  # noqa: ANN001
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    env = {**NO_PROFILE, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
-    line = _one_line(_train("s3://some-bucket/store"), env)
+    aws(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_ENDPOINT_URL=endpoint)
+    line = _one_line(cli(*_train("s3://some-bucket/store")))
     assert "unreachable" in line and endpoint in line
 
 
-def test_missing_bucket(s3_server, pg19_dir: Path) -> None:  # noqa: ANN001 - fixture
-    line = _one_line(["prepare", "--source", f"local:{pg19_dir}", "--store", "s3://no-such-bucket-here/store"],
-                     s3_server.env)
+def test_missing_bucket(s3_server, pg19_dir: Path, aws, cli) -> None:  # noqa: ANN001
+    aws(**{k: v for k, v in s3_server.env.items() if k.startswith("AWS_")})
+    line = _one_line(cli("prepare", "--source", f"local:{pg19_dir}", "--store", "s3://no-such-bucket-here/store"))
     assert "bucket 'no-such-bucket-here' does not exist" in line and s3_server.endpoint in line

@@ -75,18 +75,24 @@ def _latest_step(store: Path, run_id: str) -> int:
     return trail.latest()["step"]
 
 
-def test_checkpoint_write_out_of_space_injected(store_copy: tuple[Path, str], reference: Reference) -> None:
+def test_checkpoint_write_out_of_space_injected(store_copy: tuple[Path, str], reference: Reference,  # noqa: ANN001
+                                                cli, monkeypatch: pytest.MonkeyPatch) -> None:
     store, dataset_id = store_copy
     run_id = run_config(dataset_id).run_id
-    fault = {FAULTS_ENV: "enospc:runs/*/checkpoints/step_00000004/state.pt"}
-    line = _one_line(_train(store, dataset_id, env=fault, check=False))
+    args = ("train", "--dataset", dataset_id, *TRAIN_FLAGS, "--store", str(store), "--tracking-uri", "none")
+    monkeypatch.setenv(FAULTS_ENV, "enospc:runs/*/checkpoints/step_00000004/state.pt")
+    full = cli(*args)
+    assert full.code == 2 and len(full.err.strip().splitlines()) == 1, full.err
+    line = full.err.strip()
     assert "no space left" in line and "step_00000004/state.pt" in line and "bytes" in line, line
     assert "run the same command again" in line
     assert not list(store.rglob("*.tmp-*"))  # no half-written temporary left behind
     assert _latest_step(store, run_id) == 2  # the previous checkpoint is intact
 
-    done = json.loads(_train(store, dataset_id).stdout)  # space freed: the same command completes
-    assert done["step"] == STEPS and same_weights(weights(store, run_id), reference.weights)
+    monkeypatch.delenv(FAULTS_ENV)  # space freed: the same command completes
+    done = cli(*args)
+    assert done.code == 0 and json.loads(done.out)["step"] == STEPS
+    assert same_weights(weights(store, run_id), reference.weights)
 
 
 @pytest.mark.slow
@@ -183,7 +189,7 @@ def test_mlflow_artifacts_on_a_full_disk_are_kept_and_sent_later(tmp_path: Path,
         assert [p["step"] for p in query.metric_history(uri, run_id, "loss")] == [1]
 
 
-def test_report_into_a_full_folder_is_one_line(reference: Reference, tmp_path: Path) -> None:
+def test_report_into_a_full_folder_is_one_line(reference: Reference, tmp_path: Path, cli) -> None:  # noqa: ANN001
     """Out of space outside the store (a report folder): the CLI's catch-all still gives one line."""
     store = tmp_path / "store"
     shutil.copytree(reference.store, store)
@@ -193,9 +199,9 @@ def test_report_into_a_full_folder_is_one_line(reference: Reference, tmp_path: P
         {"run_path": run_path, "size_bytes": 200_000, "state": "finished"}]}, "sweeps", sweep_id, "sweep.json")
     with small_disk(tmp_path / "disk", "64k") as disk:
         fill(disk, leave=0)
-        proc = nightshift("report", "--sweep", sweep_id, "--out", str(disk / "report"), "--no-log",
-                          "--store", str(store), "--tracking-uri", "none", check=False)
-        line = proc.stderr.strip().splitlines()[-1]  # (matplotlib may warn about a one-cell plot before it)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        report = cli("report", "--sweep", sweep_id, "--out", str(disk / "report"), "--no-log", "--store", str(store),
+                     "--tracking-uri", "none")
+        assert report.code == 2 and len(report.err.strip().splitlines()) == 1, report.err
+        line = report.err.strip()
         assert line.startswith("nightshift: error: no space left") and str(disk / "report") in line, line
         assert not list((disk / "report").glob("*.tmp-*"))

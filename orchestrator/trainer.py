@@ -29,7 +29,7 @@ from orchestrator.errors import UserError
 from orchestrator.evaluate import EvalResult, bits_per_byte
 from orchestrator.faults import parse_faults
 from orchestrator.fork import lineage_of
-from orchestrator.lease import NO_LEASE, RunLease, acquire_run_lease
+from orchestrator.lease import NO_LEASE, NullLease, RunLease, acquire_run_lease
 from orchestrator.optim import build_optimizer, build_scheduler
 from orchestrator.run_tags import experiment_name, run_name, run_tags
 from orchestrator.runs import RunDir
@@ -84,7 +84,7 @@ class Trainer:
         self.state = Progress()
         self._parent_step: int | None = None
         self._faults_fired: set[int] = set()
-        self.lease: RunLease = NO_LEASE
+        self.lease: RunLease | NullLease = NO_LEASE
         self._events: list[tuple[str, int, dict]] = []
         self._tracking = False
 

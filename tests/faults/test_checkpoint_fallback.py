@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.tracking import query
-from orchestrator.tracking.factory import default_tracking_uri
+from orchestrator.tracking import default_tracking_uri, query
 from pipelines.store import Store
 from tests.faults.conftest import STEPS, Reference, interrupted_run, run_config, same_weights, weights
 
@@ -23,8 +22,8 @@ def _run_dir(store: Path, run_id: str) -> Path:
     return next(store.glob(f"runs/*/*/{run_id}"))
 
 
-def test_resume_falls_back_past_a_truncated_latest_checkpoint(store_copy: tuple[Path, str], reference: Reference,
-                                                              cli, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+def test_resume_falls_back_past_a_truncated_latest_checkpoint(  # noqa: ANN001 - fixtures
+        store_copy: tuple[Path, str], reference: Reference, cli, caplog: pytest.LogCaptureFixture) -> None:
     store, dataset_id = store_copy
     config = run_config(dataset_id)
     interrupted_run(store, config, at_step=6)

@@ -160,7 +160,6 @@ def test_spool_write_out_of_space_names_the_record(tmp_path: Path, monkeypatch: 
     assert spool.pending() == ["0000000001.json"]  # nothing half-written
 
 
-@pytest.mark.mlflow
 def test_mlflow_artifacts_on_a_full_disk_are_kept_and_sent_later(tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     from orchestrator.tracking import query

@@ -24,7 +24,6 @@ from tests.faults.conftest import (
 )
 from tests.fixtures.servers import free_port, start_mlflow_server, stop_process
 
-pytestmark = [pytest.mark.mlflow]
 PREFIX = ("runs", "d-0123456789ab", "m-0123456789ab", "r-0123456789ab")
 
 
@@ -52,6 +51,7 @@ def test_outage_policy_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 @pytest.mark.slow
 @pytest.mark.s3
+@pytest.mark.mlflow
 def test_resume_with_mlflow_down_spools_and_replays_exactly_once(  # noqa: ANN001 - fixtures
         store_copy: tuple[Path, str], reference: Reference, s3_server, tmp_path: Path) -> None:
     store, dataset_id = store_copy

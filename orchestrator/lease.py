@@ -76,6 +76,10 @@ class NullLease:
     """What non-zero ranks (and trainers used outside `run()`) hold: nothing to check or release."""
 
     owner: str | None = None
+    lost: str | None = None
+
+    def renewed(self) -> bool:
+        return True
 
     def ensure(self) -> None:
         pass
@@ -143,10 +147,14 @@ class RunLease:
                             self.run_id, _who(holder), limit)
             time.sleep(max(0.05, min(1.0, ttl / 4, limit - (now - start))))
 
+    def renewed(self) -> bool:
+        """Renew now; False once another process has taken the run over (or it could not be renewed in time)."""
+        self._renew()
+        return self.lost is None
+
     def ensure(self) -> None:
         """Renew now; raise `LeaseLost` if another process has taken the run over."""
-        self._renew()
-        if self.lost is not None:
+        if not self.renewed():
             raise LeaseLost(f"run {self.run_id} lost its lease: {self.lost}; stopping without writing a checkpoint "
                             "(the other process owns the checkpoint trail now)")
 

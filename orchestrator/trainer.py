@@ -29,7 +29,7 @@ from orchestrator.errors import UserError
 from orchestrator.evaluate import EvalResult, bits_per_byte
 from orchestrator.faults import parse_faults
 from orchestrator.fork import lineage_of
-from orchestrator.lease import NO_LEASE, NullLease, RunLease, acquire_run_lease
+from orchestrator.lease import NO_LEASE, LeaseLost, NullLease, RunLease, acquire_run_lease
 from orchestrator.optim import build_optimizer, build_scheduler
 from orchestrator.run_tags import experiment_name, run_name, run_tags
 from orchestrator.runs import RunDir
@@ -229,7 +229,7 @@ class Trainer:
                     break
                 self._inject_pause(step)
         except BaseException:
-            if self.env.is_main:
+            if self.env.is_main and self.lease.lost is None:  # a run taken over is the new owner's to mark
                 self.run_dir.mark_failed(self.state.step)
             with contextlib.suppress(Exception):  # e.g. a full disk: the error that stopped the run is the one
                 self.tracker.finish("FAILED")
@@ -330,6 +330,9 @@ class Trainer:
         return text
 
     def checkpoint(self) -> dict[str, Any] | None:
+        if runtime.any_rank(not self.lease.renewed(), self.env):  # never write on a trail another process took
+            self.lease.ensure()  # rank 0: says who took it; the others stop with it instead of waiting
+            raise LeaseLost(f"run {self.config.run_id}: rank 0 lost the run's lease; stopping without writing")
         if not self.gradient and self.env.world_size > 1:
             self.model.synchronize()
         readers = runtime.gather_objects(self.reader.state_dict(), self.env)
@@ -349,7 +352,6 @@ class Trainer:
                 "guard": self.guard.state_dict() if self.guard is not None else None,
             }
             slow_write = sum(f.arg for f in self.faults if f.kind == "slowckpt")  # drill: widen the write window
-            self.lease.ensure()  # never write on a trail another process has taken over
             info = self.trail.save(state, self.state.step, self._parent_step, _pause=slow_write,
                                    writer=self.lease.owner)
             self.run_dir.set_status("running", self.state.step)

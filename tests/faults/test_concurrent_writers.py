@@ -169,3 +169,35 @@ def test_kill_9_on_s3_then_the_same_command_resumes_after_the_lease_expires(  # 
     assert second.returncode == 0, err[-3000:]
     assert "took over the lease" in err and "not renewed for a whole ttl" in err  # it waited out the expiry
     assert json.loads(out)["step"] == STEPS and same_weights(weights(url, run_id), reference.weights)
+
+
+@pytest.mark.slow
+def test_a_stalled_trainer_that_lost_its_lease_writes_nothing_more(store_copy: tuple[Path, str],
+                                                                   reference: Reference) -> None:
+    """A run paused past its lease (a frozen VM) is taken over; when it wakes it stops before its next write."""
+    store, dataset_id = store_copy
+    run_id = run_config(dataset_id).run_id
+    args = ("train", "--dataset", dataset_id, *TRAIN_FLAGS, "--store", str(store), "--tracking-uri", "none")
+    env = {"NIGHTSHIFT_LEASE_SECONDS": "2"}
+    stalled = spawn(*args, env={**env, "NIGHTSHIFT_FAULTS": "slow@0:0.5"})
+    def first_checkpoint() -> bool:
+        return any(store.glob("runs/*/*/*/checkpoints/latest.json"))
+
+    wait_for(first_checkpoint, 300, "the first checkpoint", stalled)
+    stalled.send_signal(signal.SIGSTOP)
+    trail_of = lambda: CheckpointTrail(Store.open(str(store)),  # noqa: E731
+                                       find_run(Store.open(str(store)), run_id).config.run_path).trail()
+    frozen = max(m["step"] for m in trail_of())  # what the stalled process wrote before it froze
+    taker = spawn(*args, env=env)  # waits one ttl (the holder is alive but silent), then takes over
+    out, err = taker.communicate(timeout=600)
+    assert taker.returncode == 0 and "took over the lease" in err, err[-3000:]
+    stalled.send_signal(signal.SIGCONT)
+    _, stalled_err = stalled.communicate(timeout=600)
+    assert stalled.returncode == 2 and "lost its lease" in stalled_err.strip().splitlines()[-1], stalled_err[-3000:]
+    writers = _writers(str(store), run_id)
+    assert len(writers) <= 2 and json.loads(out)["step"] == STEPS
+    trail = trail_of()
+    late = [m["step"] for m in trail if m["writer"] != trail[-1]["writer"]]
+    assert all(step <= frozen for step in late), (late, frozen)  # nothing from the stalled one after the take-over
+    assert same_weights(weights(store, run_id), reference.weights)
+    assert json.loads((next(store.glob(f"runs/*/*/{run_id}")) / "status.json").read_text())["state"] == "finished"

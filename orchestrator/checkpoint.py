@@ -4,7 +4,8 @@ Layout under a run: `checkpoints/step_00000100/state.pt` (+ `meta.json`), and
 `checkpoints/latest.json` naming the newest. Data is written first and the
 pointer last, each atomically, so a kill at any instant leaves the previous
 checkpoint loadable. Each meta names its parent step: the trail that resume,
-rollback and fork walk. States load with `torch.load(weights_only=True)`:
+rollback and fork walk; a damaged newest checkpoint (truncated, corrupt,
+its record unreadable) is passed over for the one before it, by name. States load with `torch.load(weights_only=True)`:
 a checkpoint can never execute code.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,9 +21,14 @@ from typing import Any
 import torch
 
 from orchestrator.errors import UserError
-from pipelines.store import Store
+from pipelines.store import FileSpec, Store, StoreFileError
+
+log = logging.getLogger(__name__)
 
 LATEST = "latest.json"
+POINTER = FileSpec(what="checkpoint record",
+                   fix="resume falls back to the newest valid checkpoint before it; `--step N` picks one explicitly",
+                   fields={"step": int, "path": str, "sha256": str})
 
 
 def step_dir(step: int) -> str:
@@ -59,35 +66,94 @@ class CheckpointTrail:
         return info
 
     def latest(self) -> dict[str, Any] | None:
+        """The pointer's checkpoint; when the pointer itself is damaged, the newest complete one in the trail."""
         if not self.store.exists(*self._p(LATEST)):
             return None
-        return self.store.read_json(*self._p(LATEST))
+        try:
+            return self.store.read_json(*self._p(LATEST), spec=POINTER)
+        except StoreFileError as exc:
+            log.warning("%s; using the newest complete checkpoint in the trail instead", exc)
+            metas = self.trail()
+            return metas[-1] if metas else None
 
     def trail(self) -> list[dict[str, Any]]:
-        """Every complete checkpoint (meta written), oldest first."""
+        """Every complete checkpoint (meta written and readable), oldest first."""
         metas = []
         for name in self.store.listdir(*self._p()):
             if name.startswith("step_") and self.store.exists(*self._p(name, "meta.json")):
-                metas.append(self.store.read_json(*self._p(name, "meta.json")))
+                try:
+                    metas.append(self.store.read_json(*self._p(name, "meta.json"), spec=POINTER))
+                except StoreFileError as exc:  # an unusable checkpoint is not part of the trail
+                    log.warning("%s; skipping that checkpoint", exc)
         return sorted(metas, key=lambda m: m["step"])
 
     def meta(self, step: int) -> dict[str, Any]:
         if not self.store.exists(*self._p(step_dir(step), "meta.json")):
             steps = [m["step"] for m in self.trail()]
             raise UserError(f"no checkpoint at step {step}; this run has checkpoints at steps {steps or 'none'}")
-        return self.store.read_json(*self._p(step_dir(step), "meta.json"))
+        return self.store.read_json(*self._p(step_dir(step), "meta.json"), spec=POINTER)
 
     def load(self, step: int | None = None, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-        meta = self.latest() if step is None else self.meta(step)
-        if meta is None:
+        """The state at `step` (strict), or at the newest checkpoint that verifies when `step` is None."""
+        found = self.load_newest(map_location) if step is None else self.load_step(step, map_location)
+        if found is None:
             raise UserError(f"run {self.run_path[-1]} has no checkpoint yet")
-        data = self.store.read_bytes(*self._p(step_dir(meta["step"]), "state.pt"))
+        return found.state
+
+    def load_step(self, step: int, map_location: str | torch.device = "cpu") -> "Loaded":
+        meta = self.meta(step)
+        return Loaded(meta=meta, state=self._load(meta, map_location))
+
+    def load_newest(self, map_location: str | torch.device = "cpu") -> "Loaded | None":
+        """The newest checkpoint that verifies and loads, walking back the trail past damaged ones.
+
+        What resume, sweep reruns, Ray restarts and Modal retries use: a truncated
+        or corrupt latest checkpoint costs the steps since the one before, not the run.
+        The checkpoints passed over are named in `Loaded.skipped`.
+        """
+        if not self.store.exists(*self._p(LATEST)):
+            return None  # data first, pointer last: without a pointer nothing was committed
+        skipped: list[str] = []
+        try:
+            pointer: dict[str, Any] | None = self.store.read_json(*self._p(LATEST), spec=POINTER)
+        except StoreFileError as exc:
+            pointer = None
+            skipped.append(str(exc))
+        older = [m for m in reversed(self.trail()) if pointer is None or m["step"] < pointer["step"]]
+        for meta in ([pointer] if pointer else []) + older:
+            try:
+                return Loaded(meta=meta, state=self._load(meta, map_location), skipped=tuple(skipped))
+            except UserError as exc:
+                skipped.append(str(exc))
+        raise UserError(f"{skipped[0]}; no older checkpoint of run {self.run_path[-1]} loads either "
+                        f"({len(skipped)} tried): restore the store, or delete the run's checkpoints/ folder "
+                        "to train it from the start")
+
+    def _load(self, meta: dict[str, Any], map_location: str | torch.device) -> dict[str, Any]:
+        try:
+            data = self.store.read_bytes(*self._p(step_dir(meta["step"]), "state.pt"))
+        except FileNotFoundError:
+            raise UserError(f"checkpoint {meta['path']} is missing its state file") from None
         digest = hashlib.sha256(data).hexdigest()
         if digest != meta["sha256"]:
             raise UserError(
                 f"checkpoint {meta['path']} is corrupt: sha256 {digest[:16]}... != expected {meta['sha256'][:16]}..."
+                f" ({len(data):,} of {meta.get('bytes', '?')} bytes)"
             )
         try:
             return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
         except Exception as exc:  # noqa: BLE001 - unpickling errors are varied
             raise UserError(f"checkpoint {meta['path']} cannot be loaded safely: {type(exc).__name__}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A checkpoint's state, its meta, and the newer checkpoints that had to be passed over (why, each)."""
+
+    meta: dict[str, Any]
+    state: dict[str, Any]
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def fell_back(self) -> bool:
+        return bool(self.skipped)

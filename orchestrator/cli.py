@@ -14,6 +14,7 @@ import sys
 
 from orchestrator.commands import COMMANDS
 from orchestrator.errors import USER_ERRORS
+from pipelines.store import is_out_of_space, space_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,12 +45,20 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("mlflow").setLevel(max(level, logging.WARNING) if not args.debug else level)
+    if getattr(args, "tracking_outage", None):  # the policy reaches every process of the run (Ray workers too)
+        os.environ["NIGHTSHIFT_TRACKING_OUTAGE"] = args.tracking_outage
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
         if args.debug:
             raise
         print(f"nightshift: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk outside the store (a report folder, MLflow's files): one line too
+        if args.debug or not is_out_of_space(exc):
+            raise
+        print(f"nightshift: error: {space_message(exc.filename or 'a file', None, None)} ({exc.strerror})",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("nightshift: interrupted", file=sys.stderr)

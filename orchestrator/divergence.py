@@ -2,7 +2,9 @@
 
 What large-model practice does when a loss spikes: restart a little earlier
 and skip the data that led there, optionally at a lower LR. A run that keeps
-diverging stops with a clear message instead of looping forever.
+diverging stops with a clear message instead of looping forever. The loss
+history and the rollback record are part of every checkpoint, so a resumed
+run detects a spike at its first step and counts rollbacks across restarts.
 """
 
 from __future__ import annotations
@@ -39,6 +41,19 @@ class DivergenceGuard:
                    lr_factor=cfg.rollback_lr_factor, max_rollbacks=cfg.max_rollbacks, period=cfg.rollback_period,
                    history=deque(maxlen=cfg.spike_window))
 
+    def state_dict(self) -> dict[str, list]:
+        return {"history": [float(x) for x in self.history], "rollback_steps": list(self.rollback_steps)}
+
+    def load_state_dict(self, state: dict[str, list]) -> None:
+        """Resume the record: the saved loss history, and every rollback seen by any process of this run.
+
+        Rollbacks are merged, not replaced: a rollback restores a checkpoint older
+        than itself, and must not forget that it happened.
+        """
+        self.history.clear()
+        self.history.extend(float(x) for x in state.get("history", [])[-self.window:])
+        self.rollback_steps = sorted(set(self.rollback_steps) | {int(s) for s in state.get("rollback_steps", [])})
+
     def is_divergent(self, loss: float) -> str | None:
         if not math.isfinite(loss):
             return "non-finite loss"
@@ -59,12 +74,12 @@ class DivergenceGuard:
         if len(recent) >= self.max_rollbacks:
             raise UserError(f"training diverged: {reason} at step {bad_step} after {len(recent)} rollbacks "
                             f"within {self.period} steps; lower lr or raise max_rollbacks")
-        latest = trainer.trail.latest()
-        if latest is None:
+        rollbacks = trainer.state.rollbacks
+        self.rollback_steps.append(bad_step)  # before restoring: the restored record merges with this one
+        if not trainer.restore():  # the newest checkpoint that loads
             raise UserError(f"training diverged ({reason}) at step {bad_step} before the first checkpoint; "
                             "lower lr or set checkpoint_every smaller")
-        rollbacks = trainer.state.rollbacks
-        trainer.restore(latest["step"])
+        latest = {"step": trainer.state.step}
         trainer.state.rollbacks = rollbacks + 1
         skipped = (bad_step - latest["step"] + self.skip) * trainer.cfg.grad_accum
         for _ in range(skipped):
@@ -73,7 +88,6 @@ class DivergenceGuard:
             trainer.scheduler.base_lrs = [lr * self.lr_factor for lr in trainer.scheduler.base_lrs]
             for group, base in zip(trainer.optimizer.param_groups, trainer.scheduler.base_lrs):
                 group["lr"] = base * trainer.scheduler.lr_lambdas[0](trainer.scheduler.last_epoch)
-        self.rollback_steps.append(bad_step)
         self.history.clear()
         detail = {"reason": reason, "bad_step": bad_step, "restored_step": latest["step"],
                   "skipped_batches": skipped, "rollbacks": trainer.state.rollbacks}

@@ -15,7 +15,11 @@ from orchestrator.checkpoint import CheckpointTrail
 from orchestrator.config import RunConfig, build_run_config
 from orchestrator.errors import UserError
 from orchestrator.runs import RunDir, find_run
-from pipelines.store import Store
+from pipelines.store import FileSpec, Store
+
+LINEAGE = FileSpec(what="fork lineage",
+                   fix="restore it, or delete it (the run then no longer records which run it was forked from)",
+                   fields={"parent_run_id": str, "parent_step": int})
 
 
 def fork_run(store: Store, parent_id: str, step: int | None, sets: dict[str, str],
@@ -65,7 +69,7 @@ def fork_run(store: Store, parent_id: str, step: int | None, sets: dict[str, str
 
 def lineage_of(store: Store, config: RunConfig) -> dict[str, Any] | None:
     if store.exists(*config.run_path, "lineage.json"):
-        return store.read_json(*config.run_path, "lineage.json")
+        return store.read_json(*config.run_path, "lineage.json", spec=LINEAGE)
     return None
 
 

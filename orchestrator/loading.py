@@ -9,6 +9,7 @@ import torch
 
 from models.protocol import LanguageModel
 from orchestrator.checkpoint import CheckpointTrail
+from orchestrator.errors import UserError
 from orchestrator.runs import RunDir, find_run
 from orchestrator.vocab import vocab_of
 from pipelines.reader import Dataset, open_dataset
@@ -22,6 +23,15 @@ class LoadedRun:
     dataset: Dataset
     tokenizer: Any
     step: int
+    checkpoint: str = ""  # URI of the checkpoint's state file
+    skipped: tuple[str, ...] = ()  # newer checkpoints passed over because they did not load (why, each)
+
+    def describe(self) -> str:
+        """Which checkpoint this is, for the user: eval and sample always say what they used."""
+        note = f"checkpoint step {self.step} ({self.checkpoint})"
+        if self.skipped:
+            note += f", the newest that loads; passed over: {' | '.join(self.skipped)}"
+        return note
 
 
 def load_run(store: Store, run_id: str, *, step: int | None = None, device: str = "cpu") -> LoadedRun:
@@ -30,7 +40,11 @@ def load_run(store: Store, run_id: str, *, step: int | None = None, device: str 
     tokenizer = dataset.tokenizer()
     model = run.config.model.config.build(vocab_of(tokenizer))
     trail = CheckpointTrail(store, run.config.run_path)
-    state = trail.load(step, map_location=device)
-    model.load_state_dict(state["model"])
+    found = trail.load_newest(device) if step is None else trail.load_step(step, device)
+    if found is None:
+        raise UserError(f"run {run_id} has no checkpoint yet")
+    model.load_state_dict(found.state["model"])
     model.to(torch.device(device)).eval()
-    return LoadedRun(run=run, model=model, dataset=dataset, tokenizer=tokenizer, step=state["progress"]["step"])
+    return LoadedRun(run=run, model=model, dataset=dataset, tokenizer=tokenizer,
+                     step=found.state["progress"]["step"], checkpoint=store.uri(found.meta["path"]),
+                     skipped=found.skipped)

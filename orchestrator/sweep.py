@@ -183,7 +183,12 @@ def read_sweep(store: Store, sweep_id: str) -> dict[str, Any]:
         known = store.listdir("sweeps")
         raise UserError(f"unknown sweep {sweep_id!r} in store {store.url}; "
                         f"{'known: ' + ', '.join(known[:8]) if known else 'the store has no sweeps yet'}")
-    return store.read_json(*sweep_dir(sweep_id), "sweep.json")
+    from pipelines.store import FileSpec
+
+    spec = FileSpec(what="sweep record", fields={"sweep_id": str, "cells": list, "datasets": list},
+                    fix="delete it and re-run the same `nightshift sweep`: finished cells are found by their run "
+                        "ids and skipped")
+    return store.read_json(*sweep_dir(sweep_id), "sweep.json", spec=spec)
 
 
 # ----------------------------------------------------------------------------- planning

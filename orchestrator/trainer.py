@@ -7,6 +7,7 @@ to continue exactly is in its checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import resource
@@ -21,13 +22,14 @@ from torch import Tensor
 
 from models.protocol import LanguageModel, SleepContext
 from orchestrator import collectives, flops, runtime
-from orchestrator.checkpoint import CheckpointTrail
+from orchestrator.checkpoint import CheckpointTrail, Loaded
 from orchestrator.config import RunConfig
 from orchestrator.divergence import DivergenceGuard
 from orchestrator.errors import UserError
 from orchestrator.evaluate import EvalResult, bits_per_byte
 from orchestrator.faults import parse_faults
 from orchestrator.fork import lineage_of
+from orchestrator.lease import NO_LEASE, LeaseLost, NullLease, RunLease, acquire_run_lease
 from orchestrator.optim import build_optimizer, build_scheduler
 from orchestrator.run_tags import experiment_name, run_name, run_tags
 from orchestrator.runs import RunDir
@@ -84,6 +86,9 @@ class Trainer:
         self.state = Progress()
         self._parent_step: int | None = None
         self._faults_fired: set[int] = set()
+        self.lease: RunLease | NullLease = NO_LEASE
+        self._events: list[tuple[str, int, dict]] = []
+        self._tracking = False
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -121,10 +126,10 @@ class Trainer:
 
     def restore(self, step: int | None = None) -> bool:
         """Load the latest (or a given) checkpoint into model, optimizer, reader, RNG and counters."""
-        meta = self.trail.latest() if step is None else self.trail.meta(step)
-        if meta is None:
+        found = self.trail.load_newest(self.device) if step is None else self.trail.load_step(step, self.device)
+        if found is None:
             return False
-        state = self.trail.load(meta["step"], map_location=self.device)
+        meta, state = found.meta, found.state
         saved = RunConfig.from_dict(state["config"])
         if saved.run_id != self.config.run_id:
             raise UserError(f"checkpoint {meta['path']} belongs to run {saved.run_id}, not {self.config.run_id}")
@@ -139,7 +144,11 @@ class Trainer:
         self.state = Progress(step=p["step"], samples=p["samples"], tokens=p["tokens"], sleeps=p["sleeps"],
                               train_seconds=p["train_seconds"], rollbacks=p.get("rollbacks", 0),
                               last_eval=dict(p.get("last_eval", {})))
+        if self.guard is not None and state.get("guard"):
+            self.guard.load_state_dict(state["guard"])
         self._parent_step = meta["step"]
+        if found.fell_back:
+            self._fell_back(found)
         log.info("resumed %s at step %d", self.config.run_id, self.state.step)
         return True
 
@@ -152,6 +161,15 @@ class Trainer:
         if self.run_dir.status().get("state") == "finished" and self.run_dir.result() is not None:
             log.info("run %s already finished: nothing to do", self.config.run_id)
             return self.run_dir.result()
+        self.lease = acquire_run_lease(self.store, self.config, self.env)  # one writer per checkpoint trail
+        try:
+            if self.run_dir.status().get("state") == "finished" and self.run_dir.result() is not None:
+                return self.run_dir.result()  # finished by the process we waited for
+            return self._train()
+        finally:
+            self.lease.release()
+
+    def _train(self) -> dict[str, Any]:
         self.setup()
         self._start_tracking()
         stop = self._stop = StopRequest.install()
@@ -217,9 +235,10 @@ class Trainer:
                     break
                 self._inject_pause(step)
         except BaseException:
-            if self.env.is_main:
-                self.run_dir.set_status("failed", self.state.step)
-            self.tracker.finish("FAILED")
+            if self.env.is_main and self.lease.lost is None:  # a run taken over is the new owner's to mark
+                self.run_dir.mark_failed(self.state.step)
+            with contextlib.suppress(Exception):  # e.g. a full disk: the error that stopped the run is the one
+                self.tracker.finish("FAILED")
             raise
         finally:
             if bar is not None:
@@ -313,6 +332,9 @@ class Trainer:
         return text
 
     def checkpoint(self) -> dict[str, Any] | None:
+        if runtime.any_rank(not self.lease.renewed(), self.env):  # never write on a trail another process took
+            self.lease.ensure()  # rank 0: says who took it; the others stop with it instead of waiting
+            raise LeaseLost(f"run {self.config.run_id}: rank 0 lost the run's lease; stopping without writing")
         if not self.gradient and self.env.world_size > 1:
             self.model.synchronize()
         readers = runtime.gather_objects(self.reader.state_dict(), self.env)
@@ -329,9 +351,11 @@ class Trainer:
                              "rollbacks": self.state.rollbacks, "last_eval": self.state.last_eval},
                 "config": self.config.to_dict(),
                 "dataset_id": self.config.dataset_id,
+                "guard": self.guard.state_dict() if self.guard is not None else None,
             }
             slow_write = sum(f.arg for f in self.faults if f.kind == "slowckpt")  # drill: widen the write window
-            info = self.trail.save(state, self.state.step, self._parent_step, _pause=slow_write)
+            info = self.trail.save(state, self.state.step, self._parent_step, _pause=slow_write,
+                                   writer=self.lease.owner)
             self.run_dir.set_status("running", self.state.step)
         self._parent_step = self.state.step
         runtime.barrier(self.env)
@@ -404,6 +428,22 @@ class Trainer:
                            experiment=experiment_name(self.dataset.source), tags=tags,
                            params=self.config.to_dict(), parent_run_id=self.parent_run_id)
         self.tracker.log_inputs(dataset_inputs(self.dataset.manifest, self.store))  # the UI's Dataset column
+        for name, step, detail in self._events:  # what happened before tracking started (a fallback)
+            self.tracker.log_event(name, step, detail)
+        self._events.clear()
+        self._tracking = True
+
+    def _fell_back(self, found: Loaded) -> None:
+        """Say that the newest checkpoint was unusable, and record it (run folder now, tracker when started)."""
+        detail = {"restored_step": found.meta["step"], "skipped": list(found.skipped)}
+        log.warning("resuming %s from checkpoint step %d, the newest one that loads; passed over: %s",
+                    self.config.run_id, found.meta["step"], " | ".join(found.skipped))
+        if self.env.is_main:
+            self.run_dir.write_text(_json(detail), "events", f"checkpoint_fallback_{found.meta['step']:08d}.json")
+        if self._tracking:
+            self.tracker.log_event("checkpoint_fallback", found.meta["step"], detail)
+        else:
+            self._events.append(("checkpoint_fallback", found.meta["step"], detail))
 
     def _bar(self):  # noqa: ANN202 - tqdm or None
         if not self.progress_bar or not sys.stderr.isatty():  # for people; in logs and pipes it is noise

@@ -19,16 +19,22 @@ from typing import Any
 from pipelines.errors import DataError
 from pipelines.ids import canonical_json, content_id, digest
 from pipelines.progress import PrepareProgress
+from pipelines.reader import INTENT, MANIFEST
 from pipelines.sizes import format_size
 from pipelines.sources import HUB_SOURCES, Source, open_source
 from pipelines.split import SPLIT_RULES, SPLITS, PlanStats, plan_shards, resolve_rule
-from pipelines.store import Store
+from pipelines.store import FileSpec, Store, StoreFullError
 from pipelines.tokenizers import TOKENIZER_NAMES, Tokenizer, load_tokenizer, token_dtype
 from pipelines.workers import RayPool, ShardWriter, run_in_process
 
 log = logging.getLogger(__name__)
 
 FORMAT = "nightshift.dataset/1"
+LEDGER = FileSpec(
+    what="prepare ledger entry",
+    fix="delete it and re-run the same `nightshift prepare` (that one shard is written again)",
+    fields={"path": str, "split": str, "index": int, "digest": str, "size": int, "docs": int, "tokens": int,
+            "bytes": int, "sha256": str})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,7 +148,7 @@ def prepare(config: PrepareConfig, store: Store, *, actors: int = 1, progress: b
         raise DataError(f"actors must be >= 0 (0 = tokenize in this process), got {actors}")
     plan = config.build()
     if store.exists(plan.dir, "manifest.json"):
-        existing = store.read_json(plan.dir, "manifest.json")
+        existing = store.read_json(plan.dir, "manifest.json", spec=MANIFEST)
         _refuse_mismatch(existing, plan, "manifest.json")
         return Manifest(plan.dataset_id, store.uri(plan.dir), existing, "exists",
                         seconds=time.perf_counter() - start)
@@ -150,13 +156,13 @@ def prepare(config: PrepareConfig, store: Store, *, actors: int = 1, progress: b
     store.check_writable()
     resumed = store.exists(plan.dir, "prepare.json")
     if resumed:
-        _refuse_mismatch(store.read_json(plan.dir, "prepare.json"), plan, "prepare.json")
+        _refuse_mismatch(store.read_json(plan.dir, "prepare.json", spec=INTENT), plan, "prepare.json")
     ledger = _read_ledger(store, plan.dir)
     try:
         entries, stats, run = _run(plan, store, ledger, actors=actors, progress=progress)
-    except DataError:
-        if not resumed:  # a fresh build that fails leaves nothing behind
-            store.remove(plan.dir, recursive=True)
+    except DataError as exc:
+        if not resumed and not isinstance(exc, StoreFullError):  # a fresh build that fails leaves nothing behind
+            store.remove(plan.dir, recursive=True)  # (a full disk keeps its ledger: the same command resumes)
         raise
     manifest = _manifest(plan, entries, stats)
     store.write_json(manifest, plan.dir, "manifest.json")
@@ -232,7 +238,7 @@ def _read_ledger(store: Store, ds_dir: str) -> dict[str, dict]:
     out = {}
     for name in store.listdir(ds_dir, "ledger"):
         if name.endswith(".json"):
-            entry = store.read_json(ds_dir, "ledger", name)
+            entry = store.read_json(ds_dir, "ledger", name, spec=LEDGER)
             out[entry["path"]] = entry
     return out
 

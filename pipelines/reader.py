@@ -19,10 +19,25 @@ import numpy as np
 from pipelines.errors import DataError
 from pipelines.ids import validate_id
 from pipelines.shards import ShardData, decode_shard
-from pipelines.store import Store
+from pipelines.store import FileSpec, Store
 from pipelines.tokenizers import Tokenizer, load_tokenizer
 
 SHARD_CACHE = 2  # shards held in memory by one reader
+
+_SHARD_FIELDS = {"path": str, "index": int, "docs": int, "tokens": int, "bytes": int, "size": int, "sha256": str}
+MANIFEST = FileSpec(
+    what="dataset manifest",
+    fix="delete it and re-run the same `nightshift prepare` (it rebuilds the manifest from the finished shards)",
+    fields={"config.source": str, "config.max_bytes": int, "tokenizer.name": str, "tokenizer.vocab_size": int,
+            "tokenizer.eot_id": int, "token_dtype": str, "split_rule": str,
+            **{f"splits.{split}.totals.{k}": int for split in ("train", "validation")
+               for k in ("docs", "tokens", "bytes", "shards")},
+            **{f"splits.{split}.shards[].{k}": t for split in ("train", "validation")
+               for k, t in _SHARD_FIELDS.items()}})
+INTENT = FileSpec(
+    what="prepare record",
+    fix="delete the dataset folder and re-run the same `nightshift prepare`",
+    fields={"config.source": str, "config.max_bytes": int, "tokenizer.name": str, "split_rule": str})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +52,7 @@ def list_datasets(store: Store) -> list[dict[str, Any]]:
     out = []
     for name in store.listdir("datasets"):
         if store.exists("datasets", name, "manifest.json"):
-            m = store.read_json("datasets", name, "manifest.json")
+            m = store.read_json("datasets", name, "manifest.json", spec=MANIFEST)
             t, v = m["splits"]["train"]["totals"], m["splits"]["validation"]["totals"]
             out.append({"id": name, "status": "complete", "source": m["config"]["source"],
                         "tokenizer": m["tokenizer"]["name"], "max_bytes": m["config"]["max_bytes"],
@@ -45,7 +60,7 @@ def list_datasets(store: Store) -> list[dict[str, Any]]:
                         "validation_bytes": v["bytes"], "validation_tokens": v["tokens"],
                         "validation_id": m["splits"]["validation"].get("validation_id"), "created": m.get("created")})
         elif store.exists("datasets", name, "prepare.json"):
-            m = store.read_json("datasets", name, "prepare.json")
+            m = store.read_json("datasets", name, "prepare.json", spec=INTENT)
             out.append({"id": name, "status": "incomplete", "source": m["config"]["source"],
                         "tokenizer": m["tokenizer"]["name"], "max_bytes": m["config"]["max_bytes"]})
     return out
@@ -60,7 +75,7 @@ def open_dataset(store: Store, dataset_id: str) -> "Dataset":
         known = [d["id"] for d in list_datasets(store) if d["status"] == "complete"]
         raise DataError(f"no dataset {dataset_id!r} in {store.url}; datasets there: "
                         f"{', '.join(known) if known else '(none; create one with nightshift prepare)'}")
-    return Dataset(store, dataset_id, store.read_json("datasets", dataset_id, "manifest.json"))
+    return Dataset(store, dataset_id, store.read_json("datasets", dataset_id, "manifest.json", spec=MANIFEST))
 
 
 class Dataset:

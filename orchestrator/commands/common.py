@@ -20,6 +20,9 @@ def add_tracking_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", default=None, metavar="URI",
                         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite inside the local "
                              "store; 'none' disables)")
+    parser.add_argument("--tracking-outage", choices=("auto", "stop", "spool"), default=None,
+                        help="if MLflow is unreachable at start: stop, or spool and send later; auto (default): "
+                             "spool for a run started before (resume, retry), stop for a new one")
 
 
 def tracking_uri_of(args: argparse.Namespace) -> str | None:
@@ -33,7 +36,10 @@ def tracking_uri_of(args: argparse.Namespace) -> str | None:
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    return Store.open(args.store or default_store_url())
+    """The store, checked before any work starts (S3 credentials, endpoint, bucket: one line each)."""
+    store = Store.open(args.store or default_store_url())
+    store.check_access()
+    return store
 
 
 def emit_json(obj: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from orchestrator.commands.common import add_store_arg, emit_json, open_store
 
@@ -23,10 +24,12 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.loading import load_run
 
     loaded = load_run(open_store(args), args.run, step=args.step)
+    print(f"nightshift: eval {args.run}: {loaded.describe()}", file=sys.stderr)
     res = bits_per_byte(loaded.model, loaded.dataset.validation_docs(), batch_size=args.batch_size,
                         max_bytes=args.max_bytes)
     out = {"run_id": args.run, "step": loaded.step, "val_bpb": res.bits_per_byte, "val_bytes": res.n_bytes,
-           "val_tokens": res.n_tokens, "val_docs": res.n_docs, "seconds": res.seconds}
+           "val_tokens": res.n_tokens, "val_docs": res.n_docs, "seconds": res.seconds,
+           "checkpoint": loaded.checkpoint, "skipped_checkpoints": list(loaded.skipped)}
     if args.json:
         emit_json(out)
     else:

@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         shard_bytes=parse_size(args.shard_bytes, what="--shard-bytes"),
     )
     store = Store.open(args.store or default_store_url())
+    store.check_access()  # credentials, endpoint, bucket: one line each, before any work
     manifest = prepare(config, store, actors=args.actors, progress=not (args.no_progress or args.json))
     summary = manifest.summary()
     if args.json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from orchestrator.commands.common import add_store_arg, emit_json, open_store
 from orchestrator.errors import UserError
@@ -31,10 +32,12 @@ def run(args: argparse.Namespace) -> int:
     if args.temperature <= 0:
         raise UserError(f"--temperature {args.temperature}: must be > 0")
     loaded = load_run(open_store(args), args.run, step=args.step)
+    print(f"nightshift: sample {args.run}: {loaded.describe()}", file=sys.stderr)
     text = generate_text(loaded.model, loaded.tokenizer, args.prompt, args.tokens, seed=args.seed,
                          temperature=args.temperature, top_k=args.top_k)
     if args.json:
-        emit_json({"run_id": args.run, "step": loaded.step, "prompt": args.prompt, "text": text})
+        emit_json({"run_id": args.run, "step": loaded.step, "checkpoint": loaded.checkpoint,
+                   "skipped_checkpoints": list(loaded.skipped), "prompt": args.prompt, "text": text})
     else:
         print(args.prompt + text)
     return 0

@@ -24,6 +24,8 @@ from pipelines.store import Store
 
 logger = logging.getLogger(__name__)
 
+OUTAGE_ENV = "NIGHTSHIFT_TRACKING_OUTAGE"  # auto | stop | spool (`--tracking-outage`)
+STARTED_MARKERS = ("status.json", "checkpoints/latest.json", "sweep.json")  # a run or sweep started before
 ARTIFACTS_DIR = "mlflow-artifacts"
 _SCHEMES = ("http://", "https://", "sqlite:///", "postgresql://", "postgresql+", "mysql://", "mysql+",
             "mssql://", "mssql+", "databricks")
@@ -49,9 +51,34 @@ def check_tracking_uri(uri: str) -> str:
                     "http(s)://host:port (an `mlflow server`), or a postgresql:// / mysql:// database")
 
 
+def outage_policy(store: Store, prefix: str | None, requested: str | None = None) -> Literal["error", "spool"]:
+    """What a tracker does when MLflow is unreachable at start: the documented policy.
+
+    `requested` (else `$NIGHTSHIFT_TRACKING_OUTAGE`, set by `--tracking-outage`):
+    "stop" (or "error"), "spool", or "auto" (the default). Auto spools for a run
+    that was started before: its folder holds a status, a checkpoint pointer or
+    a sweep record (a `--resume`, a sweep rerun, a Ray restart, a Modal retry),
+    because killing hours of training over a tracking restart loses more than it
+    saves; a brand-new run stops with a one-line error, so a typo in the URI is
+    seen at once. Spooled records are replayed exactly once when the server is
+    back (in this process, or by the next start of the same run).
+    """
+    value = (requested or os.environ.get(OUTAGE_ENV) or "auto").strip().lower()
+    if value in ("stop", "error"):
+        return "error"
+    if value == "spool":
+        return "spool"
+    if value != "auto":
+        raise UserError(f"tracking outage policy {value!r}: accepted auto, stop, spool "
+                        f"(--tracking-outage or ${OUTAGE_ENV})")
+    if prefix and any(store.exists(prefix, *marker.split("/")) for marker in STARTED_MARKERS):
+        return "spool"
+    return "error"
+
+
 def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
                   run_prefix: str | Sequence[str] | None = None, enabled: bool = True,
-                  on_unreachable: Literal["error", "spool"] = "error", **mlflow_options: Any) -> Tracker:
+                  on_unreachable: Literal["auto", "error", "spool"] = "auto", **mlflow_options: Any) -> Tracker:
     """The tracker for one process of a run.
 
     uri: MLflow tracking URI; None means $MLFLOW_TRACKING_URI, else the embedded sqlite DB of a
@@ -63,7 +90,8 @@ def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
         `<run_prefix>/tracking-spool/` (else `tracking-spool/<run key>` in the store).
     enabled: False keeps only the JSONL history (`--no-mlflow`).
     on_unreachable: "error" stops at start with a one-line `UserError` when the server
-        is down; "spool" trains on and sends everything when it returns.
+        is down; "spool" trains on and sends everything when it returns; "auto"
+        follows `outage_policy` (spool for a run started before, else error).
     mlflow_options: passed to `MlflowTracker` (flush/retry intervals, ...).
     """
     if rank != 0:
@@ -82,6 +110,8 @@ def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
             from orchestrator.tracking.mlflow_tracker import MlflowTracker  # the only mlflow import
 
             local = default_tracking_uri(store)
+            if on_unreachable == "auto":
+                on_unreachable = outage_policy(store, prefix)
             trackers.append(MlflowTracker(
                 check_tracking_uri(uri), spool_store=store,
                 spool_prefix=f"{prefix}/tracking-spool" if prefix else None,

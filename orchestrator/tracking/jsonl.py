@@ -20,11 +20,13 @@ from orchestrator.tracking.base import RunStatus, StepFilter, Tracker, check_sta
 from orchestrator.tracking.sanitize import (
     metric_values, sanitize_params, sanitize_structure, sanitize_tags,
 )
-from pipelines.store import Store
+from pipelines.store import FileSpec, Store
 
 logger = logging.getLogger(__name__)
 
 _PART = re.compile(r"^history-(\d{8})\.jsonl$")
+HISTORY_SPEC = FileSpec(what="tracking history part", fields={"kind": str},
+                        fix="move it out of the run's tracking folder (MLflow keeps its own copy of the run)")
 
 
 def _parts(store: Store, prefix: str) -> list[str]:
@@ -39,8 +41,7 @@ def read_history(store: Store, prefix: str) -> list[dict[str, Any]]:
     """Every record of a JSONL history, in the order it was logged."""
     records: list[dict[str, Any]] = []
     for name in _parts(store, prefix):
-        text = store.read_bytes(prefix, name).decode("utf-8")
-        records.extend(json.loads(line) for line in text.splitlines() if line.strip())
+        records.extend(store.read_jsonl(prefix, name, spec=HISTORY_SPEC))
     return records
 
 

@@ -21,12 +21,17 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from pipelines.store import Store
+from pipelines.store import FileSpec, Store
 
 logger = logging.getLogger(__name__)
 
 _RECORD = re.compile(r"^(\d{10})\.json$")
 META = "run.json"
+RECORD_SPEC = FileSpec(what="tracking spool record", fields={"kind": str, "seq": int},
+                       fix="move it out of the spool folder (the tracking records in it are then lost) and start "
+                           "the run again")
+META_SPEC = FileSpec(what="tracking spool header", fields={"run_key": str, "experiment": str},
+                     fix="delete it: the next start finds the MLflow run by its run key")
 
 
 class Spool:
@@ -83,7 +88,7 @@ class Spool:
         return {"folder": folder, "name": base, "is_dir": False}
 
     def read(self, name: str) -> dict[str, Any]:
-        return self.store.read_json(self.prefix, name)
+        return self.store.read_json(self.prefix, name, spec=RECORD_SPEC)
 
     @contextlib.contextmanager
     def local_copy(self, record: dict[str, Any]) -> Iterator[str]:
@@ -107,7 +112,7 @@ class Spool:
 
     def read_meta(self) -> dict[str, Any] | None:
         try:
-            return self.store.read_json(self.prefix, META)
+            return self.store.read_json(self.prefix, META, spec=META_SPEC)
         except FileNotFoundError:
             return None
 

@@ -131,6 +131,13 @@ class Plan:
         return self.samples / self.samples_per_s / 3600 if self.samples_per_s else None
 
     @property
+    def checkpoint_write_s(self) -> tuple[float, float]:
+        """(seconds to write the first checkpoint, seconds for a later one) at the recorded chunked rate."""
+        m = self.memory
+        later = m.checkpoint_bytes - (m.store_checkpoint_bytes * (1 - 1 / self.checkpoints) if m.store_appends else 0)
+        return m.checkpoint_bytes / figures.CHECKPOINT_BYTES_PER_S, later / figures.CHECKPOINT_BYTES_PER_S
+
+    @property
     def host_need(self) -> float:
         return self.memory.host_bytes * (self.count if self.device.memory is not None else 1)
 
@@ -152,6 +159,7 @@ class Plan:
             "tokens_per_s": self.samples_per_s * self.seq_tokens if self.samples_per_s else None,
             "rate_source": self.rate_source, "hours": self.hours,
             "checkpoint_interval_minutes": self.checkpoint_interval_min,
+            "checkpoint_write_seconds": self.checkpoint_write_s,
             "fits": not self.problems, "problems": self.problems, "warnings": self.warnings,
             "breakdown": m.breakdown,
         }
@@ -184,9 +192,11 @@ class Plan:
         else:
             lines.append(f"  throughput    unknown ({self.rate_source})")
         if self.checkpoint_interval_min is not None:
+            first, later = self.checkpoint_write_s
             lines.append(f"  checkpoints   every {self.checkpoint_interval_min:,.1f} min "
                          f"(checkpoint_every={cfg.train.checkpoint_every} steps, "
-                         f"checkpoint_minutes={cfg.train.checkpoint_minutes:g})")
+                         f"checkpoint_minutes={cfg.train.checkpoint_minutes:g}); writing one ~{first:,.0f} s, "
+                         f"later ones ~{later:,.0f} s (recorded chunked rate, local disk)")
         lines += [f"  warning: {w}" for w in self.warnings]
         lines.append(f"  REFUSED: {self.problems[0]}" if self.problems else "  fits: yes")
         return "\n".join(lines)
@@ -255,6 +265,10 @@ def _judge(plan: Plan) -> None:
     if d.memory is not None and "assumed" in d.host_source:
         plan.warnings.append(f"request memory={math.ceil(plan.host_need / 2**20):,} (MiB) on the Modal function: "
                              "Modal guarantees only a function's memory= request")
+    if plan.checkpoint_interval_min is not None and plan.checkpoint_write_s[1] > 15 * plan.checkpoint_interval_min:
+        plan.warnings.append(f"a checkpoint takes ~{plan.checkpoint_write_s[1]:,.0f} s but comes every "
+                             f"{plan.checkpoint_interval_min * 60:,.0f} s: raise checkpoint_every "
+                             f"(--set checkpoint_every=N) or rely on checkpoint_minutes")
     if plan.samples * plan.seq_tokens > 20 * max(1, plan.data.train_tokens) and plan.config.model.family in (
             "holographic", "macro_unit"):
         plan.warnings.append("more than 20 epochs over the same text: a memory family stores repeats, "

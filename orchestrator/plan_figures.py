@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from orchestrator.plan_memory import MemoryEstimate
 
 ASSUMED_MFU = 0.35  # an assumption, not a measurement: no GPU run has been recorded yet
+# Chunked checkpoint write rate: 1.08 GB (10 M holographic episodes) in 7.36 s to local disk, load 10.8
+# (benchmarks/scale_memory.py, RESULTS.md issue 17); state_dict() copies come on top (see there).
+CHECKPOINT_BYTES_PER_S = 1.08e9 / 7.36
 SHARD_OVERHEAD = 1.02  # Arrow stream framing + per-document columns over 2 or 4 bytes per token
 # UTF-8 bytes per token on pg19 (train split of the sample, 31.6 MB), measured with tiktoken
 BYTES_PER_TOKEN: dict[str, float] = {"gpt2": 3.83, "r50k_base": 3.83, "cl100k_base": 4.18, "bytes": 1.0}

@@ -167,9 +167,11 @@ class ChunkStore:
         """Union of the chunk lists of every complete checkpoint; None if one is missing (then collect nothing)."""
         out: set[str] = set()
         for name in self.store.listdir(*self.folder):
-            if not name.startswith("step_") or not self.store.exists(*self._p(name, "meta.json")):
+            if not name.startswith("step_"):
                 continue
-            if name not in self._refs:
+            if name not in self._refs:  # complete checkpoints are read once per process
+                if not self.store.exists(*self._p(name, "meta.json")):
+                    continue
                 if not self.store.exists(*self._p(name, REFS_FILE)):
                     meta = self.store.read_json(*self._p(name, "meta.json"))
                     if meta.get("chunks", 0):
@@ -188,7 +190,10 @@ class ChunkStore:
             return {"removed": 0, "kept": len(self.stored())}
         stored = self.stored()
         doomed = [n for n in stored if n not in needed]
-        list(self._map(lambda n: self.store.remove(*self._p(CHUNK_DIR, n)), doomed))
+        try:
+            list(self._map(lambda n: self.store.remove(*self._p(CHUNK_DIR, n)), doomed))
+        except OSError as exc:  # the checkpoint is complete; what is left is collected after the next save
+            log.warning("checkpoint chunks: collection stopped (%s: %s)", type(exc).__name__, exc)
         if doomed:
             log.info("checkpoint chunks: collected %d no checkpoint needs", len(doomed))
         return {"removed": len(doomed), "kept": len(stored) - len(doomed)}

@@ -123,7 +123,8 @@ def _holographic(config: RunConfig, vocab: Vocab, world: int, on_gpu: bool, trai
     distinct = min(samples * (T + 1), train_tokens)
     pairs = min(vocab.size ** 2, distinct, BIGRAMS_AT * (distinct / BIGRAMS_TOKENS) ** BIGRAMS_EXPONENT)
     backoff = pairs * 16 + 2 * vocab.size * 8
-    backoff_peak = 2 * backoff + HOLO_PENDING_CODES * 8 * 2  # a fold: old + new tables, parked codes
+    parked = min(HOLO_PENDING_CODES, samples * (T + 1))
+    backoff_peak = 2 * backoff + parked * 8 * 2  # a fold: old + new tables, parked codes and their sort
     protos = cfg.max_prototypes * (4 * (16 + 1 + 16 + 3) + cfg.prototype_targets * 12)
     small = cfg.episodic_buffer_size * row + cfg.holdout_size * held_row + protos
     B = max(1, t.batch_size // world)
@@ -139,10 +140,12 @@ def _holographic(config: RunConfig, vocab: Vocab, world: int, on_gpu: bool, trai
                          0.0, 0.0, ckpt, state_rows, episodes <= cfg.max_attractors,
                          f"the store fills and its {cfg.store_policy} then replaces rows"
                          + (" everywhere" if cfg.store_policy == "reservoir" else " in place (upper bound)"))
-    memory = {"store": store, "store growth copy": growth_peak - store, "backoff": backoff_peak,
-              "buffers+prototypes": small, "checkpoint copy": ckpt, "observe temporaries": act}
+    growth = (growth_peak - alloc) * row  # old columns held while they are copied into larger ones
+    memory = {"store": store, "backoff": backoff_peak, "buffers+prototypes": small, "observe temporaries": act,
+              "transient copy": max(growth, ckpt)}  # store growth or a checkpoint's state_dict(), not both at once
     if on == "device":
-        device = {k: memory.pop(k) for k in ("store", "store growth copy")}
+        device = {k: memory.pop(k) for k in ("store",)} | {"store growth copy": growth}
+        memory["transient copy"] = ckpt
         _finish(est, on_gpu, memory, device)
     else:
         _finish(est, on_gpu, memory, {"embeddings": vocab.size * 16 * 4 * 2})

@@ -77,7 +77,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=300)
     parser.add_argument("--flavor", default="base", choices=sorted(FLAVORS))
+    parser.add_argument("--replan", action="store_true",
+                        help="only recompute the plan column of the recorded JSON with the current plan code")
     args = parser.parse_args()
+    if args.replan:
+        res = json.loads(OUT.read_text())
+        for entry in res["memory"]:
+            entry["plan_host_mb"] = plan_host_mb(res["flavor"], int(entry["mb"] * MB), int(res["distinct_mb"] * MB),
+                                                 FLAVORS[res["flavor"]].model.train_seq_len + 1)
+            print(f"{entry['mb']:6.1f} MB: peak RSS {entry['peak_rss_mb']:.0f} MB, plan {entry['plan_host_mb']:.0f} MB "
+                  f"({entry['plan_host_mb'] / entry['peak_rss_mb']:.2f})")
+        OUT.write_text(json.dumps(res, indent=2))
+        return
     distinct = "".join(texts(DATA / "pg19" / "train.parquet")).encode()
     pg19_mb = len(distinct) / MB
     for name in sorted((DATA / "fineweb").glob("*.parquet")):

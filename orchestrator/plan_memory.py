@@ -20,6 +20,10 @@ from orchestrator.config import RunConfig
 
 # Distinct gpt2 bigrams on pg19: 1,086,750 in 8,248,616 tokens; exponent fitted between 1 M and 8.2 M tokens.
 BIGRAMS_AT, BIGRAMS_TOKENS, BIGRAMS_EXPONENT = 1_086_750, 8_248_616, 0.71
+# Distinct (k+1)-byte n-grams per order k = 0..7 in the first 2 MB of pg19 train, and the exponent of their
+# growth fitted between 2 MB and 31 MB (orders 6-7: before their cap binds), from macro_unit's own tables.
+NGRAMS_AT_2MB = (86, 1649, 11664, 48494, 136391, 286161, 487539, 722270)
+NGRAMS_EXPONENT = (0.13, 0.24, 0.36, 0.45, 0.54, 0.62, 0.77, 0.83)
 OBSERVE_BYTES_PER_TOKEN = 1024  # holographic observe temporaries per window position (keys, signatures, products)
 HOLO_PENDING_CODES = 1 << 23  # models.holographic.backoff.CONSOLIDATE_AT: pair codes parked before a fold
 
@@ -169,18 +173,20 @@ def _macro_unit(config: RunConfig, vocab: Vocab, world: int, on_gpu: bool, train
     cfg, t = config.model.config, config.train
     per_token = 1.0 if vocab.name == "bytes" else BYTES_PER_TOKEN.get(vocab.name, 4.0)
     text = min(t.steps * t.batch_size * cfg.train_seq_len, train_tokens) * per_token  # distinct bytes seen
-    entries = [min(cfg.max_entries_per_order, 256 ** (k + 1), text) for k in range(cfg.max_order + 1)]
-    tables = 16 * sum(entries)
-    view = 40 * sum(entries)  # the scoring view: keys, counts and context totals/gammas per order
+    cap = cfg.max_entries_per_order
+    entries = [min(cap, 256 ** (k + 1), text, NGRAMS_AT_2MB[k] * (text / 2e6) ** NGRAMS_EXPONENT[k])
+               for k in range(cfg.max_order + 1)]
+    tables = 16 * sum(entries)  # uint64 key + int64 count per n-gram
+    view = 16 * sum(entries) + 24 * sum(entries[:-1])  # scoring view: n-grams + (total, gamma) per context
     delta = tables if world > 1 else 0.0
-    merge = 2 * 16 * (max(entries) + min(cfg.chunk_bytes, cfg.max_entries_per_order))  # one order's merge
+    merge = 2 * 16 * (max(entries) + min(cfg.chunk_bytes, cap))  # one order's merge: old + new arrays
     samples = 2 * (cfg.sample_bytes + cfg.holdout_bytes) + 9 * cfg.chunk_bytes
     ckpt = tables + delta + cfg.sample_bytes + cfg.holdout_bytes
-    note = (f"{cfg.max_order + 1} orders x min(cap {cfg.max_entries_per_order:,}, 256^(k+1), bytes seen) "
-            f"= {sum(entries):,.0f} n-grams x 16 B + a scoring view x 40 B")
+    note = (f"{cfg.max_order + 1} orders, {sum(entries):,.0f} n-grams (min of cap {cap:,} and growth fitted "
+            f"on pg19) x 16 B + a scoring view")
     est = MemoryEstimate(0, cfg.train_seq_len, tables + view + delta, "host", note, 0.0, "none (counting)",
                          0.0, 0.0, ckpt, tables + delta, False, "sorted count tables shift where new n-grams land")
-    _finish(est, on_gpu, {"count tables": tables, "scoring view": view, "DDP delta": delta, "merge copy": merge,
-                          "samples+pending": samples, "checkpoint copy": ckpt}, {})
+    _finish(est, on_gpu, {"count tables": tables, "scoring view": view, "DDP delta": delta,
+                          "samples+pending": samples, "transient copy": max(merge, ckpt)}, {})
     return est
 

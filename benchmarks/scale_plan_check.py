@@ -79,6 +79,9 @@ def main() -> None:
         print(f"{model:<20} steps {steps:>4}: measured peak RSS {measured / 2**20:7.0f} MB, plan {r['plan_host'] / 2**20:7.0f}"
               f" MB, plan/measured {r['ratio']:.2f} (model memory {r['memory_bytes'] / 2**20:.0f} MB, plan store "
               f"{r['plan_store'] / 2**20:.0f} MB); load {r['load']:.1f}", flush=True)
+    if only and OUT.exists():  # a partial re-run replaces its rows and keeps the others
+        kept = [r for r in json.loads(OUT.read_text())["runs"] if r["model"] not in only]
+        rows = sorted(kept + rows, key=lambda r: [m for m, _, _ in RUNS].index(r["model"]))
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "dataset": dataset_id, "runs": rows},
                               indent=2))

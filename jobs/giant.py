@@ -108,8 +108,13 @@ def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | N
          generate_every: int | None = None, sleep_every: int | None = None,
          episodic_buffer_size: int | None = None, rem_cycles: int | None = None, batch_size: int | None = None,
          tokenizer: str | None = None, max_bytes: str = "1GB", valid_bytes: str = "10MB", seed: int = 0,
-         sets: str = "", gpu: str = DEFAULT_GPU, store: str | None = None, tracking_uri: str | None = None) -> None:
-    """Validate the flags here (seconds), then run on Modal (hours); `--sets "lr=3e-4;n_layer=8"`."""
+         sets: str = "", gpu: str = DEFAULT_GPU, store: str | None = None, tracking_uri: str | None = None,
+         dry_run: bool = False, host_memory: str = "") -> None:
+    """Validate the flags here (seconds), then run on Modal (hours); `--sets "lr=3e-4;n_layer=8"`.
+
+    The pre-flight plan (orchestrator/plan.py) runs first: `--dry-run` prints it and stops; without it a
+    run that cannot fit the device (or `--host-memory`, e.g. 200GB) is refused before any GPU starts.
+    """
     import json
 
     from orchestrator.backends.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
@@ -124,6 +129,15 @@ def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | N
     gpus = gpu_count(gpu)
     config, _ = giant_run_config(flags, "flag-check-000000000000")  # bad flags fail before any GPU starts
     check_world(config, gpus)
+    from orchestrator.plan import plan_giant
+    from pipelines.sizes import parse_size
+
+    plan = plan_giant(flags, gpu, host_memory=parse_size(host_memory, what="--host-memory") if host_memory else None)
+    if dry_run:
+        print(plan.render())
+    plan.check()
+    if dry_run:
+        return
     fn = giant if gpu == DEFAULT_GPU else giant.with_options(gpu=gpu)
     result = fn.remote(flags.to_dict(), store=store, gpus=gpus, tracking_uri=tracking_uri)
     print(json.dumps(result, indent=2, sort_keys=True, default=str))

@@ -5,8 +5,11 @@ Layout under a run: `checkpoints/step_00000100/state.pt` (+ `meta.json`), and
 pointer last, each atomically, so a kill at any instant leaves the previous
 checkpoint loadable. Each meta names its parent step: the trail that resume,
 rollback and fork walk; a damaged newest checkpoint (truncated, corrupt,
-its record unreadable) is passed over for the one before it, by name. States load with `torch.load(weights_only=True)`:
-a checkpoint can never execute code.
+its record unreadable, a chunk missing) is passed over for the one before it, by name.
+States load with `torch.load(weights_only=True)`: a checkpoint can never execute code.
+Tensors of 1 MiB or more are stored as content-addressed chunks shared by the whole trail
+(`checkpoints/chunks/`, listed per checkpoint in `chunks.json`; see chunks.py), so a
+checkpoint writes only the chunks that changed since any kept one.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ import hashlib
 import io
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from orchestrator.chunks import ChunkStore
 from orchestrator.errors import UserError
 from pipelines.store import FileSpec, Store, StoreFileError
 
@@ -39,15 +43,20 @@ def step_dir(step: int) -> str:
 class CheckpointTrail:
     store: Store
     run_path: tuple[str, ...]
+    chunks: ChunkStore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.chunks = ChunkStore(self.store, self._p())
 
     def _p(self, *parts: str) -> tuple[str, ...]:
         return (*self.run_path, "checkpoints", *parts)
 
     def save(self, state: dict[str, Any], step: int, parent_step: int | None, *, _pause: float = 0.0,
              **meta: Any) -> dict[str, Any]:
-        """Data, then meta, then the pointer; `_pause` (fault drills only) sleeps between each."""
+        """Chunks and data, then meta, then the pointer; `_pause` (fault drills only) sleeps between each."""
+        skeleton, chunk_names, chunk_stats = self.chunks.split(state)  # new chunks first
         buf = io.BytesIO()
-        torch.save(state, buf)
+        torch.save(skeleton, buf)
         data = buf.getvalue()
         info = {
             "step": step,
@@ -56,13 +65,16 @@ class CheckpointTrail:
             "sha256": hashlib.sha256(data).hexdigest(),
             "bytes": len(data),
             "created": time.time(),
+            **chunk_stats.as_meta(),
             **meta,
         }
         self.store.write_bytes(data, *self._p(step_dir(step), "state.pt"))
+        self.chunks.write_refs(step_dir(step), chunk_names)
         time.sleep(_pause)
         self.store.write_json(info, *self._p(step_dir(step), "meta.json"))
         time.sleep(_pause)
         self.store.write_json(info, *self._p(LATEST))  # the pointer, last
+        self.chunks.collect()  # chunks no complete checkpoint names any more
         return info
 
     def latest(self) -> dict[str, Any] | None:
@@ -141,9 +153,10 @@ class CheckpointTrail:
                 f" ({len(data):,} of {meta.get('bytes', '?')} bytes)"
             )
         try:
-            return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+            skeleton = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
         except Exception as exc:  # noqa: BLE001 - unpickling errors are varied
             raise UserError(f"checkpoint {meta['path']} cannot be loaded safely: {type(exc).__name__}: {exc}") from None
+        return self.chunks.join(skeleton, map_location)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ thread, steps of the variants interleaved rep by rep in each process:
             1e-5), with the model built from the original's own argparse defaults
 - ours      `attractor:a1` through the trainer's update: forward, backward, clip 1.0, the
             trainer's optimizer (`orchestrator.optim.build_optimizer`, fused AdamW)
+- reference `models/attractor/reference.py` (the original's per-step structure, a test yardstick)
+            with the original's optimizer: how its timing compares with the original itself
 - bound     the W*D -> V readout's three float32 matmuls (forward, grad input, grad weight):
             the FLOP floor of a training forward + backward; "of bound" = bound / ours fwd+bwd
 
@@ -148,14 +150,15 @@ def original_step(path: Path, seed: int) -> Callable[[torch.Tensor], None]:
 
 
 # ------------------------------------------------------------------------------------- ours
-def ours(seed: int, flavor: str) -> tuple[Callable[[torch.Tensor], None], Callable[[torch.Tensor], None]]:
+def ours(seed: int, flavor: str, overrides: str = ""
+         ) -> tuple[Callable[[torch.Tensor], None], Callable[[torch.Tensor], None]]:
     """(fwd+bwd, full trainer update) closures for attractor:<flavor> with the trainer's optimizer."""
     from models import registry
     from models.protocol import Vocab
     from orchestrator.config import TrainConfig
     from orchestrator.optim import build_optimizer
 
-    spec = registry.resolve(f"attractor:{flavor}")
+    spec = registry.resolve(f"attractor:{flavor}", dict(kv.split("=", 1) for kv in overrides.split(",") if kv))
     torch.manual_seed(seed)
     model = spec.config.build(Vocab(name=f"cap{V}", size=V, eot_id=V - 1))
     t = spec.train
@@ -178,6 +181,31 @@ def ours(seed: int, flavor: str) -> tuple[Callable[[torch.Tensor], None], Callab
     return fwd_bwd, update
 
 
+def reference(seed: int) -> Callable[[torch.Tensor], None]:
+    """`models/attractor/reference.py` (the original's per-step structure, kept as a test yardstick)
+    with the original's optimizer, to measure how its timing compares with the original itself."""
+    import dataclasses
+
+    from models.attractor import FLAVORS
+    from models.attractor.reference import OriginalAttractor
+    from models.protocol import Vocab
+
+    torch.manual_seed(seed)
+    cfg = dataclasses.replace(FLAVORS["a1"].model, breaks="batch", compile=False, readout_precision="float32")
+    model = OriginalAttractor.from_model(cfg.build(Vocab(name=f"cap{V}", size=V, eot_id=V - 1)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+
+    def step(batch: torch.Tensor) -> None:
+        loss, _ = model(batch)
+        float(loss.detach())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return step
+
+
 def bound() -> Callable[[torch.Tensor], None]:
     x, w, g = torch.randn(B, W * 128), torch.randn(V, W * 128) / 32, torch.randn(B, V)
 
@@ -193,11 +221,12 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     tuned = tune_malloc()
     batches = pg19_batches(args.reps + 2, seed=args.seed)
-    fb, step = ours(args.seed, args.flavor)
+    fb, step = ours(args.seed, args.flavor, args.set)
     t0 = time.perf_counter()
     step(batches[0])  # the first step compiles (attractor:a1 has compile=True)
     first_step_s = time.perf_counter() - t0
-    fns = {"original": original_step(args.original, args.seed), "ours": step, "ours_fwd_bwd": fb, "bound": bound()}
+    fns = {"original": original_step(args.original, args.seed), "ours": step, "ours_fwd_bwd": fb, "bound": bound(),
+           "reference": reference(args.seed)}
     for fn in fns.values():
         fn(batches[1])  # warm-up
     wall: dict[str, list[float]] = {k: [] for k in fns}
@@ -216,6 +245,7 @@ def child(args: argparse.Namespace) -> None:
            "wall": {k: med(v) for k, v in wall.items()}, "cpu": {k: med(v) for k, v in cpu.items()},
            "ratio_wall": med([o / s for o, s in zip(wall["original"], wall["ours"])]),
            "ratio_cpu": med([o / s for o, s in zip(cpu["original"], cpu["ours"])]),
+           "reference_vs_original_wall": med([r / o for r, o in zip(wall["reference"], wall["original"])]),
            "of_bound_wall": med([b / s for b, s in zip(wall["bound"], wall["ours_fwd_bwd"])]),
            "of_bound_cpu": med([b / s for b, s in zip(cpu["bound"], cpu["ours_fwd_bwd"])])}
     print(json.dumps(out))
@@ -226,6 +256,8 @@ def main() -> None:
     ap.add_argument("--original", type=Path, default=os.environ.get("NIGHTSHIFT_ATTRACTOR_ORIGINAL"),
                     help="folder of a BoggersTheLLM checkout (the one holding sandbox.py)")
     ap.add_argument("--flavor", default="a1", help="attractor flavor to time (default a1)")
+    ap.add_argument("--set", default="", help="overrides of the attractor config, e.g. "
+                    "compile=false,readout_precision=float32 (the plain eager float32 path)")
     ap.add_argument("--procs", type=int, default=3, help="fresh processes, each interleaving all variants")
     ap.add_argument("--reps", type=int, default=10, help="timed steps per variant per process")
     ap.add_argument("--seed", type=int, default=0)
@@ -240,11 +272,12 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    print(f"attractor:{args.flavor} vs the original at {args.original}: {args.procs} processes x {args.reps} "
+    print(f"attractor:{args.flavor}{' (' + args.set + ')' if args.set else ''} vs the original at {args.original}: {args.procs} processes x {args.reps} "
           f"interleaved steps, one thread, B {B}, V {V}, W {W}; load {os.getloadavg()[0]:.1f}", flush=True)
     runs = []
     for i in range(args.procs):
         cmd = [sys.executable, __file__, "--child", "--original", str(args.original), "--flavor", args.flavor,
+               "--set", args.set,
                "--reps", str(args.reps), "--seed", str(args.seed + i)]
         res = subprocess.run(cmd, capture_output=True, text=True)
         if res.returncode:
@@ -255,13 +288,16 @@ def main() -> None:
         print(f"  process {i + 1}: original {r['wall']['original'] * 1e3:.0f} ms, ours {r['wall']['ours'] * 1e3:.1f} ms "
               f"(fwd+bwd {r['wall']['ours_fwd_bwd'] * 1e3:.1f}), bound {r['wall']['bound'] * 1e3:.1f} ms per batch "
               f"(wall); ratio {r['ratio_wall']:.2f}x wall, {r['ratio_cpu']:.2f}x CPU; of bound "
-              f"{r['of_bound_wall']:.0%} wall, {r['of_bound_cpu']:.0%} CPU; first step {r['first_step_s']:.1f} s; "
+              f"{r['of_bound_wall']:.0%} wall, {r['of_bound_cpu']:.0%} CPU; reference.py takes "
+              f"{r['reference_vs_original_wall']:.2f}x the original's time; first step {r['first_step_s']:.1f} s; "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
-    summary = {k: med(k) for k in ("ratio_wall", "ratio_cpu", "of_bound_wall", "of_bound_cpu")}
+    summary = {k: med(k) for k in ("ratio_wall", "ratio_cpu", "of_bound_wall", "of_bound_cpu",
+                                   "reference_vs_original_wall")}
     print(f"median over processes: ours {summary['ratio_wall']:.2f}x the original (wall), "
           f"{summary['ratio_cpu']:.2f}x (CPU time); fwd+bwd at {summary['of_bound_wall']:.0%} of the readout "
-          f"bound (wall), {summary['of_bound_cpu']:.0%} (CPU time)")
+          f"bound (wall), {summary['of_bound_cpu']:.0%} (CPU time); models/attractor/reference.py takes "
+          f"{summary['reference_vs_original_wall']:.2f}x the original's time per batch")
     print(f"goals (issue 14): >= 5x: {'met' if summary['ratio_wall'] >= 5 else 'MISSED'}; >= 80 % of bound: "
           f"{'met' if summary['of_bound_wall'] >= 0.8 else 'MISSED'}")
     if args.json:

@@ -1,15 +1,16 @@
 """Bits/byte at equal steps: attractor:a1's fast training path against the plain eager float32 one.
 
-`attractor:a1` trains with the relaxation compiled (`compile=True`) and the
+`attractor:a1` trains with the relaxation compiled (`compile_relaxation=True`) and the
 readouts' matmuls in bfloat16 (`readout_precision="auto"`, on CPUs with
 AVX512-BF16 / AMX and on CUDA). This script checks that the speed costs no
 quality: both variants start from the same weights, see the same batches
 (pg19 sample, gpt2 tokens, the trainer's fused AdamW and clipping, one
 thread), alternate step by step, and are scored with the project's evaluator
 (`orchestrator.evaluate.bits_per_byte`, plain NLL, float32 readout) at the
-same step counts (and, at the end, with the relaxation ablated: what it adds). A third variant, compiled but float32, differs from the
-eager one only in the order of float rounding: its gap is the noise floor the
-fast path's gap is judged against.
+same step counts (and, at the end, with the relaxation ablated: what it
+adds). A third variant, compiled but float32, differs from the eager one
+only in the order of float rounding: its gap is the noise floor the fast
+path's gap is judged against.
 
     .venv/bin/python benchmarks/attractor_equal_steps.py --steps 300 --evals 100,200,300
 """
@@ -79,7 +80,7 @@ def main() -> None:
     spec = registry.resolve(f"attractor:{args.flavor}")
     variants = {"fast": spec.config,  # the flavor as shipped
                 "compiled-fp32": dataclasses.replace(spec.config, readout_precision="float32"),  # rounding only
-                "eager-fp32": dataclasses.replace(spec.config, compile=False, readout_precision="float32")}
+                "eager-fp32": dataclasses.replace(spec.config, compile_relaxation=False, readout_precision="float32")}
     t = spec.train
     tcfg = TrainConfig(lr=t["lr"], weight_decay=t["weight_decay"], betas=t["betas"])
     models, opts = {}, {}
@@ -90,7 +91,7 @@ def main() -> None:
     B, T = t["batch_size"], spec.config.window
     print(f"attractor:{args.flavor}, V {vocab.size} (gpt2), {len(data):,} train tokens, validation "
           f"{sum(len(d.tokens) for d in val):,} tokens / {sum(d.n_bytes for d in val):,} bytes; "
-          f"fast = compile {spec.config.compile}, readout {spec.config.readout_precision}; load "
+          f"fast = compile_relaxation {spec.config.compile_relaxation}, readout {spec.config.readout_precision}; load "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     gen = torch.Generator().manual_seed(args.seed)
     marks = {int(m) for m in args.evals.split(",")}
@@ -129,7 +130,8 @@ def main() -> None:
               f"{last['compiled-fp32'] - last['eager-fp32']:+.4f} (rounding noise); "
               f"{'equal or better' if diff <= max(noise, 1e-4) else 'WORSE than eager beyond the rounding noise'}")
     if args.json:
-        args.json.write_text(json.dumps({"curve": curve, "relaxation_ablated_bpb": ablation, "args": {k: str(v) for k, v in vars(args).items()}},
+        args.json.write_text(json.dumps({"curve": curve, "relaxation_ablated_bpb": ablation,
+                                         "args": {k: str(v) for k, v in vars(args).items()}},
                                         indent=2))
 
 

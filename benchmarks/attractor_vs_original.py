@@ -193,7 +193,7 @@ def reference(seed: int) -> Callable[[torch.Tensor], None]:
     from models.protocol import Vocab
 
     torch.manual_seed(seed)
-    cfg = dataclasses.replace(FLAVORS["a1"].model, breaks="batch", compile=False, readout_precision="float32")
+    cfg = dataclasses.replace(FLAVORS["a1"].model, breaks="batch", compile_relaxation=False, readout_precision="float32")
     model = OriginalAttractor.from_model(cfg.build(Vocab(name=f"cap{V}", size=V, eot_id=V - 1)))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
 
@@ -233,7 +233,7 @@ def child(args: argparse.Namespace) -> None:
     batches = pg19_batches(args.reps + 2, seed=args.seed)
     fb, step = ours(args.seed, args.flavor, args.set)
     t0 = time.perf_counter()
-    step(batches[0])  # the first step compiles (attractor:a1 has compile=True)
+    step(batches[0])  # the first step compiles (attractor:a1 has compile_relaxation=True)
     first_step_s = time.perf_counter() - t0
     fns = {"original": original_step(args.original, args.seed), "ours": step, "ours_fwd_bwd": fb, "bound": bound(),
            "bound_bf16": bound(torch.bfloat16),
@@ -269,7 +269,7 @@ def main() -> None:
                     help="folder of a BoggersTheLLM checkout (the one holding sandbox.py)")
     ap.add_argument("--flavor", default="a1", help="attractor flavor to time (default a1)")
     ap.add_argument("--set", default="", help="overrides of the attractor config, e.g. "
-                    "compile=false,readout_precision=float32 (the plain eager float32 path)")
+                    "compile_relaxation=false,readout_precision=float32 (the plain eager float32 path)")
     ap.add_argument("--procs", type=int, default=3, help="fresh processes, each interleaving all variants")
     ap.add_argument("--reps", type=int, default=10, help="timed steps per variant per process")
     ap.add_argument("--seed", type=int, default=0)
@@ -284,7 +284,8 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    print(f"attractor:{args.flavor}{' (' + args.set + ')' if args.set else ''} vs the original at {args.original}: {args.procs} processes x {args.reps} "
+    variant = f"attractor:{args.flavor}" + (f" ({args.set})" if args.set else "")
+    print(f"{variant} vs the original at {args.original}: {args.procs} processes x {args.reps} "
           f"interleaved steps, one thread, B {B}, V {V}, W {W}; load {os.getloadavg()[0]:.1f}", flush=True)
     runs = []
     for i in range(args.procs):
@@ -297,7 +298,8 @@ def main() -> None:
             raise SystemExit(f"attractor_vs_original: process {i + 1} failed (exit {res.returncode})")
         runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
         r = runs[-1]
-        print(f"  process {i + 1}: original {r['wall']['original'] * 1e3:.0f} ms, ours {r['wall']['ours'] * 1e3:.1f} ms "
+        w = r["wall"]
+        print(f"  process {i + 1}: original {w['original'] * 1e3:.0f} ms, ours {w['ours'] * 1e3:.1f} ms "
               f"(fwd+bwd {r['wall']['ours_fwd_bwd'] * 1e3:.1f}), bound {r['wall']['bound'] * 1e3:.1f} ms per batch "
               f"(wall); ratio {r['ratio_wall']:.2f}x wall, {r['ratio_cpu']:.2f}x CPU; of bound "
               f"{r['of_bound_wall']:.0%} wall, {r['of_bound_cpu']:.0%} CPU ({r['of_bf16_bound_wall']:.0%} of the "

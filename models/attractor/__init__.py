@@ -12,7 +12,7 @@ follows the device of the windows it is given. Nothing in the training or scorin
 `.cpu()`, `.item()` or builds a tensor without a device, so a CUDA step does not synchronise with
 the host, with two exceptions that are part of the semantics: eager relaxation on the CPU skips the
 break move when no window breaks (a shortcut), and early exit (`early_exit_eps > 0`) checks on the
-host whether every window has converged. `compile=True` compiles on CUDA too (Triton kernels);
+host whether every window has converged. `compile_relaxation=True` compiles on CUDA too (Triton kernels);
 that path is untested (no GPU was available), as is bfloat16 readout on CUDA.
 """
 
@@ -27,8 +27,8 @@ _TRAIN = {"lr": 1e-3, "weight_decay": 0.0, "betas": (0.9, 0.999), "warmup_steps"
           "schedule": "constant"}
 
 # Training speed: each step compiled into fused kernels, the readout's matmuls in bfloat16 where the
-# hardware has it natively (evaluation stays float32); both are flags (compile, readout_precision).
-_FAST = {"compile": True, "readout_precision": "auto"}
+# hardware has it natively (evaluation stays float32); both are flags (compile_relaxation, readout_precision).
+_FAST = {"compile_relaxation": True, "readout_precision": "auto"}
 _A1 = Config(d_model=128, n_waves=4, window=8, steps=16, **_FAST)
 
 FLAVORS: dict[str, Flavor] = {

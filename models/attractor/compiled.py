@@ -1,4 +1,4 @@
-"""One relaxation step as a single pure function, for `torch.compile` (`Config(compile=True)`).
+"""One relaxation step as a single pure function, for `torch.compile` (`Config(compile_relaxation=True)`).
 
 Why. At `a1` a step is ~100 small tensor ops on a 256 KiB state; in eager mode
 each is a kernel launch plus a full pass over the state, and the K = 16 steps
@@ -7,7 +7,7 @@ function (breaks are a masked move instead of a data-dependent `if`), the step
 compiles to a handful of fused loops (inductor emits vectorised C++ on CPU and
 Triton on CUDA) around the five small batched matmuls, and AOTAutograd derives
 the fused backward. The math is exactly `dynamics.Relaxation._step` plus the
-loss pieces `_segment` accumulates; `tests/models/attractor/test_compiled.py`
+loss pieces `_segment` accumulates; `tests/models/attractor/test_fast_paths.py`
 checks loss and gradients against the eager path.
 
 Compilation happens once per process and shape (the first training step pays
@@ -133,8 +133,10 @@ def make_step(cfg: "Config", causal: bool) -> StepFn:
     return segment
 
 
-def compile_step(step: StepFn) -> StepFn | None:
-    """`torch.compile` the step (static shapes, one graph); None where this torch cannot compile.
+def compile_step(step: StepFn) -> StepFn:
+    """`torch.compile` the step (static shapes, one graph); the plain function where this torch cannot
+    compile (it then runs eagerly: the same math, slower). A compiler missing at the first call (no C++
+    toolchain) raises there; `compile_relaxation=false` is the way out.
 
     Dynamo keeps one cache per code object, with a small recompile limit; every config's step
     shares `make_step`'s code, so each gets a copy of it (a process that builds many configs,
@@ -146,4 +148,4 @@ def compile_step(step: StepFn) -> StepFn | None:
         return torch.compile(own, dynamic=False, fullgraph=True)
     except Exception as err:  # noqa: BLE001  (an unsupported platform): fall back to eager, say so once
         log.warning("attractor: torch.compile unavailable (%s); relaxing eagerly", err)
-        return None
+        return step

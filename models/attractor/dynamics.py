@@ -262,9 +262,9 @@ class Relaxation(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def uses_compiled(self, with_loss: bool) -> bool:
-        """Training steps without early exit or checkpointing run compiled when cfg.compile is set."""
+        """Training steps without early exit or checkpointing run compiled when cfg.compile_relaxation is set."""
         cfg = self.cfg
-        return (cfg.compile and with_loss and torch.is_grad_enabled() and cfg.early_exit_eps == 0
+        return (cfg.compile_relaxation and with_loss and torch.is_grad_enabled() and cfg.early_exit_eps == 0
                 and not cfg.checkpoint_every)
 
     def _forward_compiled(self, S0: Tensor) -> Relaxed:

@@ -3,7 +3,7 @@
 - `readout_precision="bfloat16"`: the readouts' training matmuls in bfloat16 (float32 weights,
   gradients and accumulation): loss and gradients within bfloat16 rounding of float32, and
   evaluation exactly float32.
-- `compile=True`: the relaxation step compiled (compiled.py): the same loss and gradients as the
+- `compile_relaxation=True`: the relaxation step compiled (compiled.py): the same loss and gradients as the
   eager path to float64 rounding (slow: the first compile takes tens of seconds on a small CPU).
 """
 
@@ -49,7 +49,7 @@ def test_low_precision_linear_is_float32_linear_within_bf16_rounding() -> None:
 
 
 def test_bf16_readout_trains_like_float32_and_scores_in_float32() -> None:
-    base = dataclasses.replace(FLAVORS["debug"].model, compile=False, readout_precision="float32")
+    base = dataclasses.replace(FLAVORS["debug"].model, compile_relaxation=False, readout_precision="float32")
     torch.manual_seed(0)
     fp32 = base.build(VOCAB)
     bf16 = dataclasses.replace(base, readout_precision="bfloat16").build(VOCAB)
@@ -71,8 +71,8 @@ def test_a1_flavors_train_fast_and_the_auto_precision_resolves() -> None:
 
     for name in ("a1", "a1-unroll", "default"):
         cfg = FLAVORS[name].model
-        assert cfg.compile and cfg.readout_precision == "auto", name
-    assert not FLAVORS["debug"].model.compile  # tests stay eager
+        assert cfg.compile_relaxation and cfg.readout_precision == "auto", name
+    assert not FLAVORS["debug"].model.compile_relaxation  # tests stay eager
     assert resolve("float32", torch.device("cpu")) == torch.float32
     assert resolve("bfloat16", torch.device("cpu")) == torch.bfloat16
 
@@ -83,7 +83,7 @@ def test_compiled_relaxation_has_the_eager_loss_and_gradients() -> None:
     cfg = Config(d_model=16, n_waves=4, window=5, steps=4, traj_margin=1.5, break_low=0.0, break_high=0.0)
     torch.manual_seed(0)
     eager = cfg.build(VOCAB).double()
-    fast = dataclasses.replace(cfg, compile=True).build(VOCAB).double()
+    fast = dataclasses.replace(cfg, compile_relaxation=True).build(VOCAB).double()
     fast.load_state_dict(eager.state_dict())
     x = tokens(6, cfg.window)
     assert fast.relax.uses_compiled(with_loss=True) and not eager.relax.uses_compiled(with_loss=True)

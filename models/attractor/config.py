@@ -41,6 +41,11 @@ class Config:
     checkpoint_every: int = 0  # activation checkpointing over segments of this many steps (0 = off)
     impl: Literal["fused", "autograd"] = "fused"  # fused: hand-written backward of each step (fast);
     #   autograd: the same math as plain tensor ops (readable reference; identical results)
+    compile_relaxation: bool = False  # torch.compile the training relaxation step into fused kernels
+    #   (compiled.py): ~2x faster relaxation after a one-off compile (tens of seconds on a small CPU, cached on
+    #   disk by inductor). Not `compile`: that is the trainer's whole-model switch
+    readout_precision: Literal["auto", "float32", "bfloat16"] = "float32"  # training matmuls of the readouts;
+    #   auto: bfloat16 where the device multiplies it natively (readout.py); evaluation is always float32
 
     # --- dynamics (the original's constants)
     eta: float = 0.09  # energy gradient step size
@@ -120,6 +125,11 @@ class Config:
             raise ModelConfigError(f"attractor gradients={self.gradients!r}; accepted: detach, unroll")
         if self.breaks not in ("row", "batch", "off"):
             raise ModelConfigError(f"attractor breaks={self.breaks!r}; accepted: row, batch, off")
+        if self.readout_precision not in ("auto", "float32", "bfloat16"):
+            raise ModelConfigError(f"attractor readout_precision={self.readout_precision!r}; "
+                                   f"accepted: auto, float32, bfloat16")
+        if not isinstance(self.compile_relaxation, bool):
+            raise ModelConfigError(f"attractor compile_relaxation={self.compile_relaxation!r}; accepted: true, false")
         if self.impl not in ("fused", "autograd"):
             raise ModelConfigError(f"attractor impl={self.impl!r}; accepted: fused, autograd")
         if self.readout not in ("last", "all_positions"):

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from models.attractor import compiled
 from models.attractor.config import Config
 from models.attractor.fused import BreakMove, EnergyStep, PairDots
 
@@ -125,6 +126,10 @@ class Relaxation(nn.Module):
         self.energy = WaveEnergy(cfg.n_waves, cfg.wave_dim)
         self.coupling = Coupling(cfg)
         self.causal = cfg.readout == "all_positions"
+        self._compiled: compiled.StepFn | None = None  # built on the first compiled training step
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_compiled": None}  # a compiled function does not pickle; it is rebuilt on use
 
     # ------------------------------------------------------------------ tension
     def tension(self, S: Tensor) -> Tensor:
@@ -170,7 +175,8 @@ class Relaxation(nn.Module):
             if self.causal:
                 fire[0] = False  # a lone first token has no tension to relieve
             n_breaks = fire.sum()
-            if not bool(n_breaks):  # a shortcut only: a masked move would be a no-op
+            if S.device.type == "cpu" and not bool(n_breaks):  # a shortcut only (a masked move would be
+                #   a no-op); not on accelerators, where reading the count would wait for the device
                 return None, low, T, n_breaks
             alpha = ((cfg.break_ref - T_ctl) / cfg.break_ref).clamp_(0.1, 2.0).mul_(cfg.break_alpha)
             alpha = alpha.masked_fill_(~fire, 0.0)  # (G, B)
@@ -255,9 +261,36 @@ class Relaxation(nn.Module):
         return (term * active).sum() / active.sum().clamp_min(1)  # frozen windows do not count
 
     # ------------------------------------------------------------------ forward
+    def uses_compiled(self, with_loss: bool) -> bool:
+        """Training steps without early exit or checkpointing run compiled when cfg.compile_relaxation is set."""
+        cfg = self.cfg
+        return (cfg.compile_relaxation and with_loss and torch.is_grad_enabled() and cfg.early_exit_eps == 0
+                and not cfg.checkpoint_every)
+
+    def _forward_compiled(self, S0: Tensor) -> Relaxed:
+        """The K steps through the compiled step function (see compiled.py): same math, fused kernels."""
+        cfg = self.cfg
+        if self._compiled is None:
+            self._compiled = compiled.compile_step(compiled.make_step(cfg, self.causal))
+        H, W, B, d = S0.shape
+        M = self.coupling.matrix(W, causal=self.causal)  # (W, W)
+        e = self.energy
+        low = S0.new_zeros(W if self.causal else 1, B)
+        with torch.no_grad():
+            norm = torch.linalg.vector_norm(S0, dim=(0, 1, 3))  # (B,)
+        S, traj, esq, breaks, T, k = S0, S0.new_zeros(()), S0.new_zeros(()), S0.new_zeros(()), low, 0
+        while k < cfg.steps:
+            n = min(compiled.STEPS_PER_GRAPH, cfg.steps - k)
+            S, low, T, b, tr, es, norm = self._compiled(n, S, M, low, norm, e.A, e.b, e.v, e.c)
+            traj, esq, breaks, k = traj + tr, esq + es, breaks + b, k + n
+        return Relaxed(state=S, tension=T[-1], traj=traj / cfg.steps, energy_sq=esq / cfg.steps,
+                       breaks=breaks.to(S.dtype), steps=cfg.steps)
+
     def forward(self, S0: Tensor, *, with_loss: bool) -> Relaxed:
         """S0 (H, W, B, d) -> Relaxed after K steps (fewer with early exit)."""
         cfg = self.cfg
+        if self.uses_compiled(with_loss):
+            return self._forward_compiled(S0)
         H, W, B, d = S0.shape
         M = self.coupling.matrix(W, causal=self.causal)  # (W, W), built once per forward
         G = W if self.causal else 1

@@ -94,7 +94,9 @@ class BreakMove(torch.autograd.Function):
         R, inv_d = _unit(Y - S_prev)  # direction of the last move
         Z, inv_q = _unit(torch.addcmul(Y, alpha, R))  # Y + alpha R, unit: (…, d)
         fire = alpha > 0
-        ctx.all_fire = bool(fire.all())  # the common case early in training: no masking needed
+        # the common case early in training: no masking needed (checked on the CPU only: on an
+        #   accelerator reading the flag would wait for the device)
+        ctx.all_fire = Y.device.type == "cpu" and bool(fire.all())
         ctx.save_for_backward(R, inv_d, Z, inv_q, alpha, fire)
         return Z if ctx.all_fire else torch.where(fire, Z, Y)
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from models.attractor import readout
 from models.attractor.config import Config
 from models.attractor.dynamics import Relaxation, Relaxed, _inv_softplus
 from models.attractor.sleep import TensionBuffer
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 class AttractorLM(LanguageModel):
     family = "attractor"
     trains_by_gradient = True
+    ablatable = ("relaxation",)  # off: read out the unrelaxed embedded window (K = 0) with the same weights
 
     def __init__(self, cfg: Config, vocab: Vocab) -> None:
         super().__init__(vocab)
@@ -89,9 +91,18 @@ class AttractorLM(LanguageModel):
         H, W, B, d = S.shape
         return S.permute(2, 1, 0, 3).reshape(B, W, H * d)
 
+    def _matmul_dtype(self) -> torch.dtype:
+        """bfloat16 or float32 operands for the training readouts (readout.py); evaluation is float32."""
+        return readout.resolve(self.cfg.readout_precision, self.tau_raw.device)
+
     def window_logits(self, S: Tensor) -> Tensor:
         """S (B, W, D) -> logits (B, V) of the token after the window."""
-        return self.readout_window(S.flatten(1) / self.tau())  # (B, V); 1/tau on the smaller side
+        x = S.flatten(1) / self.tau()  # (B, W*D); 1/tau on the smaller side
+        return readout.linear(x, self.readout_window.weight, self._matmul_dtype())  # (B, V)
+
+    def last_logits(self, S: Tensor) -> Tensor:
+        """S (..., D) -> logits (..., V) of the auxiliary last-position head."""
+        return readout.linear(S / self.tau(), self.readout_last.weight, self._matmul_dtype())
 
     def causal_window_logits(self, S: Tensor) -> Tensor:
         """S (B, W, D) -> logits (B, W, V): position t reads the window left-padded with zeros up to t.
@@ -101,11 +112,22 @@ class AttractorLM(LanguageModel):
         B, W, D = S.shape
         padded = F.pad(S, (0, 0, W - 1, 0))  # (B, 2W-1, D)
         shifted = padded.unfold(1, W, 1).transpose(-1, -2)  # (B, W, W, D): row t = positions t-W+1..t
-        return self.readout_window(shifted.reshape(B, W, W * D) / self.tau())  # (B, W, V)
+        x = shifted.reshape(B, W, W * D) / self.tau()  # (B, W, W*D)
+        return readout.linear(x, self.readout_window.weight, self._matmul_dtype())  # (B, W, V)
 
     def relax_ids(self, ids: Tensor, *, with_loss: bool) -> tuple[Relaxed, Tensor]:
-        """ids (B, W) -> (relaxation result, final state (B, W, D))."""
-        out = self.relax(self.embed_window(ids), with_loss=with_loss)
+        """ids (B, W) -> (relaxation result, final state (B, W, D)).
+
+        With "relaxation" ablated, predictions read out the embedded window itself (K = 0 steps)
+        through the same trained weights; training (with_loss) always relaxes.
+        """
+        S0 = self.embed_window(ids)  # (H, W, B, d)
+        if "relaxation" in self.ablated_parts and not with_loss:
+            with torch.no_grad():
+                tension = self.relax.tension(S0)[-1]  # (B,)
+            out = Relaxed(state=S0, tension=tension, traj=None, energy_sq=None, breaks=S0.new_zeros(()), steps=0)
+        else:
+            out = self.relax(S0, with_loss=with_loss)
         return out, self.to_bwd(out.state)
 
     # --------------------------------------------------------------- training
@@ -126,20 +148,20 @@ class AttractorLM(LanguageModel):
         if cfg.readout == "all_positions":
             targets = tokens[:, 1:]  # (B, W)
             logits = self.causal_window_logits(S)  # (B, W, V)
-            last = self.readout_last(S / self.tau())  # (B, W, V)
+            last = self.last_logits(S)  # (B, W, V)
             ce_window = F.cross_entropy(logits.flatten(0, 1), targets.flatten())
             ce_last = F.cross_entropy(last.flatten(0, 1), targets.flatten())
         else:
             target = tokens[:, -1]  # (B,)
             ce_window = F.cross_entropy(self.window_logits(S), target)
-            ce_last = F.cross_entropy(self.readout_last(S[:, -1] / self.tau()), target)
+            ce_last = F.cross_entropy(self.last_logits(S[:, -1]), target)
         loss = (cfg.traj_weight * out.traj + cfg.window_ce_weight * ce_window
                 + cfg.last_ce_weight * ce_last + cfg.energy_weight * out.energy_sq)
         metrics = {
             "ce": ce_window.detach(), "ce_last": ce_last.detach(), "traj": out.traj.detach(),
             "energy_sq": out.energy_sq.detach(), "tension": out.tension.mean(),
             "breaks_per_window": out.breaks / tokens.shape[0],
-            "relax_steps": torch.tensor(float(out.steps)),
+            "relax_steps": ce_window.new_tensor(float(out.steps)),
             "tau": self.tau().detach(),
         }
         return loss, metrics, out.tension

@@ -16,8 +16,8 @@ from torch import Tensor
 class TensionBuffer:
     """The `capacity` highest-tension windows (B, W+1) seen since the last `take()`.
 
-    Plain tensors (their size changes), saved through the model's extra state.
-    Ties keep the earlier window, so the content is deterministic.
+    Plain tensors (their size changes), saved through the model's extra state, on the device of
+    the windows last added. Ties keep the earlier window, so the content is deterministic.
     """
 
     def __init__(self, capacity: int, width: int) -> None:
@@ -32,8 +32,9 @@ class TensionBuffer:
         """tokens (B, W+1), tension (B,): keep the top `capacity` of buffer + batch."""
         if self.capacity == 0:
             return
-        tokens = torch.cat([self.tokens, tokens.detach().to("cpu", torch.long)])  # (n+B, W+1)
-        tension = torch.cat([self.tension, tension.detach().to("cpu", torch.float32)])  # (n+B,)
+        device = tokens.device  # the buffer follows the training windows' device: no host copy per step
+        tokens = torch.cat([self.tokens.to(device), tokens.detach().long()])  # (n+B, W+1)
+        tension = torch.cat([self.tension.to(device), tension.detach().to(device, torch.float32)])  # (n+B,)
         if tension.shape[0] > self.capacity:
             order = torch.sort(tension, descending=True, stable=True).indices[: self.capacity]
             tokens, tension = tokens[order], tension[order]

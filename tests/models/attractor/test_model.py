@@ -165,3 +165,24 @@ def test_sleep_without_an_optimizer_only_measures() -> None:
     metrics = model.sleep(SleepContext(step=1))
     assert metrics["updates"] == 0 and metrics["tension_before"] == metrics["tension_after"]
     assert all(torch.equal(state[n], p) for n, p in model.named_parameters())
+
+
+def test_relaxation_ablation_reads_out_the_embedded_window_and_changes_the_score() -> None:
+    from models.protocol import ablated
+
+    model = build().eval()
+    assert model.ablatable == ("relaxation",)
+    x = rand_tokens(2, 10)
+    full = model.score(x)
+    with ablated(model, {"relaxation"}):
+        off = model.score(x)
+        logp = model.log_probs(x[:, :-1])
+        with torch.no_grad():  # K = 0: the readout of the embedded window, same weights
+            windows = model._windows(x[:, :-1]).reshape(-1, DEBUG.window)
+            direct = torch.log_softmax(model.window_logits(model.to_bwd(model.embed_window(windows))), -1)
+    assert (full - off).abs().max() > 1e-3  # switching the relaxation off changes every prediction's score
+    assert torch.allclose(logp.reshape(-1, VOCAB.size), direct, atol=1e-5)
+    assert torch.allclose(off, logp.gather(-1, x[:, 1:, None])[..., 0], atol=1e-5)
+    assert torch.equal(model.score(x), full)  # restored after the block
+    with pytest.raises(ValueError, match="ablatable parts: relaxation"):
+        model.set_ablation({"memory"})

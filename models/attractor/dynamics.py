@@ -21,6 +21,7 @@ are.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ from torch.utils.checkpoint import checkpoint
 from models.attractor import compiled
 from models.attractor.config import Config
 from models.attractor.fused import BreakMove, EnergyStep, PairDots
+
+log = logging.getLogger(__name__)
 
 
 def _inv_softplus(y: float) -> float:
@@ -272,6 +275,7 @@ class Relaxation(nn.Module):
         cfg = self.cfg
         if self._compiled is None:
             self._compiled = compiled.compile_step(compiled.make_step(cfg, self.causal))
+            self._compile_checked = False
         H, W, B, d = S0.shape
         M = self.coupling.matrix(W, causal=self.causal)  # (W, W)
         e = self.energy
@@ -281,10 +285,25 @@ class Relaxation(nn.Module):
         S, traj, esq, breaks, T, k = S0, S0.new_zeros(()), S0.new_zeros(()), S0.new_zeros(()), low, 0
         while k < cfg.steps:
             n = min(compiled.STEPS_PER_GRAPH, cfg.steps - k)
-            S, low, T, b, tr, es, norm = self._compiled(n, S, M, low, norm, e.A, e.b, e.v, e.c)
+            S, low, T, b, tr, es, norm = self._call_compiled(n, S, M, low, norm, e.A, e.b, e.v, e.c)
             traj, esq, breaks, k = traj + tr, esq + es, breaks + b, k + n
         return Relaxed(state=S, tension=T[-1], traj=traj / cfg.steps, energy_sq=esq / cfg.steps,
                        breaks=breaks.to(S.dtype), steps=cfg.steps)
+
+    def _call_compiled(self, *args: object) -> tuple[Tensor, ...]:
+        """The compiled step; if compiling fails at its first call (no C++ toolchain on a laptop, an
+        unsupported platform), the same step function eagerly from then on, said once: slower, same math."""
+        if getattr(self, "_compile_checked", True):
+            return self._compiled(*args)
+        try:
+            out = self._compiled(*args)
+        except Exception as err:  # noqa: BLE001 - inductor/dynamo raise many kinds of errors
+            log.warning("attractor: torch.compile failed at its first call (%s: %s); relaxing eagerly "
+                        "(set compile_relaxation=false to skip the attempt)", type(err).__name__, str(err)[:200])
+            self._compiled = compiled.make_step(self.cfg, self.causal)
+            out = self._compiled(*args)
+        self._compile_checked = True
+        return out
 
     def forward(self, S0: Tensor, *, with_loss: bool) -> Relaxed:
         """S0 (H, W, B, d) -> Relaxed after K steps (fewer with early exit)."""

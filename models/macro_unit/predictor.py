@@ -6,7 +6,7 @@ Experts (each a distribution over the 256 bytes):
 - `cache`: in-context counts (`cache.py`) over the last `horizon` bytes of the
   same document, for byte contexts of `orders` lengths (1..32): with k* the
   longest order whose context occurred before, the experts are c(h, b) / c(h)
-  at k*, at the next shorter order and three orders shorter;
+  at k* and at 1, 2, 4 and 6 orders shorter (CACHE_BACKS);
 - `units`: the causal unit parse (`unit_context.py`) as context: u1..ud chains
   counted over the training sample (global, d = 1..depth, smoothed towards the
   static expert with `unit_beta` pseudo-counts) and over the document so far
@@ -34,6 +34,8 @@ from models.macro_unit.units import Codebook
 UNITS, CACHE = "units", "cache"
 PARTS = (UNITS, CACHE)
 CHUNK_BYTES = 1 << 21  # stream bytes handled at once (bounds the (orders, Q) count arrays)
+CACHE_BACKS = (0, 1, 2, 4, 6)  # in-context experts: the longest order seen (k*) and these many orders below it
+CACHE_BETA = 0.25  # pseudo-counts of the byte model inside each in-context expert (calibrates c = 1, 2)
 _SB = 10  # radix of the surprise bucket
 RECENT = 2048  # bytes over which the byte model's recent loss is averaged (<= horizon)
 _CB, _UL = 8, 5  # radices of the count bucket (log2 c, 0..7) and the unit-length bucket (0..4)
@@ -53,7 +55,7 @@ class Experts:
     """Expert probabilities of the queried bytes and the bucket features, for every part."""
 
     static: np.ndarray  # (Q,)
-    cache: np.ndarray | None  # (3, Q)
+    cache: np.ndarray | None  # (len(CACHE_BACKS), Q)
     kstar: np.ndarray | None  # (Q,) 0 = no order seen, else 1 + index into orders
     count_bucket: np.ndarray | None  # (Q,)
     units: np.ndarray | None  # (U, Q)
@@ -129,10 +131,11 @@ class Predictor:
             top = np.where(seen.any(axis=0), len(s.orders) - 1 - np.argmax(seen[::-1], axis=0), -1)  # (Q,)
             cols = np.arange(len(q))
             rows = []
-            for back in (0, 1, 3):
+            for back in CACHE_BACKS:
                 k = np.clip(top - back, 0, None)
                 c, cb = C[k, cols], CB[k, cols]
-                rows.append(np.where((top - back >= 0) & (c > 0), cb / np.maximum(c, 1), p_static))
+                est = (cb + CACHE_BETA * p_static) / (c + CACHE_BETA) if CACHE_BETA else cb / np.maximum(c, 1)
+                rows.append(np.where((top - back >= 0) & (c > 0), est, p_static))
             ex.cache = np.stack(rows)
             ex.kstar = top + 1
             ex.count_bucket = np.log2(C[np.clip(top, 0, None), cols] + 1.0).astype(np.int64)

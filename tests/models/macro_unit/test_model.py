@@ -110,7 +110,7 @@ def test_memory_is_bounded_by_the_caps_whatever_the_input(pg19_texts) -> None:
         + (K + 1) * cap * 24  # per-context totals of the scoring view
         + 9 * model.config.chunk_bytes + model.config.sample_bytes + model.config.holdout_bytes + 64 * 1024
         + model.config.unit_depth * 2 * model.config.sample_bytes * 12  # global unit-context counts (none here)
-        + 4 * 10 * 15 * 8 * 5 * 9 * 8  # four mixers: buckets x experts float64 weights
+        + 4 * 10 * 15 * 8 * 5 * 16 * 8  # four mixers: buckets x (<= 16) experts float64 weights
     )
     assert max(sizes) <= bound
     assert model.counts.pruned > 0

@@ -107,7 +107,7 @@ def main() -> None:
                    ppmd=ppmd, ppmd_s=ppmd_s, units=len(model.book), memory_mb=res["memory_bytes"] / 2**20,
                    rss_mb=res["peak_rss_mb"], train_mbs=dataset.train_bytes / 1e6 / res["train_seconds"],
                    run_wall_s=wall, val_docs=v["docs"], val_bytes=v["bytes"],
-                   validation_id=v.get("validation_id", "?"))
+                   validation_id=dataset.manifest["splits"]["validation"].get("validation_id", "?"))
         rows.append(row)
         print(json.dumps(row), flush=True)
     print(f"\nvalidation split: {rows[0]['validation_id']} ({rows[0]['val_docs']} docs, {rows[0]['val_bytes']:,} bytes)")

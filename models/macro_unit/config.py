@@ -34,7 +34,7 @@ class Config:
     context_tokens: int = 0  # evaluation context in tokens (0: `horizon`, at least 64 bytes / 16 BPE tokens)
     # --- in-context counts and the mixer (predictor.py)
     cache_orders: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24, 32)  # byte context lengths
-    horizon: int = 1 << 16  # bytes of the same document before a byte that in-context counts read (0: off)
+    horizon: int = 1 << 18  # bytes of the same document before a byte that in-context counts read (0: off)
     unit_depth: int = 3  # units of the causal unit chain used as context
     unit_beta: float = 2.0  # pseudo-counts of the byte model in the global unit-context expert
     mix_prior: float = 16.0  # held-out positions' worth of pull of a mixer bucket towards its parent

@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 
 from models.macro_unit.context import mix
-from models.macro_unit.keys import U64
 
 
 def _group_count(keys: np.ndarray, comp: np.ndarray, stride: int, q_keys: np.ndarray, lo: np.ndarray,
@@ -88,4 +87,4 @@ class GlobalCounts:
         return self._lookup(self.keys, self.counts, h), self._lookup(self.pair_keys, self.pair_counts, mix(h, b))
 
 
-__all__ = ["GlobalCounts", "InContextCounts", "U64"]
+__all__ = ["GlobalCounts", "InContextCounts"]

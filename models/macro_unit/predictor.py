@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.macro_unit.byte_model import ByteModel
 from models.macro_unit.cache import GlobalCounts, InContextCounts
 from models.macro_unit.context import Stream, byte_contexts
 from models.macro_unit.mixer import Mixer, fit
@@ -84,7 +85,7 @@ class Experts:
 class Predictor:
     """Scoring view over a trained state: built from the byte model, codebook, sample and held-out rows."""
 
-    def __init__(self, byte_model, book: Codebook, sample: list[bytes], heldout: list[bytes],
+    def __init__(self, byte_model: ByteModel, book: Codebook, sample: list[bytes], heldout: list[bytes],
                  s: PredictorSettings, max_order: int) -> None:
         self.byte_model = byte_model
         self.s = s
@@ -167,7 +168,7 @@ class Predictor:
         feature the mixer would learn how much to trust the byte model on text it
         knows, not on a new book.
         """
-        bits = -np.log2(np.exp(self.byte_model.logp(st.x, np.minimum(st.pos, self.max_order))))  # (N,)
+        bits = -self.byte_model.logp(st.x, np.minimum(st.pos, self.max_order)) / np.log(2)  # (N,)
         csum = np.concatenate(([0.0], np.cumsum(bits)))
         # the byte model reads max_order bytes before each of those bytes: all inside the horizon
         n = np.minimum(np.minimum(st.pos[q], RECENT), max(self.s.horizon - self.max_order, 0))

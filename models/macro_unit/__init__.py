@@ -1,4 +1,4 @@
-"""Macro-unit family: a byte n-gram (Kneser-Ney) model with MDL-promoted macro-units.
+"""Macro-unit family: a byte n-gram (Kneser-Ney) model, in-context counts and MDL macro-units, mixed.
 
 A memory family (no gradients). See /work/shared/specs/macro_unit.md for the
 design and the defects of the original it fixes; `model.py` for how it plugs
@@ -6,7 +6,9 @@ into nightshift. Files: `keys.py` (n-gram key packing), `counts.py` (capped
 streaming counts), `byte_model.py` (normalised Kneser-Ney), `units.py`
 (greedy longest-match codebook), `mdl.py` (promotion with held-out rollback),
 `reservoir.py` (bounded samples), `tokens.py` (ids -> bytes), `generate.py`,
-`distributed.py`.
+`distributed.py`; the score: `predictor.py` (the mixture), `context.py` (hashed
+contexts), `cache.py` (in-context and global counts), `unit_context.py` (the
+causal unit parse as context), `mixer.py` (bucketed weights, EM on held-out rows).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from models.macro_unit.config import Config
 from models.macro_unit.model import MacroUnitModel
 from models.protocol import Flavor
 
-SUMMARY = "Byte n-gram Kneser-Ney model with MDL macro-units (memory family, no gradients)"
+SUMMARY = "Byte Kneser-Ney + in-context counts + MDL macro-units as context, mixed (memory family, no gradients)"
 
 _TRAIN = {"batch_size": 32}  # memory family: no optimizer settings; rows per observe() call
 

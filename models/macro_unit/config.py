@@ -31,7 +31,13 @@ class Config:
     chunk_bytes: int = 1 << 21  # bytes buffered before they are counted (one sort per chunk)
     # --- shapes
     train_seq_len: int = 2048  # tokens per training row; each row is counted as its own text fragment
-    context_tokens: int = 0  # evaluation context in tokens (0: 64 for the bytes vocab, 16 for BPE vocabs)
+    context_tokens: int = 0  # evaluation context in tokens (0: `horizon`, at least 64 bytes / 16 BPE tokens)
+    # --- in-context counts and the mixer (predictor.py)
+    cache_orders: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 20, 24, 32)  # byte context lengths
+    horizon: int = 1 << 18  # bytes of the same document before a byte that in-context counts read (0: off)
+    unit_depth: int = 3  # units of the causal unit chain used as context
+    unit_beta: float = 2.0  # pseudo-counts of the byte model in the global unit-context expert
+    mix_prior: float = 16.0  # held-out positions' worth of pull of a mixer bucket towards its parent
     # --- macro-units (MDL)
     min_unit_len: int = 2
     max_unit_len: int = 32
@@ -42,9 +48,9 @@ class Config:
     candidates_per_round: int = 256  # candidates added per promotion round before re-parsing
     max_candidates: int = 4096  # bound of the candidate map priced each round
     promotion_rounds: int = 4  # promotion rounds per sleep (each validated on held-out bytes)
-    sample_bytes: int = 1 << 20  # training sample the promotions are measured on
-    holdout_bytes: int = 1 << 18  # held-out training bytes promotions must also improve
-    holdout_every: int = 64  # 1 row in this many is held out of all counting (0: no held-out check)
+    sample_bytes: int = 1 << 21  # training sample: MDL promotions and the global unit-context counts
+    holdout_bytes: int = 1 << 19  # held-out training bytes: promotions must improve them; the mixer is fitted on them
+    holdout_every: int = 16  # 1 row in this many is held out of all counting (0: none; uniform mixer)
     # --- generation
     generation_first_bytes: int = 8  # units are proposed for the most likely next bytes only
 
@@ -67,8 +73,22 @@ class Config:
         _int("chunk_bytes", self.chunk_bytes, 1)
         _int("train_seq_len", self.train_seq_len, 1)
         _int("context_tokens", self.context_tokens, 0)
+        o = self.cache_orders
+        if not isinstance(o, tuple) or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 64
+                                               for k in o) or list(o) != sorted(set(o)):
+            raise ModelConfigError(f"macro_unit cache_orders={o!r}: expected a strictly ascending tuple of "
+                                   "integers in 1..64")
+        _int("horizon", self.horizon, 0)
+        _int("unit_depth", self.unit_depth, 1, 8)
+        for name in ("unit_beta", "mix_prior"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0):
+                raise ModelConfigError(f"macro_unit {name}={v!r}: expected a number > 0")
         _int("min_unit_len", self.min_unit_len, 2)
         _int("max_unit_len", self.max_unit_len, self.min_unit_len, 255)
+        if 0 < self.horizon < 2 * self.unit_depth * self.max_unit_len:
+            raise ModelConfigError(f"macro_unit horizon={self.horizon}: expected 0 (no in-context counts) or at "
+                                   f"least 2 x unit_depth x max_unit_len = {2 * self.unit_depth * self.max_unit_len}")
         _int("max_units", self.max_units, 0)
         _int("min_frequency", self.min_frequency, 1)
         _int("prune_threshold", self.prune_threshold, 0)

@@ -6,10 +6,18 @@
 - `score` is exact: log p(token) = sum over the token's bytes of ln P(byte |
   previous bytes) + ln(1 - p_eot); an eot target gets ln p_eot. p_eot is the
   count-based estimate (eots + 1) / (eots + bytes + 2) over training rows, so for
-  the bytes vocabulary the 257-way `log_probs` sums to 1 exactly.
+  the bytes vocabulary the 257-way `log_probs` sums to 1 exactly. P(byte | ...)
+  is the predictor's mixture (`predictor.py`): the Kneser-Ney byte model,
+  in-context counts over the last `horizon` bytes of the document, and the
+  units as context; `ablatable` parts "units" and "cache" switch experts off
+  (each set of parts has its own mixer, fitted on held-out training rows).
 - `sleep` = MDL consolidation (`mdl.py`), `synchronize` = all-gather of every
   rank's counts since the last sync, summed in rank order (an all-reduce of
   sparse tables), so every rank ends with identical memory.
+
+Devices: all state and computation are numpy arrays on the CPU. `observe`,
+`score`, `log_probs` and `generate` accept token tensors on any device (they
+are copied to the CPU) and return their results on the input's device.
 """
 
 from __future__ import annotations
@@ -29,9 +37,11 @@ from models.macro_unit.byte_model import ByteModel
 from models.macro_unit.counts import CountTable, NgramCounts
 from models.macro_unit.generate import generate_bytes
 from models.macro_unit.keys import U64
+from models.macro_unit.context import Stream
 from models.macro_unit.mdl import MdlSettings, consolidate, table_proposals
+from models.macro_unit.predictor import CHUNK_BYTES, Predictor, PredictorSettings
 from models.macro_unit.reservoir import Reservoir
-from models.macro_unit.tokens import TokenBytes, row_priorities
+from models.macro_unit.tokens import DecodedRows, TokenBytes, row_priorities
 from models.macro_unit.units import Codebook
 from models.protocol import LanguageModel, SleepContext, Vocab
 
@@ -46,6 +56,7 @@ _STATS = ("bytes", "eot", "rows", "heldout_rows")
 class MacroUnitModel(LanguageModel):
     family = "macro_unit"
     trains_by_gradient = False
+    ablatable = ("units", "cache")
 
     def __init__(self, config: "Config", vocab: Vocab) -> None:
         super().__init__(vocab)
@@ -67,6 +78,10 @@ class MacroUnitModel(LanguageModel):
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_bytes = 0
         self._byte_model: ByteModel | None = None
+        self._predictor: Predictor | None = None
+        self.predictor_settings = PredictorSettings(
+            orders=config.cache_orders, horizon=config.horizon, unit_depth=config.unit_depth,
+            unit_beta=float(config.unit_beta), mix_prior=float(config.mix_prior))
         self.mdl = MdlSettings(
             min_unit_len=config.min_unit_len, max_unit_len=config.max_unit_len, max_units=config.max_units,
             min_frequency=config.min_frequency, prune_threshold=config.prune_threshold,
@@ -77,16 +92,20 @@ class MacroUnitModel(LanguageModel):
     # ----------------------------------------------------------------- shapes
     @property
     def context_length(self) -> int:
-        """Evaluation windows: far more than the max_order bytes the model reads, on purpose.
+        """Tokens of left context: `horizon` (a token is >= 1 byte, so that covers `horizon` bytes).
 
-        An evaluator sliding windows of context_length + 1 tokens with a stride
-        gives a window's first scored target only context_length - stride tokens
-        of context; with 64 (bytes) / 16 (BPE) tokens every target keeps its full
-        max_order bytes for any stride up to 57 / 9 (a BPE token is >= 1 byte).
+        The in-context counts read at most `horizon` bytes back, so any window
+        that gives a target this many tokens of left context scores it exactly
+        as the whole document would: the score does not depend on the stride.
         """
         if self.config.context_tokens:
             return self.config.context_tokens
-        return 64 if self.is_byte_vocab else 16
+        return max(self.config.horizon, 64 if self.is_byte_vocab else 16)
+
+    @property
+    def eval_window(self) -> int:
+        """Windows 4x the context: each window re-reads its context once, a 1/3 overhead."""
+        return 4 * self.context_length
 
     @property
     def train_seq_len(self) -> int:
@@ -138,7 +157,7 @@ class MacroUnitModel(LanguageModel):
         """Count the buffered bytes (one sort per chunk); the byte model is rebuilt on next use."""
         if not self._pending:
             return
-        self._byte_model = None  # stale now; dropping it first also lowers peak memory while counting
+        self._byte_model = self._predictor = None  # stale now; dropping them first lowers peak memory
         x = np.concatenate([p[0] for p in self._pending])
         avail = np.concatenate([p[1] for p in self._pending])
         self._pending, self._pending_bytes = [], 0
@@ -156,6 +175,14 @@ class MacroUnitModel(LanguageModel):
                     t.add([(d.keys, d.counts)])
             self._byte_model = ByteModel(tables, smoothing=self.config.smoothing, discounts=self.config.discounts)
         return self._byte_model
+
+    def predictor(self) -> Predictor:
+        """The mixture over the current state; built (and its mixers fitted on held-out rows) on first use."""
+        bm = self.byte_model()
+        if self._predictor is None:
+            self._predictor = Predictor(bm, self.book, self.sample.fragments(), self.heldout.fragments(),
+                                        self.predictor_settings, self.config.max_order)
+        return self._predictor
 
     def p_eot(self) -> float:
         eot = self.stats["eot"] + self.delta_stats["eot"]
@@ -183,7 +210,7 @@ class MacroUnitModel(LanguageModel):
             gathered = {name: distributed.all_gather_array(arr) for name, arr in mine.items()}
             for r in range(len(gathered["priority"])):
                 reservoir.add_arrays({name: parts[r] for name, parts in gathered.items()})
-        self._byte_model = None
+        self._byte_model = self._predictor = None
 
     def sleep(self, ctx: SleepContext) -> dict[str, float]:
         """MDL consolidation: promote/prune units on the sample, validated on held-out bytes."""
@@ -198,6 +225,12 @@ class MacroUnitModel(LanguageModel):
         )
         _ = self.book.regex  # rebuild the encoder now, not on the first encode
         self.sleeps += 1
+        self._predictor = None
+        bits = self.predictor().heldout_bits  # held-out training bytes, per set of parts switched off
+        for name, off in (("", frozenset()), ("_no_units", frozenset({"units"})),
+                          ("_no_cache", frozenset({"cache"})), ("_byte_model", frozenset({"units", "cache"}))):
+            if off in bits:
+                metrics[f"heldout_bpb{name}"] = bits[off]
         metrics.update(
             ngram_entries=float(len(self.counts)),
             ngram_pruned=float(self.counts.pruned),
@@ -208,16 +241,46 @@ class MacroUnitModel(LanguageModel):
         return metrics
 
     # ------------------------------------------------------------- evaluation
+    def _stream(self, ids: np.ndarray) -> tuple[Stream, DecodedRows]:
+        dec = self.tokens.decode(ids, 1 << 62)  # avail uncapped: the offset of each byte in its fragment
+        frag = np.cumsum(dec.avail == 0) - 1
+        return Stream(dec.x, frag, dec.avail), dec
+
+    def _byte_logp(self, st: Stream, q: np.ndarray | None = None, targets: np.ndarray | None = None) -> np.ndarray:
+        """ln P of every byte of st (or of `targets` after positions q) under the mixture, ablations applied."""
+        pred = self.predictor()
+        K = self.config.max_order
+        if q is None:
+            p_static = np.exp(pred.byte_model.logp(st.x, np.minimum(st.pos, K)))
+            return np.log(pred.prob(st, np.arange(len(st)), st.x, p_static, self.ablated_parts))
+        uq, inv = np.unique(q, return_inverse=True)  # log_probs asks each position for all 256 bytes
+        dist = pred.byte_model.distribution(st.x, np.minimum(st.pos[uq], K), uq)  # (U, 256)
+        p_static = dist[inv, targets.astype(np.int64)]
+        return np.log(pred.prob(st, q, targets, p_static, self.ablated_parts))
+
+    def _row_groups(self, dec: DecodedRows, n_rows: int) -> list[tuple[int, int]]:
+        """Consecutive row ranges of at most CHUNK_BYTES bytes each (a longer row is a range of its own)."""
+        row_end = dec.tok_end[:, -1] if dec.tok_end.shape[1] else np.zeros(n_rows, dtype=np.int64)
+        groups, first, base = [], 0, 0
+        for r in range(n_rows):
+            if r > first and row_end[r] - base > CHUNK_BYTES:
+                groups.append((first, r))
+                first, base = r, row_end[r - 1]
+        groups.append((first, n_rows))
+        return groups
+
     @torch.no_grad()
     def score(self, tokens: Tensor) -> Tensor:
         """(B, T+1) -> (B, T) ln p(tokens[:, t+1] | tokens[:, :t+1]), by the byte-level chain rule."""
         ids = self._ids(tokens)
-        dec = self.tokens.decode(ids, self.config.max_order)
-        lp = self.byte_model().logp(dec.x, dec.avail)  # (N,) per byte
-        csum = np.concatenate(([0.0], np.cumsum(lp)))
-        per_token = csum[dec.tok_end] - csum[dec.tok_start]  # (B, L) sum over each token's bytes
         p_eot = self.p_eot()
-        out = np.where(ids == self.vocab.eot_id, math.log(p_eot), per_token + math.log1p(-p_eot))
+        out = np.empty(ids.shape, dtype=np.float64)
+        for lo, hi in self._row_groups(self.tokens.decode(ids, 0), len(ids)):
+            st, dec = self._stream(ids[lo:hi])
+            lp = self._byte_logp(st) if len(st) else np.zeros(0)  # (N,) per byte
+            csum = np.concatenate(([0.0], np.cumsum(lp)))
+            per_token = csum[dec.tok_end] - csum[dec.tok_start]  # (b, L) sum over each token's bytes
+            out[lo:hi] = np.where(ids[lo:hi] == self.vocab.eot_id, math.log(p_eot), per_token + math.log1p(-p_eot))
         return torch.from_numpy(out[:, 1:]).to(device=tokens.device, dtype=torch.float32)
 
     @torch.no_grad()
@@ -231,14 +294,26 @@ class MacroUnitModel(LanguageModel):
             )
         ids = self._ids(tokens)
         B, T = ids.shape
-        dec = self.tokens.decode(ids, self.config.max_order)
-        x = np.append(dec.x, np.uint8(0))  # a query may sit one past the last byte
-        at = dec.tok_end.reshape(-1)  # (B*T,) where the next token's first byte would go
-        avail = np.minimum(at - dec.frag_start.reshape(-1), self.config.max_order)
-        dist = self.byte_model().distribution(x, avail, at)  # (B*T, 256)
         p_eot = self.p_eot()
-        out = np.concatenate([np.log(dist) + math.log1p(-p_eot), np.full((B * T, 1), math.log(p_eot))], axis=1)
-        return torch.from_numpy(out.reshape(B, T, 257)).to(device=tokens.device, dtype=torch.float32)
+        out = np.empty((B, T, 257))
+        out[:, :, 256] = math.log(p_eot)
+        for r in range(B):
+            dec = self.tokens.decode(ids[r : r + 1], 0)
+            # The query after token t reads x[frag_start[t] : tok_end[t]] (empty after an eot): one stream
+            # piece per distinct fragment start, up to its last query, plus a pad byte where a query may sit.
+            fs, at = dec.frag_start[0], dec.tok_end[0]  # (T,)
+            starts, inv = np.unique(fs, return_inverse=True)
+            ends = np.zeros(len(starts), dtype=np.int64)
+            np.maximum.at(ends, inv, at)
+            st = Stream.of([dec.x[f:e].tobytes() + b"\0" for f, e in zip(starts, ends, strict=True)])
+            base = np.concatenate(([0], np.cumsum(ends - starts + 1)[:-1]))
+            q_all = base[inv] + (at - fs)  # (T,) query positions in st
+            for c0 in range(0, T, 1024):
+                q = np.repeat(q_all[c0 : c0 + 1024], 256)
+                b = np.tile(np.arange(256, dtype=np.uint8), len(q) // 256)
+                lp = self._byte_logp(st, q, b).reshape(-1, 256)
+                out[r, c0 : c0 + 1024, :256] = lp + math.log1p(-p_eot)
+        return torch.from_numpy(out).to(device=tokens.device, dtype=torch.float32)
 
     @torch.no_grad()
     def generate(
@@ -279,6 +354,7 @@ class MacroUnitModel(LanguageModel):
     # ------------------------------------------------------------------ info
     def memory_bytes(self) -> int:
         model = self._byte_model.nbytes if self._byte_model is not None else 0
+        model += self._predictor.nbytes if self._predictor is not None else 0
         units = sum(len(u) + 64 for u in self.book.units)
         return (self.counts.nbytes + self.delta.nbytes + model + 9 * self._pending_bytes
                 + self.sample.nbytes + self.heldout.nbytes + units)
@@ -329,4 +405,4 @@ class MacroUnitModel(LanguageModel):
         ends = np.cumsum(state["unit_lengths"].numpy()).tolist()
         self.book = Codebook(data[e - n : e] for e, n in zip(ends, state["unit_lengths"].tolist(), strict=True))
         self.sleeps = int(state["sleeps"])
-        self._pending, self._pending_bytes, self._byte_model = [], 0, None
+        self._pending, self._pending_bytes, self._byte_model, self._predictor = [], 0, None, None

@@ -38,14 +38,14 @@ def bits_per_byte(model, docs: list[bytes], vocab: Vocab | None = None, encode=N
 
 
 def windowed_bits_per_byte(model, doc: bytes, stride: int) -> float:
-    """The evaluator's sliding windows of context_length + 1 tokens; each target scored once."""
+    """Sliding windows as the evaluator cuts them: each new target keeps context_length tokens of left context."""
     seq = [model.vocab.eot_id, *doc]
     C = model.context_length
     nats = 0.0
     done = 0  # targets scored so far: seq[1 : done + 1]
     while done < len(doc):
         end = min(done + stride, len(doc))  # score targets done+1 .. end
-        start = max(0, end - C)
+        start = max(0, done + 1 - C)
         window = torch.tensor(seq[start : end + 1], dtype=torch.long)[None]
         s = model.score(window)[0]  # targets seq[start+1 .. end]
         nats -= s[(done + 1) - (start + 1) :].double().sum().item()

@@ -11,7 +11,7 @@ import torch
 from models.macro_unit import Config
 from models.macro_unit.generate import generate_bytes
 from models.macro_unit.units import Codebook
-from models.protocol import Vocab
+from models.protocol import Vocab, ablated
 from tests.models.macro_unit.conftest import SMALL
 from tests.models.macro_unit.helpers import bits_per_byte, windowed_bits_per_byte
 
@@ -62,9 +62,11 @@ def test_a_document_starts_with_a_fresh_context(trained) -> None:
 
 
 def test_windowed_evaluation_equals_full_context_scoring(trained, pg19_texts) -> None:
-    doc = pg19_texts["validation"][0].encode()[:3000]
+    """In-context counts read <= horizon bytes back: any window with context_length tokens of left context agrees."""
+    doc = pg19_texts["validation"][0].encode()[:2500]
     full = bits_per_byte(trained, [doc])
-    for stride in (1, 3, trained.context_length - trained.config.max_order):
+    assert trained.context_length == trained.config.horizon < len(doc)
+    for stride in (7, 100, trained.context_length - trained.config.max_order):
         assert abs(windowed_bits_per_byte(trained, doc, stride) - full) < 1e-5
 
 
@@ -107,6 +109,8 @@ def test_memory_is_bounded_by_the_caps_whatever_the_input(pg19_texts) -> None:
         2 * (K + 1) * cap * 16  # counts: (K + 1) tables of <= cap (key, count) pairs; scoring view <= as much again
         + (K + 1) * cap * 24  # per-context totals of the scoring view
         + 9 * model.config.chunk_bytes + model.config.sample_bytes + model.config.holdout_bytes + 64 * 1024
+        + model.config.unit_depth * 2 * model.config.sample_bytes * 12  # global unit-context counts (none here)
+        + 4 * 10 * 15 * 8 * 5 * 16 * 8  # four mixers: buckets x (<= 16) experts float64 weights
     )
     assert max(sizes) <= bound
     assert model.counts.pruned > 0
@@ -115,7 +119,7 @@ def test_memory_is_bounded_by_the_caps_whatever_the_input(pg19_texts) -> None:
 def test_bpe_vocabulary_scores_by_the_byte_chain_rule(gpt2_vocab, pg19_texts) -> None:
     vocab, enc = gpt2_vocab
     model = Config(**SMALL).build(vocab)
-    assert model.context_length == 16
+    assert model.context_length == model.config.horizon  # tokens: each is >= 1 byte
     ids = enc.encode_ordinary(pg19_texts["train"][4][:150_000])
     L = model.train_seq_len + 1
     rows = torch.tensor(ids[: len(ids) // L * L]).reshape(-1, L)
@@ -123,7 +127,10 @@ def test_bpe_vocabulary_scores_by_the_byte_chain_rule(gpt2_vocab, pg19_texts) ->
         model.observe(rows[i : i + 8])
     doc = pg19_texts["validation"][1][:2000]
     toks = enc.encode_ordinary(doc)
-    scores = model.score(torch.tensor([[enc.eot_token, *toks]]))[0].double()  # (n,)
+    with ablated(model, ("units", "cache")):  # the byte model alone, so its per-byte logp is the reference
+        scores = model.score(torch.tensor([[enc.eot_token, *toks]]))[0].double()  # (n,)
+    full = model.score(torch.tensor([[enc.eot_token, *toks]]))[0].double()
+    assert torch.isfinite(full).all() and not torch.equal(full, scores)  # in-context counts take part
     x = np.frombuffer(doc.encode(), dtype=np.uint8)
     per_byte = model.byte_model().logp(x, np.minimum(np.arange(len(x)), model.config.max_order))
     # sum over tokens == sum over bytes (+ one log(1 - p_eot) per token)

@@ -1,0 +1,127 @@
+"""Macro-unit family: what units (and in-context counts) add to bits per byte, against PPMd on the same bytes.
+
+Run:  .venv/bin/python benchmarks/macro_unit_quality.py [--sizes 1MB,4MB,64MB] [--store /tmp/mu-store]
+
+For each --max-bytes size (64MB takes the whole 31.6 MB pg19 train sample):
+
+1. `nightshift prepare --source local:<shared>/data/pg19 --tokenizer gpt2` (the real pipeline);
+2. `nightshift train --model macro_unit:base` for one epoch (steps = train tokens / (batch x seq_len)),
+   sleeping once at the end (MDL consolidation: units are promoted); the trainer's final eval is the
+   full model's validation bits/byte;
+3. the run's checkpoint is loaded and scored again by the evaluator with each ablation
+   (`units`, `cache`, both): the same trained state, each with its own mixer fitted on held-out
+   training rows (never on validation);
+4. PPMd's conditional code length on the same bytes, with `pyppmd` (PPMd var. I, order 8,
+   1 GiB model memory): (bits(train + validation) - bits(train)) / validation bytes, where train is
+   the dataset's training documents and validation its validation documents, decoded from the shards.
+   PPMd adapts on the validation bytes as it codes them; macro_unit does not (its in-context counts
+   read only the document's own left context inside the model's context window).
+
+Prints one table (bits/byte, gains, PPMd, memory, MB/s) and which validation split it used
+(validation_id, docs, bytes) so figures from different splits are never compared by mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+PPMD_ORDER, PPMD_MEM = 8, 1 << 30
+ABLATIONS = ((), ("units",), ("cache",), ("units", "cache"))
+
+
+def nightshift(*args: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TIKTOKEN_CACHE_DIR": str(DATA / "tokenizers" / "tiktoken_cache")}
+    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args, "--json"], env=env, cwd=ROOT,
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout[out.stdout.index("{"):])
+
+
+def ppmd_bits(data: bytes) -> int:
+    import pyppmd
+
+    enc = pyppmd.Ppmd8Encoder(PPMD_ORDER, PPMD_MEM)
+    return 8 * len(enc.encode(data) + enc.flush())
+
+
+def split_bytes(dataset, split: str) -> bytes:
+    """A split's documents as bytes, decoded from the shards through the tokenizer's token -> bytes table."""
+    table = dataset.tokenizer().token_bytes()
+    out = []
+    for entry in dataset.shards(split):
+        shard = dataset.load_shard(entry)
+        for i in range(len(shard.doc_ids)):
+            out.append(b"".join(table[t] for t in shard.tokens[shard.offsets[i]:shard.offsets[i + 1]].tolist()))
+            assert len(out[-1]) == int(shard.n_bytes[i])
+    return b"".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1MB,4MB,64MB")
+    parser.add_argument("--store", default="/tmp/macro-unit-quality-store")
+    parser.add_argument("--flavor", default="base")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(DATA / "tokenizers" / "tiktoken_cache"))
+    from models.protocol import ablated
+    from orchestrator.evaluate import bits_per_byte
+    from orchestrator.loading import load_run
+    from pipelines.store import Store
+
+    print(f"macro_unit:{args.flavor} on pg19 (gpt2 tokens); load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs at start; {time.strftime('%Y-%m-%d %H:%M')}")
+    rows = []
+    for size in args.sizes.split(","):
+        ds = nightshift("prepare", "--source", f"local:{DATA / 'pg19'}", "--max-bytes", size, "--tokenizer", "gpt2",
+                        "--store", args.store, "--actors", "0")
+        dataset_id = ds["dataset_id"]
+        train_tokens = ds["splits"]["train"]["tokens"]
+        steps = math.ceil(train_tokens / (32 * 2048))
+        t0 = time.perf_counter()
+        res = nightshift("train", "--dataset", dataset_id, "--model", f"macro_unit:{args.flavor}", "--steps",
+                         str(steps), "--set", f"sleep_every={steps * 32}", "--set", "eval_every=0",
+                         "--store", args.store, "--no-progress")
+        wall = time.perf_counter() - t0
+        loaded = load_run(Store.open(args.store), res["run_id"])
+        model, dataset = loaded.model, loaded.dataset
+        bpb = {}
+        for parts in ABLATIONS:
+            with ablated(model, parts):
+                bpb[parts] = bits_per_byte(model, dataset.validation_docs()).bits_per_byte
+        train_b, val_b = split_bytes(dataset, "train"), split_bytes(dataset, "validation")
+        t1 = time.perf_counter()
+        ppmd = (ppmd_bits(train_b + val_b) - ppmd_bits(train_b)) / len(val_b)
+        ppmd_s = time.perf_counter() - t1
+        v = ds["splits"]["validation"]
+        row = dict(size=size, train_mb=dataset.train_bytes / 1e6, steps=steps, trainer_bpb=res["val_bpb"],
+                   full=bpb[()], no_units=bpb[("units",)], no_cache=bpb[("cache",)], byte_model=bpb[("units", "cache")],
+                   ppmd=ppmd, ppmd_s=ppmd_s, units=len(model.book), memory_mb=res["memory_bytes"] / 2**20,
+                   rss_mb=res["peak_rss_mb"], train_mbs=dataset.train_bytes / 1e6 / res["train_seconds"],
+                   run_wall_s=wall, val_docs=v["docs"], val_bytes=v["bytes"],
+                   validation_id=dataset.manifest["splits"]["validation"].get("validation_id", "?"))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(f"\nvalidation split: {rows[0]['validation_id']} ({rows[0]['val_docs']} docs, {rows[0]['val_bytes']:,} bytes)")
+    print(f"{'size':>6} {'train MB':>8} {'full':>7} {'-units':>7} {'units add':>9} {'-cache':>7} {'bytes only':>10} "
+          f"{'PPMd o8':>7} {'vs PPMd':>8} {'units':>6} {'mem MB':>7} {'RSS MB':>7} {'observe MB/s':>12}")
+    for r in rows:
+        print(f"{r['size']:>6} {r['train_mb']:>8.1f} {r['full']:>7.4f} {r['no_units']:>7.4f} "
+              f"{r['no_units'] - r['full']:>9.4f} {r['no_cache']:>7.4f} {r['byte_model']:>10.4f} {r['ppmd']:>7.4f} "
+              f"{r['full'] - r['ppmd']:>+8.4f} {r['units']:>6} {r['memory_mb']:>7.0f} {r['rss_mb']:>7.0f} "
+              f"{r['train_mbs']:>12.2f}")
+    for r in rows:
+        assert abs(r["trainer_bpb"] - r["full"]) < 1e-9, "reloaded checkpoint must score as the trainer did"
+    print(f"load average {os.getloadavg()[0]:.1f} at end")
+
+
+if __name__ == "__main__":
+    main()

@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from models.protocol import LanguageModel, SleepContext
-from orchestrator import runtime
+from orchestrator import compute, runtime
+from orchestrator.ablation import ablation_metrics, score_ablations
 from orchestrator.checkpoint import CheckpointTrail
 from orchestrator.config import RunConfig
 from orchestrator.divergence import DivergenceGuard
@@ -28,7 +29,7 @@ from orchestrator.errors import UserError
 from orchestrator.evaluate import EvalResult, bits_per_byte
 from orchestrator.faults import parse_faults
 from orchestrator.fork import lineage_of
-from orchestrator.optim import build_optimizer, build_scheduler
+from orchestrator.optim import build_optimizer, build_scheduler, fit_schedule
 from orchestrator.run_tags import experiment_name, run_name, run_tags
 from orchestrator.runs import RunDir
 from orchestrator.sampling import generate_samples
@@ -98,10 +99,14 @@ class Trainer:
             check(**dataset_shape(self.dataset.manifest))
         self.gradient = self.model.trains_by_gradient
         self.micro_batch = cfg.batch_size // (env.world_size * cfg.grad_accum)
-        self.reader = self.dataset.train_reader(self.model.train_seq_len, self.micro_batch,
-                                                rank=env.rank, world_size=env.world_size, seed=cfg.seed)
+        self.compute = compute.ComputeMeter()  # seconds by kind of work; budgets bound all but evals/checkpoints
+        self.reader = compute.TimedReader(self.dataset.train_reader(
+            self.model.train_seq_len, self.micro_batch, rank=env.rank, world_size=env.world_size, seed=cfg.seed),
+            self.compute)
+        self.budget, self._first_step = compute.budget_seconds(cfg, env.world_size), 0.0
+        self.schedule = fit_schedule(cfg, cfg.steps, gradient=self.gradient)  # re-planned when a budget binds
         self.optimizer = build_optimizer(self.model, cfg, self.device) if self.gradient else None
-        self.scheduler = build_scheduler(self.optimizer, cfg) if self.optimizer else None
+        self.scheduler = build_scheduler(self.optimizer, self.schedule) if self.optimizer else None
         self.autocast = runtime.autocast_for(self.device, cfg.precision)
         self.guard = DivergenceGuard.from_config(cfg)
         self.restore()
@@ -134,6 +139,10 @@ class Trainer:
         self.state = Progress(step=p["step"], samples=p["samples"], tokens=p["tokens"], sleeps=p["sleeps"],
                               train_seconds=p["train_seconds"], rollbacks=p.get("rollbacks", 0),
                               last_eval=dict(p.get("last_eval", {})))
+        if (p.get("schedule") or {}).get("run_id") == self.config.run_id:  # a fork fits its own schedule
+            self.schedule.load(p["schedule"])
+        if step is None:  # a resume keeps counting; a rollback does not give back the compute it spent
+            self.compute.seconds.update(p.get("compute") or {})
         self._parent_step = meta["step"]
         log.info("resumed %s at step %d", self.config.run_id, self.state.step)
         return True
@@ -157,10 +166,11 @@ class Trainer:
         last_ckpt_time = time.monotonic()
         window_loss, window_tokens, window_time = 0.0, 0, 0.0
         try:
-            while self.state.step < self.cfg.steps:
-                t0 = time.perf_counter()
+            while self.state.step < self.schedule.planned_steps:
+                t0, data0 = time.perf_counter(), self.compute.seconds["data"]
                 loss, metrics = self.train_step()
                 dt = time.perf_counter() - t0
+                self.compute.add("step", dt - (self.compute.seconds["data"] - data0))
                 if self.gradient and self.guard is not None and self.guard.check(loss, self):
                     continue  # rolled back: counters and weights restored from the trail
                 self.state.step += 1
@@ -172,11 +182,14 @@ class Trainer:
                 window_tokens += step_tokens
                 window_time += dt
                 step = self.state.step
-                if step % self.cfg.log_every == 0 or step == self.cfg.steps:
+                self._plan_budget(step, dt)
+                last = self.schedule.planned_steps
+                if step % self.cfg.log_every == 0 or step == last:
                     rate = window_tokens / max(window_time, 1e-9)
                     n = self.cfg.log_every if step % self.cfg.log_every == 0 else step % self.cfg.log_every
                     row = {"train/loss": window_loss / n, "perf/tokens_per_s": rate,
-                           "perf/tokens_seen": float(self.state.tokens), **metrics}
+                           "perf/tokens_seen": float(self.state.tokens), **metrics,
+                           "compute/seconds": self.compute.budgeted * self.env.world_size}
                     if self.scheduler is not None:
                         row["train/lr"] = self.scheduler.get_last_lr()[0]
                     self.tracker.log_metrics(row, step)
@@ -187,9 +200,9 @@ class Trainer:
                     bar.update(1)
                 if self.cfg.sleep_every and self.state.samples // self.cfg.sleep_every > self.state.sleeps:
                     self.sleep()
-                if self.cfg.eval_every and step % self.cfg.eval_every == 0 and step < self.cfg.steps:
+                if self.cfg.eval_every and step % self.cfg.eval_every == 0 and step < last:
                     self.evaluate(self.cfg.eval_max_bytes)
-                if self.cfg.sample_every and step % self.cfg.sample_every == 0 and step < self.cfg.steps:
+                if self.cfg.sample_every and step % self.cfg.sample_every == 0 and step < last:
                     self.write_samples()
                 for hook in self.hooks:
                     if step % hook.every == 0:
@@ -198,9 +211,8 @@ class Trainer:
                 timed = bool(self.cfg.checkpoint_minutes) and \
                     time.monotonic() - last_ckpt_time > 60 * self.cfg.checkpoint_minutes
                 stopping = runtime.any_rank(stop.requested, self.env)
-                over_budget = bool(self.cfg.budget_minutes) and \
-                    self.state.train_seconds > 60 * self.cfg.budget_minutes
-                if (due or runtime.any_rank(timed, self.env) or stopping) and step < self.cfg.steps:
+                over_budget = bool(self.budget) and self.compute.budgeted > self.budget
+                if (due or runtime.any_rank(timed, self.env) or stopping) and step < last:
                     self.checkpoint()
                     last_ckpt_time = time.monotonic()
                 if stopping:
@@ -210,6 +222,8 @@ class Trainer:
                     reason = "budget"
                     break
                 self._inject_pause(step)
+            if reason == "finished" and self.state.step < self.cfg.steps:  # stopped where the budget plan ends
+                reason = "budget"
         except BaseException:
             if self.env.is_main:
                 self.run_dir.set_status("failed", self.state.step)
@@ -276,6 +290,10 @@ class Trainer:
 
     # -------------------------------------------------------------- phases
     def sleep(self) -> dict[str, float]:
+        with self.compute.timed("sleep"):
+            return self._sleep()
+
+    def _sleep(self) -> dict[str, float]:
         t0 = time.perf_counter()
         if not self.gradient and self.env.world_size > 1:
             self.model.synchronize()
@@ -291,17 +309,45 @@ class Trainer:
         return metrics
 
     def evaluate(self, max_bytes: int = 0) -> EvalResult:
-        if not self.gradient and self.env.world_size > 1:
-            self.model.synchronize()
-        result = bits_per_byte(self.model, self.dataset.validation_docs(), batch_size=self.cfg.eval_batch_size,
-                               device=self.device, max_bytes=max_bytes, rank=self.env.rank,
-                               world_size=self.env.world_size, autocast=_autocast_or_none(self.autocast))
+        with self.compute.timed("eval"):
+            result = self._score(max_bytes)
         self.state.last_eval = {"bpb": result.bits_per_byte, "bytes": result.n_bytes, "step": self.state.step}
-        self.tracker.log_metrics(result.metrics(), self.state.step)
+        self.tracker.log_metrics({**result.metrics(), "compute/seconds": self.compute.budgeted * self.env.world_size},
+                                 self.state.step)
         log.info("step %d: val bits/byte %.4f over %d bytes", self.state.step, result.bits_per_byte, result.n_bytes)
         return result
 
+    def _score(self, max_bytes: int = 0) -> EvalResult:
+        if not self.gradient and self.env.world_size > 1:
+            self.model.synchronize()
+        return bits_per_byte(self.model, self.dataset.validation_docs(), batch_size=self.cfg.eval_batch_size,
+                             device=self.device, max_bytes=max_bytes, rank=self.env.rank,
+                             world_size=self.env.world_size, autocast=_autocast_or_none(self.autocast))
+
+    def ablations(self) -> dict[str, float]:
+        """Final bits/byte with each ablatable part of the family off (evaluation time, not budgeted)."""
+        with self.compute.timed("eval"):
+            scores = {part: r.bits_per_byte for part, r in score_ablations(self.model, self._score).items()}
+        if scores:
+            self.tracker.log_metrics(ablation_metrics(scores), self.state.step)
+        return scores
+
+    def _plan_budget(self, step: int, dt: float) -> None:
+        """Budget-bound runs: the steps that fit, from the measured cost so far (the same on every rank)."""
+        if step == 1:
+            self._first_step = dt
+        if not self.budget or step not in compute.REPLAN_AT or 2 * step > self.schedule.planned_steps:
+            return
+        costs = runtime.gather_objects((self.compute.budgeted, self._first_step), self.env)
+        used, first = max(c[0] for c in costs), max(c[1] for c in costs)
+        self.schedule.replan(compute.planned_steps(self.budget, used, first, step, self.cfg.steps), self.cfg)
+        log.info("step %d: budget plan %d steps (warmup %d)", step, self.schedule.planned_steps, self.schedule.warmup)
+
     def write_samples(self) -> str:
+        with self.compute.timed("samples"):
+            return self._write_samples()
+
+    def _write_samples(self) -> str:
         if not self.env.is_main:
             return ""
         text = generate_samples(self.model, self.tokenizer, self.cfg.sample_tokens,
@@ -311,6 +357,10 @@ class Trainer:
         return text
 
     def checkpoint(self) -> dict[str, Any] | None:
+        with self.compute.timed("checkpoint"):
+            return self._checkpoint()
+
+    def _checkpoint(self) -> dict[str, Any] | None:
         if not self.gradient and self.env.world_size > 1:
             self.model.synchronize()
         readers = runtime.gather_objects(self.reader.state_dict(), self.env)
@@ -324,7 +374,9 @@ class Trainer:
                 "rng": runtime.rng_state(),
                 "progress": {"step": self.state.step, "samples": self.state.samples, "tokens": self.state.tokens,
                              "sleeps": self.state.sleeps, "train_seconds": self.state.train_seconds,
-                             "rollbacks": self.state.rollbacks, "last_eval": self.state.last_eval},
+                             "rollbacks": self.state.rollbacks, "last_eval": self.state.last_eval,
+                             "compute": self.compute.state_dict(),
+                             "schedule": {**self.schedule.to_dict(), "run_id": self.config.run_id}},
                 "config": self.config.to_dict(),
                 "dataset_id": self.config.dataset_id,
             }
@@ -339,6 +391,7 @@ class Trainer:
 
     def finish(self, reason: str) -> dict[str, Any]:
         final = self.evaluate(0) if reason != "interrupted" else None
+        ablations = self.ablations() if final is not None and self.cfg.final_ablations else {}
         if reason != "interrupted":
             self.write_samples()
         info = self.checkpoint()
@@ -352,6 +405,8 @@ class Trainer:
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "sleeps": self.state.sleeps, "rollbacks": self.state.rollbacks,
             "val_bpb": final.bits_per_byte if final else None, "val_bytes": final.n_bytes if final else None,
+            **self.compute.summary(self.env.world_size), "train_flops": compute.train_flops(self.model, self.state.samples),
+            "schedule": self.schedule.to_dict(), "ablations": ablations,
             "checkpoint": self.store.uri(info["path"]) if info else None, "run_uri": self.run_dir.uri,
         }
         if self.env.is_main:
@@ -360,7 +415,8 @@ class Trainer:
                 self.run_dir.write_result(result)
             self.run_dir.set_status(state, self.state.step)
             self.tracker.log_metrics({"final/val_bpb": result["val_bpb"] or float("nan"),
-                                      "final/tokens_per_s": result["tokens_per_s"]}, self.state.step)
+                                      "final/tokens_per_s": result["tokens_per_s"],
+                                      "final/compute_seconds": result["compute_seconds"]}, self.state.step)
             self.tracker.set_tags({"nightshift.stop_reason": reason,
                                    "nightshift.checkpoint": result["checkpoint"] or ""})
             self.tracker.log_text(_json(result), "result.json")
@@ -383,7 +439,7 @@ class Trainer:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=self.cfg.steps, initial=self.state.step, unit="step", dynamic_ncols=True,
+        return tqdm(total=self.schedule.planned_steps, initial=self.state.step, unit="step", dynamic_ncols=True,
                     desc=f"{self.config.model.family}:{self.config.model.flavor}")
 
     def _inject_loss_fault(self, loss: Tensor) -> Tensor:

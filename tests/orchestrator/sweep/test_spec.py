@@ -46,12 +46,12 @@ def test_bad_specs_are_one_line_user_errors(fields: dict, message: str) -> None:
 def test_bound_is_stated_for_the_report() -> None:
     assert tiny_spec("local:/x").bound["text"] == "6 steps per cell"
     minutes = tiny_spec("local:/x", steps=None, budget_minutes=2.5).bound
-    assert minutes["kind"] == "minutes" and "2.5 minutes" in minutes["text"] and "not counted" in minutes["text"]
+    assert minutes["kind"] == "minutes" and "2.5 minutes" in minutes["text"] and "sleep" in minutes["text"]
     assert tiny_spec("local:/x", steps=None, tokens=10_000).bound["kind"] == "tokens"
     capped = tiny_spec("local:/x", steps=None, epochs=1.0, budget_minutes=3).bound
     assert capped["kind"] == "epochs" and capped["cap_minutes"] == 3
-    assert capped["text"] == "1 epoch of each size's training tokens per cell; at most 3 minutes of training time " \
-                             "(cells stopped by it read 'budget')"
+    assert capped["text"] == "1 epoch of each size's training tokens per cell; at most 3 minutes of compute (all " \
+                             "work but evaluation and checkpoints; cells stopped by it read 'budget')"
 
 
 def test_planned_cells_share_one_validation_split_and_honour_each_bound(tmp_path: Path, pg19_dir: Path) -> None:

@@ -51,8 +51,8 @@ class ComputeMeter:
 
     def summary(self, world_size: int) -> dict[str, Any]:
         """For result.json: device-seconds in total and by kind (evaluation, checkpoints apart)."""
-        by_kind = {k: round(v * world_size, 4) for k, v in self.seconds.items()}
-        return {"compute_seconds": round(self.budgeted * world_size, 4), "compute": by_kind}
+        by_kind = {k: v * world_size for k, v in self.seconds.items()}
+        return {"compute_seconds": self.budgeted * world_size, "compute": by_kind}
 
     def state_dict(self) -> dict[str, float]:
         return dict(self.seconds)

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         out["ablations"] = {p: r.bits_per_byte for p, r in score_ablations(model, score, parts).items()}
     if args.online:  # last: it changes the loaded model's memory
         out["online_bpb"] = online_bits_per_byte(model, dataset.validation_docs(), max_bytes=args.max_bytes).bits_per_byte
-    refs = None if args.no_references or args.max_bytes else references_for(store, loaded.config.dataset_id)
+    refs = None if args.no_references or args.max_bytes else references_for(store, loaded.run.config.dataset_id)
     if refs is not None:
         out["references"] = refs["bpb"]
         out["references_note"] = refs["note"]

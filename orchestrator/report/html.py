@@ -73,8 +73,10 @@ def _stop(c: dict[str, Any]) -> str:
     reason = c.get("stop_reason") or c["state"]
     if c.get("error"):
         return f"<span class='bad' title='{_e(c['error'])}'>failed</span>"
-    if reason == "budget" and c.get("budget_minutes"):
-        return f"budget ({c['budget_minutes']:g} min)"
+    if reason == "budget":
+        planned = (c.get("schedule") or {}).get("planned_steps")
+        done = "schedule completed" if planned and (c.get("step") or 0) >= planned else "cut short"
+        return f"budget{' ' + format(c['budget_minutes'], 'g') + ' min' if c.get('budget_minutes') else ''}: {done}"
     return _e(reason)
 
 

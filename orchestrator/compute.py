@@ -22,7 +22,7 @@ from typing import Any
 
 from orchestrator.config import TrainConfig
 
-KINDS = ("step", "data", "sleep", "eval", "checkpoint", "samples")
+KINDS = ("step", "data", "sleep", "eval", "ablation", "checkpoint", "samples")
 BUDGETED = ("step", "data", "sleep")  # everything but evaluation, checkpoints and samples
 REPLAN_AT = (4, 16, 64, 256, 1024)  # steps at which a budget-bound run re-estimates its length
 

@@ -326,7 +326,7 @@ class Trainer:
 
     def ablations(self) -> dict[str, float]:
         """Final bits/byte with each ablatable part of the family off (evaluation time, not budgeted)."""
-        with self.compute.timed("eval"):
+        with self.compute.timed("ablation"):
             scores = {part: r.bits_per_byte for part, r in score_ablations(self.model, self._score).items()}
         if scores:
             self.tracker.log_metrics(ablation_metrics(scores), self.state.step)

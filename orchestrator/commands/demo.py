@@ -2,10 +2,13 @@
 
 Two sizes x one quick flavor of every model family that imports; each cell
 makes one pass over its dataset's training tokens, capped at half a minute of
-training time (the gradient families on a laptop CPU hit the cap, the memory
-families finish their pass in seconds); ends with the table, the report's
-path and the `nightshift ui` command. It is `nightshift sweep` with
-laptop defaults, so re-running it is a no-op and an interrupted demo resumes.
+compute (all work but evaluation: sleep and consolidation count). A gradient
+family that cannot finish its pass in that time plans its length from its
+first steps and fits its LR schedule to it, so it completes a whole schedule.
+Ends with the table (compute, ablations, the xz / zstd / PPMd references on
+the same bytes), the report's path and the `nightshift ui` command. It is
+`nightshift sweep` with laptop defaults, so re-running it is a no-op and an
+interrupted demo resumes.
 """
 
 from __future__ import annotations

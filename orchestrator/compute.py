@@ -24,7 +24,9 @@ from orchestrator.config import TrainConfig
 
 KINDS = ("step", "data", "sleep", "eval", "ablation", "checkpoint", "samples")
 BUDGETED = ("step", "data", "sleep")  # everything but evaluation, checkpoints and samples
-REPLAN_AT = (4, 16, 64, 256, 1024)  # steps at which a budget-bound run re-estimates its length
+# Steps at which a budget-bound run re-estimates its length: from the first step on (a slow machine may fit only
+# a handful of steps in the budget, and the schedule must fit those), then as the measured cost firms up.
+REPLAN_AT = (1, 2, 4, 8, 16, 64, 256, 1024)
 
 
 @dataclass(slots=True)

@@ -341,6 +341,9 @@ class Trainer:
         costs = runtime.gather_objects((self.compute.budgeted, self._first_step), self.env)
         used, first = max(c[0] for c in costs), max(c[1] for c in costs)
         self.schedule.replan(compute.planned_steps(self.budget, used, first, step, self.cfg.steps), self.cfg)
+        if self.scheduler is not None:  # the next step's LR was set under the old plan
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+                group["lr"] = base * self.schedule.factor(self.scheduler.last_epoch)
         log.info("step %d: budget plan %d steps (warmup %d)", step, self.schedule.planned_steps, self.schedule.warmup)
 
     def write_samples(self) -> str:

@@ -71,3 +71,28 @@ def test_memory_families_record_compute_but_no_flops(store_dir: Path, pg19_bytes
     result = Trainer(config, store, progress_bar=False).run()
     assert result["train_flops"] is None and result["schedule"]["kind"] == "none"
     assert result["compute"]["sleep"] > 0 and result["compute_seconds"] > result["train_seconds"] * 0.99
+
+
+def test_a_budget_that_fits_few_steps_still_gets_a_whole_schedule(
+        store_dir: Path, pg19_bytes: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slow machine: each step costs ~0.4 s of a 1.2 s budget. The plan comes from the first step, so the
+    run ends at the end of a fitted schedule (peak LR reached, decay done), never inside the recipe's warmup."""
+    forward = Transformer.forward
+
+    def slow_forward(self, tokens):  # noqa: ANN001, ANN202
+        time.sleep(0.4)
+        return forward(self, tokens)
+
+    monkeypatch.setattr(Transformer, "forward", slow_forward)
+    store = Store.open(str(store_dir))
+    config = build_run_config(pg19_bytes, "transformer:debug",
+                              {**FAST, "budget_minutes": "0.02", "warmup_steps": "100", "checkpoint_every": "0"},
+                              steps=10_000)
+    lrs: list[float] = []
+    result = Trainer(config, store, progress_bar=False,
+                     hooks=[Hook(lambda t, step: lrs.append(t.optimizer.param_groups[0]["lr"]))]).run()
+    schedule = result["schedule"]
+    assert result["stop_reason"] == "budget" and schedule["planned_by"] == "budget"
+    assert result["step"] == schedule["planned_steps"] <= 3  # the run completed its plan
+    assert schedule["warmup"] < schedule["planned_steps"]  # it did not end inside its warmup
+    assert max(lrs) == pytest.approx(config.train.lr)

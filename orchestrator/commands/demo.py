@@ -37,7 +37,7 @@ DEMO_SETS: dict[str, tuple[str, ...]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="a small sweep: two sizes x every model family, a report, the UI (minutes)",
                        description="Prepare two sizes of a real dataset (the same validation bytes for both), train "
-                                   "one quick flavor of every model family for the same training time, and write a "
+                                   "one quick flavor of every model family for the same compute, and write a "
                                    "report. Re-running is a no-op; an interrupted demo resumes.")
     add_sweep_args(p, {"source": "pg19", "sizes": "1MB,4MB", "models": "auto", "epochs": 1.0,
                        "budget_minutes": 0.5, "valid_bytes": "64KB", "evals": 3})

@@ -230,7 +230,7 @@ def infer_bound(cells: list[dict[str, Any]]) -> dict[str, Any]:
         return {"kind": "mixed", "value": None,
                 "text": "runs with different wall-clock budgets: not an equal-budget comparison"}
     cap = minutes.pop()
-    per_minute = f"{cap:g} minute{'s' if cap != 1 else ''} of training time"
+    per_minute = f"{cap:g} minute{'s' if cap != 1 else ''} of compute (all work but evaluation)"
     if cap and steps == [MINUTES_STEP_CAP]:
         return {"kind": "minutes", "value": cap, "text": f"{per_minute} per run"}
     if len(steps) == 1:

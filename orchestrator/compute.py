@@ -26,7 +26,8 @@ KINDS = ("step", "data", "sleep", "eval", "ablation", "checkpoint", "samples")
 BUDGETED = ("step", "data", "sleep")  # everything but evaluation, checkpoints and samples
 # Steps at which a budget-bound run re-estimates its length: from the first step on (a slow machine may fit only
 # a handful of steps in the budget, and the schedule must fit those), then as the measured cost firms up.
-REPLAN_AT = (1, 2, 4, 8, 16, 64, 256, 1024)
+# Dense enough that a sleep phase's cost (it comes every few dozen steps) is in the plan before the budget runs out.
+REPLAN_AT = (1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024)
 
 
 @dataclass(slots=True)

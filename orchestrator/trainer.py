@@ -336,7 +336,7 @@ class Trainer:
         """Budget-bound runs: the steps that fit, from the measured cost so far (the same on every rank)."""
         if step == 1:
             self._first_step = dt
-        if not self.budget or step not in compute.REPLAN_AT or 2 * step > self.schedule.planned_steps:
+        if not self.budget or step not in compute.REPLAN_AT or step >= self.schedule.planned_steps:
             return
         costs = runtime.gather_objects((self.compute.budgeted, self._first_step), self.env)
         used, first = max(c[0] for c in costs), max(c[1] for c in costs)

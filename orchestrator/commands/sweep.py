@@ -46,7 +46,7 @@ def add_sweep_args(p: argparse.ArgumentParser, defaults: dict[str, Any] | None =
     minutes, epochs = d.get("budget_minutes", 0.0), d.get("epochs")  # `nightshift demo`: 1 epoch, capped in time
     p.set_defaults(default_budget_minutes=minutes, default_epochs=epochs)
     shown = ", ".join(filter(None, (f"{epochs:g} epoch" if epochs else "",
-                                   f"{'at most ' if epochs else ''}{minutes:g} training minutes" if minutes else "")))
+                                   f"{'at most ' if epochs else ''}{minutes:g} minutes of compute" if minutes else "")))
     shown = shown or "each recipe's steps"
     bound = p.add_argument_group(f"equal budget per cell (one of; default: {shown})")
     bound.add_argument("--steps", type=int, default=None, help="optimizer steps per cell")

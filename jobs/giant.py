@@ -96,7 +96,7 @@ def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: st
               timeout=MAX_TIMEOUT_S, retries=RETRIES)
 def sweep_cell(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None) -> dict:
     """One cell of `nightshift sweep --backend modal` (its `starmap` target); resumes after preemption."""
-    from orchestrator.sweep import sweep_cell as body
+    from orchestrator.backends.sweep_cells import sweep_cell as body
 
     return body(run, store_url, tracking_uri, parent_run_id, backend="modal")
 

@@ -29,8 +29,9 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per step (each batch_size / grad_accum sequences)
     lr: float = 1e-3  # peak learning rate
     min_lr_ratio: float = 0.1  # cosine decays to lr * this
-    warmup_steps: int = 100  # linear warmup from 0
+    warmup_steps: int = 100  # linear warmup from 0 (fitted: at most 10% of the planned steps)
     schedule: Literal["cosine", "constant"] = "cosine"
+    fit_schedule: bool = True  # fit warmup and decay to the planned length (false: warmup_steps and steps as given)
     weight_decay: float = 0.1  # AdamW decay, on matrices only (ndim >= 2)
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0  # global norm clip; 0 disables
@@ -44,7 +45,9 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps between checkpoints (0: only at the end)
     checkpoint_minutes: float = 20.0  # also checkpoint after this much wall-clock (0: never by time)
     log_every: int = 10  # steps between metric logs
-    budget_minutes: float = 0.0  # stop (with a final eval + checkpoint) after this much training time (0: no limit)
+    budget_minutes: float = 0.0  # stop after this many minutes of all work but evals/checkpoints/samples (0: none)
+    budget_device_seconds: float = 0.0  # the same bound in device-seconds (x world size) (0: none)
+    final_ablations: bool = True  # at the end, also score with each of the family's ablatable parts off
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     compile: bool = False  # torch.compile the model (CUDA)
@@ -76,14 +79,15 @@ class TrainConfig:
             raise UserError("spike_factor, rollback_skip, max_rollbacks must be >= 0 and spike_window >= 1")
         if not 0 < self.rollback_lr_factor <= 1:
             raise UserError(f"rollback_lr_factor={self.rollback_lr_factor} must be in (0, 1]")
-        if self.checkpoint_minutes < 0 or self.budget_minutes < 0:
-            raise UserError("checkpoint_minutes and budget_minutes must be >= 0")
+        if self.checkpoint_minutes < 0 or self.budget_minutes < 0 or self.budget_device_seconds < 0:
+            raise UserError("checkpoint_minutes, budget_minutes and budget_device_seconds must be >= 0")
 
 
 # Fields that say where and how often, not what: a run started on a laptop resumes on
 # Ray or Modal (another device, cadence or compile setting) under the same id.
 OPERATIONAL_FIELDS = frozenset({
     "device", "compile", "log_every", "checkpoint_every", "checkpoint_minutes", "eval_batch_size",
+    "final_ablations",
 })
 
 

@@ -20,6 +20,10 @@ from torch import Tensor
 from models.protocol import LanguageModel
 from orchestrator import collectives
 
+# Logits held at once by one scoring forward (rows x width x vocab): a gpt2-vocab batch of 16 x 256 windows is
+# 206 M floats (824 MB, and as much again inside the loss), so batches are scored a few rows at a time.
+MAX_LOGIT_ELEMENTS = 1 << 25
+
 
 @dataclass(frozen=True, slots=True)
 class EvalResult:
@@ -117,14 +121,16 @@ def bits_per_byte(
         n_bytes, n_docs = n_bytes + b, n_docs + d
         if tokens is None:
             continue
-        tokens, mask = tokens.to(device), mask.to(device)
-        if autocast is not None:
-            with autocast:
-                logp = model.score(tokens)  # (B, W)
-        else:
-            logp = model.score(tokens)  # (B, W)
-        nats -= float(logp.double()[mask].sum())
-        n_tokens += int(mask.sum())
+        rows = max(1, MAX_LOGIT_ELEMENTS // (tokens.shape[1] * model.vocab.size))
+        for lo in range(0, tokens.shape[0], rows):  # bounded memory; the sums are the same
+            part, keep = tokens[lo : lo + rows].to(device), mask[lo : lo + rows].to(device)  # (b, W+1), (b, W)
+            if autocast is not None:
+                with autocast:
+                    logp = model.score(part)  # (b, W)
+            else:
+                logp = model.score(part)  # (b, W)
+            nats -= float(logp.double()[keep].sum())
+            n_tokens += int(keep.sum())
     if collectives.group_size() == world_size:  # ranks split the documents: sum their sums
         sums = collectives.all_reduce(torch.tensor([nats, n_tokens, n_bytes, n_docs], dtype=torch.float64))
         nats, n_tokens, n_bytes, n_docs = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
@@ -142,3 +148,40 @@ def _take(docs: Iterable, max_bytes: int, rank: int, world_size: int) -> Iterato
         total += int(doc.n_bytes)
         if i % world_size == rank:
             yield doc
+
+
+@torch.no_grad()
+def online_bits_per_byte(model: LanguageModel, docs: Iterable, *, device: torch.device | str = "cpu",
+                         max_bytes: int = 0) -> EvalResult:
+    """Prequential bits per byte of a memory family: score each window, then observe what was just scored.
+
+    The protocol of the reference compressors (they learn from the validation
+    text while coding it), so a memory family compares with PPMd like for like.
+    Scored tokens join a stream ([eot] + tokens per document, as in training)
+    that is observed in training windows of train_seq_len + 1 tokens, so a token
+    is learned at most one window after it was scored. The model is changed:
+    use a copy loaded for the purpose (as `nightshift eval --online` does).
+    """
+    if model.trains_by_gradient:
+        raise ValueError(f"{model.family}: online evaluation observes the validation text, which only memory "
+                         "families do; score gradient families with the ordinary (frozen) evaluation")
+    t0 = time.perf_counter()
+    model.eval()
+    context, width, piece = model.context_length, max(model.eval_window, model.context_length), model.train_seq_len + 1
+    stream: list[int] = []
+    nats, n_tokens, n_bytes, n_docs = 0.0, 0, 0, 0
+    for doc in _take(docs, max_bytes, 0, 1):
+        seq = torch.cat([torch.tensor([model.vocab.eot_id]), torch.as_tensor(doc.tokens, dtype=torch.long)])
+        n_bytes, n_docs = n_bytes + int(doc.n_bytes), n_docs + 1
+        stream.append(model.vocab.eot_id)
+        for start, end, first in windows(len(seq) - 1, context, width):
+            logp = model.score(seq[start : end + 1].unsqueeze(0).to(device))[0]  # (L,)
+            nats -= float(logp[first - start - 1 :].double().sum())
+            n_tokens += end - first + 1
+            stream.extend(seq[first : end + 1].tolist())
+            while len(stream) >= piece:  # consecutive windows overlapping by one token, like the train reader
+                model.observe(torch.tensor([stream[:piece]], dtype=torch.long, device=device))  # (1, T+1)
+                del stream[: piece - 1]
+    bpb = nats / math.log(2) / n_bytes if n_bytes else float("nan")
+    return EvalResult(bits_per_byte=bpb, nats=nats, n_bytes=n_bytes, n_tokens=n_tokens, n_docs=n_docs,
+                      seconds=time.perf_counter() - t0)

@@ -10,7 +10,8 @@ checkpoint inside the trainer. `<store>/sweeps/<sweep_id>/sweep.json` lists the
 cells and their run ids; `nightshift report` works from it.
 
 Cells run one after another (local), as concurrent Ray tasks (ray), or through
-Modal `starmap` (modal); every backend runs `sweep_cell`, the same body.
+Modal `starmap` (modal); every backend runs `sweep_cell`, the same body
+(orchestrator/backends/sweep_cells.py).
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from models.registry import FAMILIES
+from orchestrator.backends.sweep_cells import MODAL_APP_ENV, run_local, run_modal, run_ray, sweep_cell  # noqa: F401
 from orchestrator.config import RunConfig, build_run_config, parse_sets
-from orchestrator.errors import USER_ERRORS, UserError
+from orchestrator.errors import UserError
 from orchestrator.run_tags import experiment_name, git_commit, source_tags
 from orchestrator.runs import RunDir
-from orchestrator.runtime import Env
 from pipelines.ids import content_id, validate_id
 from pipelines.sizes import format_size
 from pipelines.store import Store
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 FORMAT = "nightshift.sweep/1"
 BACKENDS = ("local", "ray", "modal")
 MINUTES_STEP_CAP = 1_000_000  # a wall-clock-bound cell stops on time; this only caps (and shapes the LR schedule)
-MODAL_APP_ENV = "NIGHTSHIFT_MODAL_APP"  # the deployed app holding `sweep_cell` (default: jobs/giant.py's)
 SWEEP_TAG = "sweep.id"
 
 
@@ -59,7 +59,7 @@ class SweepConfig:
     steps: int | None = None  # bound: optimizer steps per cell
     tokens: int | None = None  # bound: training tokens per cell (steps = ceil(tokens / (batch x seq_len)))
     epochs: float | None = None  # bound: passes over each size's training tokens (equal data per byte of a size)
-    budget_minutes: float = 0.0  # training minutes per cell (evals, sleep, checkpoints not counted): bound or cap
+    budget_minutes: float = 0.0  # minutes of all work per cell but evals/checkpoints (sleep counts): bound or cap
     evals: int = 4  # periodic validation evals per cell (the curves); the final one always runs
     valid_bytes: int = 1_000_000  # validation text, the same bytes for every size
     tokenizer: str = "gpt2"
@@ -100,7 +100,8 @@ class SweepConfig:
         """How each cell is bounded, in words the report prints."""
         cap = self.budget_minutes
         minutes = f"{cap:g} minute{'s' if cap != 1 else ''}"
-        capped = f"; at most {minutes} of training time (cells stopped by it read 'budget')" if cap else ""
+        capped = (f"; at most {minutes} of compute (all work but evaluation and checkpoints; cells stopped by it "
+                  "read 'budget')" if cap else "")
         if self.tokens is not None:
             text = f"{self.tokens:,} training tokens per cell (steps = tokens / (batch x seq_len))"
             return {"kind": "tokens", "value": self.tokens, "cap_minutes": cap, "text": text + capped}
@@ -112,7 +113,8 @@ class SweepConfig:
                     "text": f"{self.steps:,} steps per cell{capped}"}
         if cap:
             return {"kind": "minutes", "value": cap, "cap_minutes": cap,
-                    "text": f"{minutes} of training time per cell (evals, sleep and checkpoints not counted)"}
+                    "text": f"{minutes} of compute per cell (all work but evaluation and checkpoints: train steps, "
+                            "data loading, sleep)"}
         return {"kind": "steps", "value": None, "cap_minutes": 0.0, "text": "each variant's recipe steps"}
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,6 +158,7 @@ class SweepPlan:
     cells: list[Cell]
     experiment: str
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # run_id -> {state, error, ...}
+    references_seconds: float | None = None  # time spent on the reference compressors by this call (cached: ~0)
     commit: str = field(default_factory=git_commit)
 
     @property
@@ -171,7 +174,7 @@ class SweepPlan:
                 "validation_id": next(iter(self.datasets.values()))["validation_id"],
                 "datasets": [{"size_bytes": s, **d} for s, d in self.datasets.items()],
                 "cells": [{**c.to_dict(), **self.states.get(c.run_id, {})} for c in self.cells],
-                "git_commit": self.commit, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+                "references_seconds": self.references_seconds, "git_commit": self.commit, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def sweep_dir(sweep_id: str) -> tuple[str, str]:
@@ -258,97 +261,6 @@ def _train_seq_len(config: RunConfig, store: Store) -> int:
     return int(config.model.config.build(vocab).train_seq_len)
 
 
-# ----------------------------------------------------------------------------- one cell, any backend
-def sweep_cell(run: dict[str, Any], store_url: str, tracking_uri: str | None, parent_run_id: str | None,
-               backend: str = "local", threads: int = 0, progress: bool = False) -> dict[str, Any]:
-    """Train (or resume, or no-op) one cell; what Ray tasks and Modal's `starmap` call on the far side."""
-    import torch
-
-    from orchestrator.launch import train_in_process
-
-    config, before = RunConfig.from_dict(run), torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
-        return train_in_process(config, store_url, Env(backend=backend), tracking_uri, progress=progress,
-                                parent_run_id=parent_run_id)
-    finally:
-        torch.set_num_threads(before)
-
-
-CellResult = tuple[Cell, dict[str, Any] | None, str | None]  # (cell, result, error)
-
-
-def _run_local(cells: list[Cell], store: Store, tracking_uri: str | None, parent: str | None, progress: bool,
-               threads: int, stop: Any, notify: Callable[[str, dict[str, Any]], None]) -> Iterator[CellResult]:
-    for index, cell in enumerate(cells):
-        if stop.requested:
-            return
-        notify("start", {**cell.to_dict(), "index": index + 1, "total": len(cells)})
-        try:
-            result = sweep_cell(cell.config.to_dict(), store.url, tracking_uri, parent, threads=threads,
-                                progress=progress)
-        except Exception as exc:  # noqa: BLE001 - one broken variant must not cost the other cells
-            if isinstance(exc, USER_ERRORS):
-                log.error("cell %s failed: %s", cell.label, exc)
-            else:
-                log.exception("cell %s failed", cell.label)
-            yield cell, None, f"{type(exc).__name__}: {exc}"
-            continue
-        yield cell, result, None
-
-
-def _run_ray(cells: list[Cell], store: Store, tracking_uri: str | None, parent: str | None,
-             cpus_per_cell: float) -> Iterator[CellResult]:
-    """One Ray task per cell, as many at once as the cluster's CPUs allow; a lost worker retries (and resumes)."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise UserError(f"--backend ray needs ray installed ({exc}); pip install 'ray[default]'") from None
-    from orchestrator.backends.ray_backend import forwarded_env
-
-    started = False
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        address = os.environ.get("RAY_ADDRESS")
-        ray.init(address=address or "local", runtime_env={"env_vars": forwarded_env()},
-                 **({} if address else {"num_cpus": os.cpu_count() or 1}), include_dashboard=False)
-        started = True
-    try:
-        task = ray.remote(num_cpus=cpus_per_cell, max_retries=2)(sweep_cell)
-        pending = {task.remote(c.config.to_dict(), store.url, tracking_uri, parent, "ray",
-                               max(1, int(cpus_per_cell))): c for c in cells}
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            cell = pending.pop(done[0])
-            try:
-                result = ray.get(done[0])
-            except Exception as exc:  # noqa: BLE001 - reported per cell, the others go on
-                cause = getattr(exc, "cause", None) or exc
-                yield cell, None, f"{type(cause).__name__}: {(str(cause).splitlines() or [''])[0]}"
-                continue
-            yield cell, result, None
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _run_modal(cells: list[Cell], store: Store, tracking_uri: str | None, parent: str | None) -> Iterator[CellResult]:
-    """`starmap` over the cells on the deployed app's `sweep_cell` function (jobs/giant.py)."""
-    try:
-        import modal
-    except ImportError:
-        raise UserError("--backend modal needs the modal package (pip install modal) and a deployed app "
-                        "exposing sweep_cell (`modal deploy jobs/giant.py`)") from None
-    fn = modal.Function.from_name(os.environ.get(MODAL_APP_ENV, "nightshift-giant"), "sweep_cell")
-    args = [(c.config.to_dict(), store.url, tracking_uri, parent, "modal") for c in cells]
-    for cell, result in zip(cells, fn.starmap(args, order_outputs=True, return_exceptions=True), strict=True):
-        if isinstance(result, BaseException):
-            yield cell, None, f"{type(result).__name__}: {(str(result).splitlines() or [''])[0]}"
-        else:
-            yield cell, result, None
-
-
 # ----------------------------------------------------------------------------- the sweep
 @dataclass(slots=True, kw_only=True)
 class SweepOutcome:
@@ -360,6 +272,7 @@ class SweepOutcome:
     failed: int
     interrupted: bool
     report_dir: str | None = None
+    references: dict[str, dict[str, float]] = field(default_factory=dict)  # size label -> {xz, zstd, ppmd}
 
 
 def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracking_uri: str | None = None,
@@ -381,6 +294,7 @@ def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracki
     plan = plan_sweep(spec, store, actors=actors, progress=progress)
     notify = on_cell or (lambda event, info: None)
     tracker, parent = _open_parent(plan, store, tracking_uri, backend)
+    _references(plan, store, tracker)
 
     def save() -> None:
         store.write_json(plan.manifest(parent, tracking_uri), *sweep_dir(plan.sweep_id), "sweep.json")
@@ -400,11 +314,11 @@ def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracki
     stop = StopRequest.install()  # between cells; inside one, the trainer's own handler checkpoints first
     try:
         if backend == "local":
-            results = _run_local(todo, store, tracking_uri, parent, progress, threads, stop, notify)
+            results = run_local(todo, store, tracking_uri, parent, progress, threads, stop, notify)
         elif backend == "ray":
-            results = _run_ray(todo, store, tracking_uri, parent, cpus_per_cell)
+            results = run_ray(todo, store, tracking_uri, parent, cpus_per_cell)
         else:
-            results = _run_modal(todo, store, tracking_uri, parent)
+            results = run_modal(todo, store, tracking_uri, parent)
         for cell, result, error in results:
             state = _record(plan, cell, result, error, tracker)
             trained, failed = trained + (state == "finished"), failed + (state == "failed")
@@ -435,7 +349,8 @@ def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracki
     cells = plan.manifest(parent, tracking_uri)["cells"]
     return SweepOutcome(sweep_id=plan.sweep_id, parent_run_id=parent, cells=cells,
                         skipped=sum(1 for c in cells if c.get("skipped")), trained=trained, failed=failed,
-                        interrupted=interrupted, report_dir=report_dir if not interrupted else None)
+                        interrupted=interrupted, report_dir=report_dir if not interrupted else None,
+                        references={format_size(s): d.get("references", {}) for s, d in plan.datasets.items()})
 
 
 def _open_parent(plan: SweepPlan, store: Store, tracking_uri: str | None, backend: str) -> tuple[Any, str | None]:
@@ -474,9 +389,23 @@ def _record(plan: SweepPlan, cell: Cell, result: dict[str, Any] | None, error: s
     return plan.states[cell.run_id]["state"]
 
 
+def _references(plan: SweepPlan, store: Store, tracker: Any) -> None:
+    """xz / zstd / PPMd on each size's bytes (cached beside each dataset), noted in sweep.json and on the parent run."""
+    from orchestrator.references import NOTE, reference_metrics, references_for
+
+    t0 = time.perf_counter()
+    for size, dataset in plan.datasets.items():
+        refs = references_for(store, dataset["dataset_id"])
+        dataset["references"] = refs["bpb"]
+        dataset["references_train_bytes"] = refs["train_bytes_used"]
+        tracker.log_metrics(reference_metrics(refs, format_size(size)), 0)
+    tracker.set_tags({"reference.note": NOTE})
+    plan.references_seconds = round(time.perf_counter() - t0, 3)
+
+
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
     keys = ("val_bpb", "tokens_per_s", "train_seconds", "tokens", "step", "stop_reason", "parameters",
-            "memory_bytes")
+            "memory_bytes", "compute_seconds", "schedule", "ablations")
     return {k: result.get(k) for k in keys}
 
 

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from models.protocol import LanguageModel, SleepContext
-from orchestrator import collectives, flops, runtime
+from orchestrator import collectives, compute, flops, runtime
+from orchestrator.ablation import ablation_metrics, score_ablations
 from orchestrator.checkpoint import CheckpointTrail, Loaded
 from orchestrator.config import RunConfig
 from orchestrator.divergence import DivergenceGuard
@@ -30,7 +31,7 @@ from orchestrator.evaluate import EvalResult, bits_per_byte
 from orchestrator.faults import parse_faults
 from orchestrator.fork import lineage_of
 from orchestrator.lease import NO_LEASE, LeaseLost, NullLease, RunLease, acquire_run_lease
-from orchestrator.optim import build_optimizer, build_scheduler
+from orchestrator.optim import build_optimizer, build_scheduler, fit_schedule
 from orchestrator.run_tags import experiment_name, run_name, run_tags
 from orchestrator.runs import RunDir
 from orchestrator.sampling import generate_samples
@@ -106,10 +107,14 @@ class Trainer:
             check(**dataset_shape(self.dataset.manifest))
         self.gradient = self.model.trains_by_gradient
         self.micro_batch = cfg.batch_size // (env.world_size * cfg.grad_accum)
-        self.reader = self.dataset.train_reader(self.model.train_seq_len, self.micro_batch,
-                                                rank=env.rank, world_size=env.world_size, seed=cfg.seed)
+        self.compute = compute.ComputeMeter()  # seconds by kind of work; budgets bound all but evals/checkpoints
+        self.reader = compute.TimedReader(self.dataset.train_reader(
+            self.model.train_seq_len, self.micro_batch, rank=env.rank, world_size=env.world_size, seed=cfg.seed),
+            self.compute)
+        self.budget, self._first_step = compute.budget_seconds(cfg, env.world_size), 0.0
+        self.schedule = fit_schedule(cfg, cfg.steps, gradient=self.gradient)  # re-planned when a budget binds
         self.optimizer = build_optimizer(self.model, cfg, self.device) if self.gradient else None
-        self.scheduler = build_scheduler(self.optimizer, cfg) if self.optimizer else None
+        self.scheduler = build_scheduler(self.optimizer, self.schedule) if self.optimizer else None
         self.autocast = runtime.autocast_for(self.device, cfg.precision)
         self.flops_per_sample = self.model.train_flops_per_sample() if self.gradient else None
         self.peak_flops = flops.device_peak_flops(self.device)  # per device; None on CPU or an unknown GPU
@@ -146,6 +151,10 @@ class Trainer:
                               last_eval=dict(p.get("last_eval", {})))
         if self.guard is not None and state.get("guard"):
             self.guard.load_state_dict(state["guard"])
+        if (p.get("schedule") or {}).get("run_id") == self.config.run_id:  # a fork fits its own schedule
+            self.schedule.load(p["schedule"])
+        if step is None:  # a resume keeps counting; a rollback does not give back the compute it spent
+            self.compute.seconds.update(p.get("compute") or {})
         self._parent_step = meta["step"]
         if found.fell_back:
             self._fell_back(found)
@@ -180,10 +189,11 @@ class Trainer:
         last_ckpt_time = time.monotonic()
         window_loss, window_tokens, window_time = 0.0, 0, 0.0
         try:
-            while self.state.step < self.cfg.steps:
-                t0 = time.perf_counter()
+            while self.state.step < self.schedule.planned_steps:
+                t0, data0 = time.perf_counter(), self.compute.seconds["data"]
                 loss, metrics = self.train_step()
                 dt = time.perf_counter() - t0
+                self.compute.add("step", dt - (self.compute.seconds["data"] - data0))
                 if self.gradient and self.guard is not None and self.guard.check(loss, self):
                     continue  # rolled back: counters and weights restored from the trail
                 self.state.step += 1
@@ -195,12 +205,15 @@ class Trainer:
                 window_tokens += step_tokens
                 window_time += dt
                 step = self.state.step
-                if step % self.cfg.log_every == 0 or step == self.cfg.steps:
+                self._plan_budget(step, dt)
+                last = self.schedule.planned_steps
+                if step % self.cfg.log_every == 0 or step == last:
                     rate = window_tokens / max(window_time, 1e-9)
                     n = self.cfg.log_every if step % self.cfg.log_every == 0 else step % self.cfg.log_every
                     row = {"train/loss": window_loss / n, "perf/tokens_per_s": rate,
                            "perf/tokens_seen": float(self.state.tokens), **metrics,
-                           **self._flops_metrics(rate / self.model.train_seq_len)}
+                           **self._flops_metrics(rate / self.model.train_seq_len),
+                           "compute/seconds": self.compute.budgeted * self.env.world_size}
                     if self.scheduler is not None:
                         row["train/lr"] = self.scheduler.get_last_lr()[0]
                     self.tracker.log_metrics(row, step)
@@ -211,9 +224,9 @@ class Trainer:
                     bar.update(1)
                 if self.cfg.sleep_every and self.state.samples // self.cfg.sleep_every > self.state.sleeps:
                     self.sleep()
-                if self.cfg.eval_every and step % self.cfg.eval_every == 0 and step < self.cfg.steps:
+                if self.cfg.eval_every and step % self.cfg.eval_every == 0 and step < last:
                     self.evaluate(self.cfg.eval_max_bytes)
-                if self.cfg.sample_every and step % self.cfg.sample_every == 0 and step < self.cfg.steps:
+                if self.cfg.sample_every and step % self.cfg.sample_every == 0 and step < last:
                     self.write_samples()
                 for hook in self.hooks:
                     if step % hook.every == 0:
@@ -222,9 +235,8 @@ class Trainer:
                 timed = bool(self.cfg.checkpoint_minutes) and \
                     time.monotonic() - last_ckpt_time > 60 * self.cfg.checkpoint_minutes
                 stopping = runtime.any_rank(stop.requested, self.env)
-                over_budget = bool(self.cfg.budget_minutes) and \
-                    self.state.train_seconds > 60 * self.cfg.budget_minutes
-                if (due or runtime.any_rank(timed, self.env) or stopping) and step < self.cfg.steps:
+                over_budget = bool(self.budget) and self.compute.budgeted > self.budget
+                if (due or runtime.any_rank(timed, self.env) or stopping) and step < last:
                     self.checkpoint()
                     last_ckpt_time = time.monotonic()
                 if stopping:
@@ -234,6 +246,8 @@ class Trainer:
                     reason = "budget"
                     break
                 self._inject_pause(step)
+            if reason == "finished" and self.state.step < self.cfg.steps:  # stopped where the budget plan ends
+                reason = "budget"
         except BaseException:
             if self.env.is_main and self.lease.lost is None:  # a run taken over is the new owner's to mark
                 self.run_dir.mark_failed(self.state.step)
@@ -297,6 +311,10 @@ class Trainer:
 
     # -------------------------------------------------------------- phases
     def sleep(self) -> dict[str, float]:
+        with self.compute.timed("sleep"):
+            return self._sleep()
+
+    def _sleep(self) -> dict[str, float]:
         t0 = time.perf_counter()
         if not self.gradient and self.env.world_size > 1:
             self.model.synchronize()
@@ -312,17 +330,48 @@ class Trainer:
         return metrics
 
     def evaluate(self, max_bytes: int = 0) -> EvalResult:
-        if not self.gradient and self.env.world_size > 1:
-            self.model.synchronize()
-        result = bits_per_byte(self.model, self.dataset.validation_docs(), batch_size=self.cfg.eval_batch_size,
-                               device=self.device, max_bytes=max_bytes, rank=self.env.rank,
-                               world_size=self.env.world_size, autocast=_autocast_or_none(self.autocast))
+        with self.compute.timed("eval"):
+            result = self._score(max_bytes)
         self.state.last_eval = {"bpb": result.bits_per_byte, "bytes": result.n_bytes, "step": self.state.step}
-        self.tracker.log_metrics(result.metrics(), self.state.step)
+        self.tracker.log_metrics({**result.metrics(), "compute/seconds": self.compute.budgeted * self.env.world_size},
+                                 self.state.step)
         log.info("step %d: val bits/byte %.4f over %d bytes", self.state.step, result.bits_per_byte, result.n_bytes)
         return result
 
+    def _score(self, max_bytes: int = 0) -> EvalResult:
+        if not self.gradient and self.env.world_size > 1:
+            self.model.synchronize()
+        return bits_per_byte(self.model, self.dataset.validation_docs(), batch_size=self.cfg.eval_batch_size,
+                             device=self.device, max_bytes=max_bytes, rank=self.env.rank,
+                             world_size=self.env.world_size, autocast=_autocast_or_none(self.autocast))
+
+    def ablations(self) -> dict[str, float]:
+        """Final bits/byte with each ablatable part of the family off (evaluation time, not budgeted)."""
+        with self.compute.timed("ablation"):
+            scores = {part: r.bits_per_byte for part, r in score_ablations(self.model, self._score).items()}
+        if scores:
+            self.tracker.log_metrics(ablation_metrics(scores), self.state.step)
+        return scores
+
+    def _plan_budget(self, step: int, dt: float) -> None:
+        """Budget-bound runs: the steps that fit, from the measured cost so far (the same on every rank)."""
+        if step == 1:
+            self._first_step = dt
+        if not self.budget or step not in compute.REPLAN_AT or step >= self.schedule.planned_steps:
+            return
+        costs = runtime.gather_objects((self.compute.budgeted, self._first_step), self.env)
+        used, first = max(c[0] for c in costs), max(c[1] for c in costs)
+        self.schedule.replan(compute.planned_steps(self.budget, used, first, step, self.cfg.steps), self.cfg)
+        if self.scheduler is not None:  # the next step's LR was set under the old plan
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+                group["lr"] = base * self.schedule.factor(self.scheduler.last_epoch)
+        log.info("step %d: budget plan %d steps (warmup %d)", step, self.schedule.planned_steps, self.schedule.warmup)
+
     def write_samples(self) -> str:
+        with self.compute.timed("samples"):
+            return self._write_samples()
+
+    def _write_samples(self) -> str:
         if not self.env.is_main:
             return ""
         text = generate_samples(self.model, self.tokenizer, self.cfg.sample_tokens,
@@ -332,6 +381,10 @@ class Trainer:
         return text
 
     def checkpoint(self) -> dict[str, Any] | None:
+        with self.compute.timed("checkpoint"):
+            return self._checkpoint()
+
+    def _checkpoint(self) -> dict[str, Any] | None:
         if runtime.any_rank(not self.lease.renewed(), self.env):  # never write on a trail another process took
             self.lease.ensure()  # rank 0: says who took it; the others stop with it instead of waiting
             raise LeaseLost(f"run {self.config.run_id}: rank 0 lost the run's lease; stopping without writing")
@@ -348,7 +401,9 @@ class Trainer:
                 "rng": runtime.rng_state(),
                 "progress": {"step": self.state.step, "samples": self.state.samples, "tokens": self.state.tokens,
                              "sleeps": self.state.sleeps, "train_seconds": self.state.train_seconds,
-                             "rollbacks": self.state.rollbacks, "last_eval": self.state.last_eval},
+                             "rollbacks": self.state.rollbacks, "last_eval": self.state.last_eval,
+                             "compute": self.compute.state_dict(),
+                             "schedule": {**self.schedule.to_dict(), "run_id": self.config.run_id}},
                 "config": self.config.to_dict(),
                 "dataset_id": self.config.dataset_id,
                 "guard": self.guard.state_dict() if self.guard is not None else None,
@@ -365,6 +420,7 @@ class Trainer:
 
     def finish(self, reason: str) -> dict[str, Any]:
         final = self.evaluate(0) if reason != "interrupted" else None
+        ablations = self.ablations() if final is not None and self.cfg.final_ablations else {}
         if reason != "interrupted":
             self.write_samples()
         info = self.checkpoint()
@@ -380,6 +436,8 @@ class Trainer:
             **self._flops_result(),
             "sleeps": self.state.sleeps, "rollbacks": self.state.rollbacks,
             "val_bpb": final.bits_per_byte if final else None, "val_bytes": final.n_bytes if final else None,
+            **self.compute.summary(self.env.world_size), "train_flops": compute.train_flops(self.model, self.state.samples),
+            "schedule": self.schedule.to_dict(), "ablations": ablations,
             "checkpoint": self.store.uri(info["path"]) if info else None, "run_uri": self.run_dir.uri,
         }
         if self.env.is_main:
@@ -388,7 +446,8 @@ class Trainer:
                 self.run_dir.write_result(result)
             self.run_dir.set_status(state, self.state.step)
             self.tracker.log_metrics({"final/val_bpb": result["val_bpb"] or float("nan"),
-                                      "final/tokens_per_s": result["tokens_per_s"]}, self.state.step)
+                                      "final/tokens_per_s": result["tokens_per_s"],
+                                      "final/compute_seconds": result["compute_seconds"]}, self.state.step)
             self.tracker.set_tags({"nightshift.stop_reason": reason,
                                    "nightshift.checkpoint": result["checkpoint"] or ""})
             self.tracker.log_text(_json(result), "result.json")
@@ -450,7 +509,7 @@ class Trainer:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=self.cfg.steps, initial=self.state.step, unit="step", dynamic_ncols=True,
+        return tqdm(total=self.schedule.planned_steps, initial=self.state.step, unit="step", dynamic_ncols=True,
                     desc=f"{self.config.model.family}:{self.config.model.flavor}")
 
     def _inject_loss_fault(self, loss: Tensor) -> Tensor:

@@ -22,7 +22,7 @@ from pipelines.progress import PrepareProgress
 from pipelines.reader import INTENT, MANIFEST
 from pipelines.sizes import format_size
 from pipelines.sources import HUB_SOURCES, Source, open_source
-from pipelines.split import SPLIT_RULES, SPLITS, PlanStats, plan_shards, resolve_rule
+from pipelines.split import DRAW, SPLIT_RULES, SPLITS, PlanStats, plan_shards, resolve_rule
 from pipelines.store import FileSpec, Store, StoreFullError
 from pipelines.tokenizers import TOKENIZER_NAMES, Tokenizer, load_tokenizer, token_dtype
 from pipelines.workers import RayPool, ShardWriter, run_in_process
@@ -44,6 +44,7 @@ class PrepareConfig:
     source: str  # pg19 | fineweb | fineweb-edu | tinystories | local:PATH
     max_bytes: int = 10_000_000  # UTF-8 bytes of training text (the last document is cut to fit)
     valid_bytes: int = 1_000_000  # UTF-8 bytes of validation text, the same for every max_bytes
+    valid_docs: int = 32  # validation spans this many documents (a share of each); 0: whole docs in order
     tokenizer: str = "gpt2"  # gpt2 | r50k_base | cl100k_base | o200k_base | bytes
     text_field: str = "text"
     id_field: str | None = None  # None: `id`, else `url`, else a sha256 of the text
@@ -63,6 +64,8 @@ class PrepareConfig:
             raise DataError(f"unknown tokenizer {self.tokenizer!r}; accepted: {', '.join(TOKENIZER_NAMES)}")
         if self.split_rule not in SPLIT_RULES:
             raise DataError(f"unknown split rule {self.split_rule!r}; accepted: {', '.join(SPLIT_RULES)}")
+        if isinstance(self.valid_docs, bool) or not isinstance(self.valid_docs, int) or self.valid_docs < 0:
+            raise DataError(f"valid_docs must be a whole number >= 0 (0: whole documents), got {self.valid_docs!r}")
         if not 0 < self.valid_permille < 1000:
             raise DataError(f"valid_permille must be in 1..999, got {self.valid_permille!r}")
         if self.source.startswith("local:"):  # the same folder named two ways is one dataset
@@ -80,7 +83,7 @@ class PrepareConfig:
         payload = {"format": FORMAT, "config": self, "tokenizer": identity, "data": data, "split_rule": rule}
         slug = f"{_source_slug(self.source)}-{format_size(self.max_bytes)}-{self.tokenizer}"
         validation = {"data": data, "rule": rule, "valid_bytes": self.valid_bytes, "text_field": self.text_field,
-                      "id_field": self.id_field}
+                      "id_field": self.id_field, "valid_docs": self.valid_docs, "draw": DRAW}
         if rule == "hash":
             validation |= {"valid_permille": self.valid_permille, "split_seed": self.split_seed}
         return PreparePlan(config=self, source=source, tokenizer=tokenizer, rule=rule, identity=identity,
@@ -180,7 +183,7 @@ def _run(plan: PreparePlan, store: Store, ledger: dict[str, dict], *, actors: in
     entries: dict[str, dict] = {}
     tasks = plan_shards(plan.source, rule=plan.rule, max_bytes=cfg.max_bytes, valid_bytes=cfg.valid_bytes,
                         shard_bytes=cfg.shard_bytes, valid_permille=cfg.valid_permille,
-                        split_seed=cfg.split_seed, stats=stats)
+                        split_seed=cfg.split_seed, stats=stats, valid_docs=cfg.valid_docs)
 
     def todo():
         for task in tasks:
@@ -277,6 +280,7 @@ def _manifest(plan: PreparePlan, entries: dict[str, dict], stats: PlanStats) -> 
         splits[split] = {"totals": totals, "shards": shards}
     splits["validation"]["text_sha256"] = stats.validation_text_sha256
     splits["validation"]["validation_id"] = plan.validation_id
+    splits["validation"]["draw"] = stats.validation_draw
     return {
         **plan.intent(),
         "token_dtype": token_dtype(plan.tokenizer.vocab_size).name,

@@ -1,10 +1,19 @@
 """Which document goes where: train/validation split, byte caps and the shard plan.
 
-The validation split depends only on the source, the split rule and
-`valid_bytes`, never on `max_bytes`: validation documents are taken in the
-source's stream order until the cap, whatever the training size. So every
-size of one source is scored on the same bytes, and no document id lands in
-both splits (an id's split is a pure function of the id, or the source's own).
+The validation split depends only on the source, the split rule, `valid_bytes`
+and `valid_docs`, never on `max_bytes`, so every size of one source is scored
+on the same bytes, and no document id lands in both splits (an id's split is a
+pure function of the id, or the source's own).
+
+Validation spans many documents, never one document's prefix (a book's first
+64 KB is one author's voice and a title page): each validation document
+contributes at most a *share* of `valid_bytes`, a contiguous slice from its
+middle starting at a line (shorter documents whole). The share is
+valid_bytes / valid_docs; with the source's own split, when it has fewer
+documents than that, the share grows so the fewer documents still fill
+`valid_bytes` (water-filling over the documents' sizes, found by a first pass
+over the validation split). `valid_docs=0` takes whole documents in stream
+order (the old rule). The manifest records how the split was drawn.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from pipelines.sources import Document, Source
 
 SPLIT_RULES = ("auto", "source", "hash")
 SPLITS = ("train", "validation")
+DRAW = "spread-middle/1"  # how a validation document's slice is chosen (recorded in the manifest)
 
 
 def hash_to_validation(doc_id: str, *, seed: int, permille: int) -> bool:
@@ -56,6 +66,49 @@ class PlanStats:
     invalid_utf8_replacements: int = 0
     source_exhausted: bool = False
     validation_text_sha256: str = ""
+    validation_draw: dict = field(default_factory=dict)
+
+
+def water_fill(sizes: list[int], total: int) -> int:
+    """The smallest cap c with sum(min(s, c)) >= total (every document if they hold less than `total`)."""
+    if sum(sizes) <= total:
+        return max(sizes, default=0)
+    lo, hi = 1, max(sizes)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if sum(min(s, mid) for s in sizes) >= total:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def middle_slice(text: str, share: int) -> str:
+    """At most `share` UTF-8 bytes from the middle of `text`, starting at a line where one is near."""
+    data = text.encode("utf-8")
+    if len(data) <= share:
+        return text
+    start = (len(data) - share) // 2
+    newline = data.find(b"\n", start, start + min(share // 4, 4096))
+    if newline >= 0:
+        start = newline + 1
+    return data[start:start + share].decode("utf-8", errors="ignore")
+
+
+def validation_share(source: Source, rule: str, valid_bytes: int, valid_docs: int) -> int:
+    """Bytes each validation document may contribute (0: whole documents, the old rule)."""
+    if not valid_docs:
+        return 0
+    share = -(-valid_bytes // valid_docs)
+    if rule != "source":  # hash rule: validation documents arrive among the training ones; the plain share
+        return share
+    sizes: list[int] = []
+    for doc in source.documents("validation"):  # a first pass, only as far as the share fills the cap
+        if doc.text.strip():
+            sizes.append(len(doc.text.encode("utf-8")))
+            if sum(min(s, share) for s in sizes) >= valid_bytes:
+                return share
+    return max(share, water_fill(sizes, valid_bytes)) if sizes else share
 
 
 @dataclass(slots=True)
@@ -75,9 +128,10 @@ class _Pending:
 
 
 def plan_shards(source: Source, *, rule: str, max_bytes: int, valid_bytes: int, shard_bytes: int,
-                valid_permille: int, split_seed: int, stats: PlanStats) -> Iterator[ShardTask]:
+                valid_permille: int, split_seed: int, stats: PlanStats, valid_docs: int = 0) -> Iterator[ShardTask]:
     """Stream documents into shard tasks, in a deterministic order (the same on every re-run)."""
     caps = {"train": max_bytes, "validation": valid_bytes}
+    share = validation_share(source, rule, valid_bytes, valid_docs)
     pending = {s: _Pending(s) for s in SPLITS}
     vhash = hashlib.sha256()
 
@@ -86,7 +140,7 @@ def plan_shards(source: Source, *, rule: str, max_bytes: int, valid_bytes: int, 
         room = caps[split] - st.bytes
         if room <= 0:
             return
-        text = doc.text
+        text = middle_slice(doc.text, share) if split == "validation" and share else doc.text
         size = len(text.encode("utf-8"))
         if size > room:  # the last document is cut at a character boundary so sizes are exact
             text = text.encode("utf-8")[:room].decode("utf-8", errors="ignore")
@@ -143,6 +197,8 @@ def plan_shards(source: Source, *, rule: str, max_bytes: int, valid_bytes: int, 
             stats.splits[split].shards += 1
             yield pending[split].take()
     stats.validation_text_sha256 = vhash.hexdigest()
+    stats.validation_draw = {"draw": DRAW if share else "whole-documents", "target_docs": valid_docs,
+                             "share_bytes": share, "docs": stats.splits["validation"].docs, "rule": rule}
     _check_nonempty(source, stats)
 
 

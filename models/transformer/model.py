@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from models.protocol import LanguageModel, Vocab
 from models.transformer.config import Config
+from models.transformer.loss import linear_cross_entropy
 
 
 def _norm(cfg: Config, dim: int) -> nn.Module:
@@ -153,8 +154,9 @@ class Transformer(LanguageModel):
         return float(T * (6 * n_matmul + 12 * cfg.n_layer * T * cfg.d_model))
 
     def forward(self, tokens: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        logits = self.padded_logits(tokens[:, :-1])  # (B, T, V_padded)
-        loss = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
+        h = self.hidden(tokens[:, :-1])  # (B, T, D)
+        # never the whole (B*T, V) logits at once: models/transformer/loss.py
+        loss = linear_cross_entropy(h.flatten(0, 1), self.embed.weight, self.vocab_mask, tokens[:, 1:].flatten())
         return loss, {}
 
     def log_probs(self, tokens: Tensor) -> Tensor:

@@ -2,10 +2,13 @@
 
 Two sizes x one quick flavor of every model family that imports; each cell
 makes one pass over its dataset's training tokens, capped at half a minute of
-training time (the gradient families on a laptop CPU hit the cap, the memory
-families finish their pass in seconds); ends with the table, the report's
-path and the `nightshift ui` command. It is `nightshift sweep` with
-laptop defaults, so re-running it is a no-op and an interrupted demo resumes.
+compute (all work but evaluation: sleep and consolidation count). A gradient
+family that cannot finish its pass in that time plans its length from its
+first steps and fits its LR schedule to it, so it completes a whole schedule.
+Ends with the table (compute, ablations, the xz / zstd / PPMd references on
+the same bytes), the report's path and the `nightshift ui` command. It is
+`nightshift sweep` with laptop defaults, so re-running it is a no-op and an
+interrupted demo resumes.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ DEMO_SETS: dict[str, tuple[str, ...]] = {
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="a small sweep: two sizes x every model family, a report, the UI (minutes)",
                        description="Prepare two sizes of a real dataset (the same validation bytes for both), train "
-                                   "one quick flavor of every model family for the same training time, and write a "
+                                   "one quick flavor of every model family for the same compute, and write a "
                                    "report. Re-running is a no-op; an interrupted demo resumes.")
     add_sweep_args(p, {"source": "pg19", "sizes": "1MB,4MB", "models": "auto", "epochs": 1.0,
                        "budget_minutes": 0.5, "valid_bytes": "64KB", "evals": 3})

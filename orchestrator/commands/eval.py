@@ -1,4 +1,10 @@
-"""`nightshift eval RUN`: bits per byte of a run's checkpoint on its dataset's whole validation split."""
+"""`nightshift eval RUN`: bits per byte of a run's checkpoint on its dataset's whole validation split.
+
+Beside the figure: the reference compressors on the same bytes (cached beside
+the dataset), with `--ablate` the figure with each of the family's mechanisms
+off, and with `--online` the prequential figure of a memory family (it learns
+from the validation text while scoring it, as the compressors do).
+"""
 
 from __future__ import annotations
 
@@ -14,25 +20,61 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
     p.add_argument("--max-bytes", type=int, default=0, help="score only the first N validation bytes (0: all)")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--ablate", nargs="?", const="all", default=None, metavar="PARTS",
+                   help="also score with each ablatable part off (all, or a comma list, e.g. memory,prototypes)")
+    p.add_argument("--online", action="store_true",
+                   help="memory families: also the prequential figure (observe the validation text while scoring)")
+    p.add_argument("--no-references", action="store_true",
+                   help="skip the xz / zstd / PPMd figures (computed once per dataset, then cached)")
     add_store_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.evaluate import bits_per_byte
+    from orchestrator.ablation import parts_of, score_ablations
+    from orchestrator.errors import UserError
+    from orchestrator.evaluate import bits_per_byte, online_bits_per_byte
     from orchestrator.loading import load_run
+    from orchestrator.references import references_for
 
-    loaded = load_run(open_store(args), args.run, step=args.step)
+    store = open_store(args)
+    loaded = load_run(store, args.run, step=args.step)
     print(f"nightshift: eval {args.run}: {loaded.describe()}", file=sys.stderr)
-    res = bits_per_byte(loaded.model, loaded.dataset.validation_docs(), batch_size=args.batch_size,
-                        max_bytes=args.max_bytes)
+    model, dataset = loaded.model, loaded.dataset
+    if args.online and model.trains_by_gradient:
+        raise UserError(f"--online: {model.family} trains by gradient; online scoring observes the validation "
+                        "text, which only memory families (holographic, macro_unit) do")
+    requested = None if args.ablate in (None, "all") else [p.strip() for p in args.ablate.split(",") if p.strip()]
+    parts = parts_of(model, requested) if args.ablate else ()
+
+    def score():  # noqa: ANN202 - EvalResult
+        return bits_per_byte(model, dataset.validation_docs(), batch_size=args.batch_size, max_bytes=args.max_bytes)
+
+    res = score()
     out = {"run_id": args.run, "step": loaded.step, "val_bpb": res.bits_per_byte, "val_bytes": res.n_bytes,
            "val_tokens": res.n_tokens, "val_docs": res.n_docs, "seconds": res.seconds,
            "checkpoint": loaded.checkpoint, "skipped_checkpoints": list(loaded.skipped)}
+    if args.ablate:
+        out["ablations"] = {p: r.bits_per_byte for p, r in score_ablations(model, score, parts).items()}
+    if args.online:  # last: it changes the loaded model's memory
+        out["online_bpb"] = online_bits_per_byte(model, dataset.validation_docs(), max_bytes=args.max_bytes).bits_per_byte
+    refs = None if args.no_references or args.max_bytes else references_for(store, loaded.run.config.dataset_id)
+    if refs is not None:
+        out["references"] = refs["bpb"]
+        out["references_note"] = refs["note"]
     if args.json:
         emit_json(out)
-    else:
-        print(f"{args.run} @ step {loaded.step}: {res.bits_per_byte:.4f} bits/byte over {res.n_bytes:,} bytes "
-              f"({res.n_docs} docs, {res.seconds:.1f} s)")
+        return 0
+    print(f"{args.run} @ step {loaded.step}: {res.bits_per_byte:.4f} bits/byte over {res.n_bytes:,} bytes "
+          f"({res.n_docs} docs, {res.seconds:.1f} s)")
+    for part, bpb in out.get("ablations", {}).items():
+        print(f"  without {part:<12} {bpb:.4f}  ({bpb - res.bits_per_byte:+.4f})")
+    if args.ablate and not parts:
+        print(f"  ({model.family} declares no ablatable parts)")
+    if "online_bpb" in out:
+        print(f"  online (prequential) {out['online_bpb']:.4f}")
+    if refs is not None:
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in refs["bpb"].items())
+        print(f"  references (adaptive, given the last {refs['train_bytes_used']:,} training bytes): {figures}")
     return 0

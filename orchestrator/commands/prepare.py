@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--valid-bytes", default="1MB", help="validation text, the same for every --max-bytes (default 1MB)")
     p.add_argument("--tokenizer", default="gpt2", help="gpt2 | r50k_base | cl100k_base | o200k_base | bytes")
     p.add_argument("--split-rule", default="auto", help="auto | source | hash (default auto)")
+    p.add_argument("--valid-docs", type=int, default=32,
+                   help="validation spans this many documents, a slice of each (0: whole documents in order)")
     p.add_argument("--valid-permille", type=int, default=50, help="hash rule: doc ids per 1000 sent to validation")
     p.add_argument("--shard-bytes", default="4MB", help="target text bytes per shard (default 4MB)")
     p.add_argument("--store", default=None, help="fsspec URL of the store (default: $NIGHTSHIFT_STORE or ./.nightshift)")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         source=args.source, text_field=args.text_field, id_field=args.id_field, config=args.config,
         revision=args.revision, max_bytes=parse_size(args.max_bytes, what="--max-bytes"),
         valid_bytes=parse_size(args.valid_bytes, what="--valid-bytes"), tokenizer=args.tokenizer,
-        split_rule=args.split_rule, valid_permille=args.valid_permille,
+        split_rule=args.split_rule, valid_permille=args.valid_permille, valid_docs=args.valid_docs,
         shard_bytes=parse_size(args.shard_bytes, what="--shard-bytes"),
     )
     store = Store.open(args.store or default_store_url())

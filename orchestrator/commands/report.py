@@ -11,7 +11,7 @@ from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_j
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="write report.html/report.json/PNGs for a sweep (or experiment) and log them to MLflow",
-        description="Val bits/byte vs dataset size, vs training time and tokens, throughput, sleep metrics, a "
+        description="Val bits/byte vs dataset size, vs compute and tokens (reference compressors beside), ablations, throughput, sleep metrics, a "
                     "table of every cell and generated samples. A sweep's report is also attached to its "
                     "MLflow parent run under report/.")
     which = p.add_mutually_exclusive_group(required=True)

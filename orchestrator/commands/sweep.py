@@ -41,11 +41,12 @@ def add_sweep_args(p: argparse.ArgumentParser, defaults: dict[str, Any] | None =
                    help="training sizes, e.g. 1MB,4MB,16MB")
     p.add_argument("--models", default=d.get("models"), required="models" not in d,
                    help="comma-separated FAMILY:FLAVOR list, e.g. transformer:tiny,attractor:a1")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per (size, model): 0..N-1 (default 1)")
+    p.add_argument("--seeds", default="1",
+                   help="seeds per (size, model): N means 0..N-1 (default 1); a comma list names them, e.g. 0,1,2")
     minutes, epochs = d.get("budget_minutes", 0.0), d.get("epochs")  # `nightshift demo`: 1 epoch, capped in time
     p.set_defaults(default_budget_minutes=minutes, default_epochs=epochs)
     shown = ", ".join(filter(None, (f"{epochs:g} epoch" if epochs else "",
-                                   f"{'at most ' if epochs else ''}{minutes:g} training minutes" if minutes else "")))
+                                   f"{'at most ' if epochs else ''}{minutes:g} minutes of compute" if minutes else "")))
     shown = shown or "each recipe's steps"
     bound = p.add_argument_group(f"equal budget per cell (one of; default: {shown})")
     bound.add_argument("--steps", type=int, default=None, help="optimizer steps per cell")
@@ -53,8 +54,8 @@ def add_sweep_args(p: argparse.ArgumentParser, defaults: dict[str, Any] | None =
     bound.add_argument("--epochs", type=float, default=None,
                        help="passes over each size's training tokens (the same data budget per byte of a size)")
     bound.add_argument("--budget-minutes", type=float, default=None,
-                       help="training minutes per cell (evals and sleep not counted); with --steps/--tokens/"
-                            "--epochs a cap on top")
+                       help="minutes of compute per cell: all work but evaluation and checkpoints (sleep and "
+                            "data loading count); with --steps/--tokens/--epochs a cap on top")
     p.add_argument("--evals", type=int, default=d.get("evals", 4),
                    help=f"validation evals per cell for the curves (default {d.get('evals', 4)})")
     p.add_argument("--valid-bytes", default=d.get("valid_bytes", "1MB"),
@@ -74,19 +75,33 @@ def spec_from_args(args: argparse.Namespace, extra_sets: tuple[str, ...] = ()): 
 
     sizes = tuple(parse_size(s.strip(), what="--sizes") for s in args.sizes.split(",") if s.strip())
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    if args.seeds < 1:
-        raise UserError(f"--seeds {args.seeds}: must be >= 1 (the number of seeds per cell)")
+    seeds = parse_seeds(args.seeds)
     tokens = parse_size(args.tokens, what="--tokens") if args.tokens else None
     epochs = args.epochs
     if epochs is None and args.steps is None and tokens is None:
         epochs = args.default_epochs
     budget = args.default_budget_minutes if args.budget_minutes is None else args.budget_minutes
-    spec = SweepConfig(source=args.source, sizes=sizes, models=models, seeds=tuple(range(args.seeds)),
+    spec = SweepConfig(source=args.source, sizes=sizes, models=models, seeds=seeds,
                        steps=args.steps, tokens=tokens, epochs=epochs, budget_minutes=budget, evals=args.evals,
                        valid_bytes=parse_size(args.valid_bytes, what="--valid-bytes"), tokenizer=args.tokenizer,
                        sets=(*extra_sets, *args.set))
     spec.validate()
     return spec
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """`3` -> (0, 1, 2); `0,1,2` or `5,` -> those seeds."""
+    text = str(text).strip()
+    try:
+        if "," not in text:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            return tuple(range(count))
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise UserError(f"--seeds {text!r}: a count N >= 1 (seeds 0..N-1) or a comma list of seeds >= 0, "
+                        "e.g. 3 or 0,1,2") from None
 
 
 def default_report_dir(store, sweep_id: str) -> str | None:  # noqa: ANN001 - Store
@@ -110,13 +125,20 @@ def progress_printer(enabled: bool):  # noqa: ANN201 - callback
     return notify
 
 
-def print_table(cells: list[dict[str, Any]]) -> None:
-    print(f"\n{'size':>6}  {'model':<24} {'seed':>4} {'val bits/byte':>13} {'tokens/s':>11} {'steps':>7}  run")
+def print_table(cells: list[dict[str, Any]], references: dict[str, dict[str, float]] | None = None) -> None:
+    """One row per cell (compute: device-seconds of all work but evaluation), ablations and references beside."""
+    print(f"\n{'size':>6}  {'model':<24} {'seed':>4} {'val bits/byte':>13} {'compute s':>9} {'steps':>7} "
+          f"{'stop':<8} run  [ablations: bits/byte with the part off]")
     for c in sorted(cells, key=lambda c: (c["size_bytes"], c["model"], c["seed"])):
         bpb = f"{c['val_bpb']:.4f}" if c.get("val_bpb") is not None else c.get("state", "?")
-        rate = f"{c['tokens_per_s']:,.0f}" if c.get("tokens_per_s") is not None else "-"
-        print(f"{c['size']:>6}  {c['model']:<24} {c['seed']:>4} {bpb:>13} {rate:>11} {c.get('step') or 0:>7}  "
-              f"{c['run_id']}")
+        secs = f"{c['compute_seconds']:,.1f}" if c.get("compute_seconds") is not None else "-"
+        ablations = ", ".join(f"{p} {v:.4f}" for p, v in (c.get("ablations") or {}).items()) or "-"
+        print(f"{c['size']:>6}  {c['model']:<24} {c['seed']:>4} {bpb:>13} {secs:>9} {c.get('step') or 0:>7} "
+              f"{c.get('stop_reason') or '':<8} {c['run_id']}{'  [' + ablations + ']' if ablations != '-' else ''}")
+    for size, refs in (references or {}).items():
+        if refs:
+            figures = "  ".join(f"{k} {v:.4f}" for k, v in refs.items())
+            print(f"{size:>6}  references (adaptive compressors, same bytes): {figures}")
 
 
 def run_and_print(args: argparse.Namespace, spec: Any, *, backend: str = "local", cpus_per_cell: float = 1.0,
@@ -135,9 +157,9 @@ def run_and_print(args: argparse.Namespace, spec: Any, *, backend: str = "local"
         emit_json({"sweep_id": outcome.sweep_id, "parent_run_id": outcome.parent_run_id, "skipped": outcome.skipped,
                    "trained": outcome.trained, "failed": outcome.failed, "interrupted": outcome.interrupted,
                    "report": os.path.join(outcome.report_dir, "report.html") if outcome.report_dir else None,
-                   "cells": outcome.cells})
+                   "cells": outcome.cells, "references": outcome.references})
         return code
-    print_table(outcome.cells)
+    print_table(outcome.cells, outcome.references)
     store_flag = f" --store {args.store}" if args.store else ""
     resume = " - interrupted: run the same command again to resume" if outcome.interrupted else ""
     print(f"\nsweep {outcome.sweep_id}: {outcome.trained} trained, {outcome.skipped} already finished, "

@@ -21,7 +21,8 @@ from pipelines.store import Store
 log = logging.getLogger(__name__)
 
 RESULT_FIELDS = ("stop_reason", "step", "samples", "tokens", "train_seconds", "tokens_per_s", "parameters",
-                 "memory_bytes", "peak_rss_mb", "sleeps", "rollbacks", "val_bpb", "val_bytes", "checkpoint")
+                 "memory_bytes", "peak_rss_mb", "sleeps", "rollbacks", "val_bpb", "val_bytes", "checkpoint",
+                 "compute_seconds", "compute", "train_flops", "schedule", "ablations")
 
 
 @dataclass(slots=True, kw_only=True)
@@ -36,6 +37,7 @@ class ReportData:
     spec: dict[str, Any] | None = None
     validation: dict[str, Any] = field(default_factory=dict)
     cells: list[dict[str, Any]] = field(default_factory=list)
+    references: dict[int, dict[str, Any]] = field(default_factory=dict)  # size -> references.json of its dataset
 
     @property
     def variants(self) -> list[str]:
@@ -63,7 +65,21 @@ def from_sweep(store: Store, sweep: dict[str, Any]) -> ReportData:
     for entry in sweep["cells"]:
         data.cells.append(cell_data(store, entry["run_path"], size_bytes=entry["size_bytes"],
                                     state=entry.get("state"), error=entry.get("error")))
+    data.references = references_by_size(store, {d["size_bytes"]: d["dataset_id"] for d in datasets})
     return data
+
+
+def references_by_size(store: Store, datasets: dict[int, str]) -> dict[int, dict[str, Any]]:
+    """The reference compressors of each size's dataset (cached beside it; computed once when missing)."""
+    from orchestrator.references import references_for
+
+    out = {}
+    for size, dataset_id in sorted(datasets.items()):
+        try:
+            out[size] = references_for(store, dataset_id)
+        except Exception as exc:  # noqa: BLE001 - a report without references beats no report
+            log.warning("no reference figures for %s: %s", dataset_id, exc)
+    return out
 
 
 def from_runs(store: Store, title: str, runs: list[dict[str, Any]]) -> ReportData:
@@ -87,6 +103,7 @@ def from_runs(store: Store, title: str, runs: list[dict[str, Any]]) -> ReportDat
     if not data.cells:
         raise UserError(f"{title}: no tracked run of it has its folder in store {store.url}")
     data.bound = infer_bound(data.cells)
+    data.references = references_by_size(store, {c["size_bytes"]: c["dataset_id"] for c in data.cells})
     return data
 
 
@@ -167,8 +184,13 @@ def _interpolate(xs: list[int], ys: list[float], x: int) -> float:
 
 
 def bpb_curve(records: list[dict[str, Any]], result: dict[str, Any] | None) -> list[dict[str, float]]:
-    """[{step, tokens, seconds, bpb}] for every validation eval of a run (the final one from result.json)."""
+    """[{step, tokens, seconds, compute, bpb}] for every validation eval (the final one from result.json).
+
+    compute: device-seconds of all work but evaluation up to that eval (logged with it), NaN for runs
+    recorded before compute accounting.
+    """
     steps, seconds, per_step = _elapsed(records)
+    spent = {p["step"]: p["value"] for p in metric_series(records, "compute/seconds")}
     if result and result.get("step"):
         per_step = result["tokens"] / result["step"]
     curve = []
@@ -178,7 +200,9 @@ def bpb_curve(records: list[dict[str, Any]], result: dict[str, Any] | None) -> l
             secs, tokens = float(result["train_seconds"]), float(result["tokens"])
         else:
             secs, tokens = _interpolate(steps, seconds, step), step * per_step
-        curve.append({"step": step, "tokens": tokens, "seconds": secs, "bpb": point["value"]})
+        used = result.get("compute_seconds") if result and step == result.get("step") else None
+        compute = float(used if used is not None else spent.get(step, float("nan")))
+        curve.append({"step": step, "tokens": tokens, "seconds": secs, "compute": compute, "bpb": point["value"]})
     return curve
 
 
@@ -206,7 +230,7 @@ def infer_bound(cells: list[dict[str, Any]]) -> dict[str, Any]:
         return {"kind": "mixed", "value": None,
                 "text": "runs with different wall-clock budgets: not an equal-budget comparison"}
     cap = minutes.pop()
-    per_minute = f"{cap:g} minute{'s' if cap != 1 else ''} of training time"
+    per_minute = f"{cap:g} minute{'s' if cap != 1 else ''} of compute (all work but evaluation)"
     if cap and steps == [MINUTES_STEP_CAP]:
         return {"kind": "minutes", "value": cap, "text": f"{per_minute} per run"}
     if len(steps) == 1:
@@ -215,3 +239,34 @@ def infer_bound(cells: list[dict[str, Any]]) -> dict[str, Any]:
     text = f"runs of {len(steps)} different step counts ({', '.join(f'{s:,}' for s in steps)})"
     text += f", each at most {per_minute}" if cap else ": not an equal-budget comparison"
     return {"kind": "mixed", "value": None, "text": text}
+
+
+def seed_summary(cells: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """{variant: {size: {mean, std, min, max, n, seeds, within_spread_of_best}}} over the finished seeds.
+
+    std is the sample standard deviation (None for one seed: the spread is then unknown).
+    within_spread_of_best: this variant's mean is within the summed spreads of the best
+    (lowest-mean) variant at that size, i.e. the difference is not established by these seeds.
+    """
+    import statistics
+
+    groups: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    for c in cells:
+        if c.get("val_bpb") is not None:
+            groups.setdefault(c["variant"], {}).setdefault(c["size_bytes"], []).append(c)
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for variant, sizes in groups.items():
+        for size, members in sizes.items():
+            values = [m["val_bpb"] for m in members]
+            out.setdefault(variant, {})[size] = {
+                "mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
+                "min": min(values), "max": max(values), "n": len(values), "seeds": sorted(m["seed"] for m in members)}
+    for size in {s for v in out.values() for s in v}:
+        present = [(v, out[v][size]) for v in out if size in out[v]]
+        best_variant, best = min(present, key=lambda p: p[1]["mean"])
+        for variant, row in present:
+            if variant == best_variant or row["std"] is None or best["std"] is None:
+                row["within_spread_of_best"] = None if variant != best_variant else False
+            else:
+                row["within_spread_of_best"] = row["mean"] - best["mean"] <= row["std"] + best["std"]
+    return out

@@ -11,11 +11,12 @@ from orchestrator.report.collect import ReportData
 from pipelines.sizes import format_size
 
 CAPTIONS = {
-    "bpb_vs_size.png": "Final validation bits per byte against training-set size (log x), one line per variant. "
-                       "Every point is scored on the same validation bytes.",
-    "bpb_vs_time.png": "Validation bits per byte over training time per cell (training steps only: evals, "
-                       "sleep and checkpoints excluded).",
-    "bpb_vs_tokens.png": "Validation bits per byte over tokens seen per cell.",
+    "bpb_vs_size.png": "Final validation bits per byte against training-set size (log x), one line per variant; "
+                       "grey dashed: the adaptive reference compressors on the same bytes.",
+    "bpb_vs_compute.png": "Validation bits per byte over compute per cell: device-seconds of all work but "
+                          "evaluation and checkpoints (train steps, data loading, sleep / consolidation); grey "
+                          "levels: the reference compressors at each size.",
+    "bpb_vs_tokens.png": "Validation bits per byte over tokens seen per cell; grey levels: reference compressors.",
     "throughput.png": "Training throughput (tokens per second) per variant and dataset size.",
     "sleep.png": "Sleep / consolidation metrics logged by the families that sleep, over training steps.",
 }
@@ -33,7 +34,7 @@ figure img { width: 100%; height: auto; } figure.wide { grid-column: 1 / -1; } f
 table { border-collapse: collapse; font-size: 12.5px; width: 100%; }
 th, td { border-bottom: 1px solid #e4e6ee; padding: 4px 7px; text-align: right; white-space: nowrap; }
 th { background: #f3f4f8; position: sticky; top: 0; } td.l, th.l { text-align: left; }
-tr.best td { font-weight: 600; background: #f2fbf2; } .scroll { overflow-x: auto; }
+tr.best td { font-weight: 600; background: #f2fbf2; } tr.ref td { color: #556; font-style: italic; } .scroll { overflow-x: auto; }
 td.id { font-family: monospace; font-size: 11px; color: #445; white-space: normal; word-break: break-all; }
 .bad { color: #b3261e; } details { margin: 6px 0; } summary { cursor: pointer; font-weight: 600; }
 pre { background: #f7f7fa; padding: 8px; white-space: pre-wrap; font-size: 12px; border-radius: 4px; }
@@ -67,29 +68,94 @@ def _best_runs(data: ReportData) -> set[str]:
     return {c["run_id"] for c in best.values()}
 
 
+def _stop(c: dict[str, Any]) -> str:
+    """Which bound stopped a cell: its planned steps, or the compute budget (planned from measured steps)."""
+    reason = c.get("stop_reason") or c["state"]
+    if c.get("error"):
+        return f"<span class='bad' title='{_e(c['error'])}'>failed</span>"
+    if reason == "budget":
+        planned = (c.get("schedule") or {}).get("planned_steps")
+        done = "schedule completed" if planned and (c.get("step") or 0) >= planned else "cut short"
+        return f"budget{' ' + format(c['budget_minutes'], 'g') + ' min' if c.get('budget_minutes') else ''}: {done}"
+    return _e(reason)
+
+
+def _schedule(c: dict[str, Any]) -> str:
+    sched = c.get("schedule") or {}
+    if not sched:
+        return "-"
+    if sched.get("kind") == "none":
+        return f"{sched['planned_steps']:,} planned"
+    return f"warmup {sched['warmup']}, {sched['kind']} to {sched['planned_steps']:,}" + \
+        (" (budget)" if sched.get("planned_by") == "budget" else "")
+
+
 def cells_table(data: ReportData) -> str:
-    head = ("variant", "size", "seed", "val bits/byte", "tokens/s", "steps", "tokens", "train s", "wall s",
-            "params", "memory", "stop", "run id", "dataset id")  # memory: non-parametric (episodes, counts, units)
+    head = ("variant", "size", "seed", "val bits/byte", "ablations (part off)", "compute s", "train s", "wall s",
+            "tokens/s", "steps", "schedule", "tokens", "params", "memory", "stop", "run id", "dataset id")
     best = _best_runs(data)
     rows = []
     for c in sorted(data.cells, key=lambda c: (c["size_bytes"], c["variant"], c["seed"])):
         bpb = f"{c['val_bpb']:.4f}" if c.get("val_bpb") is not None else f"<span class='bad'>{_e(c['state'])}</span>"
-        stop = _e(c.get("stop_reason") or c["state"])
-        if c.get("error"):
-            stop = f"<span class='bad' title='{_e(c['error'])}'>failed</span>"
-        secs = f"{c['train_seconds']:.1f}" if c.get("train_seconds") is not None else "-"
+        ablations = "<br>".join(f"{_e(p)} {v:.4f}" for p, v in (c.get("ablations") or {}).items()) or "-"
+        num = {k: (f"{c[k]:.1f}" if c.get(k) is not None else "-") for k in ("compute_seconds", "train_seconds")}
         wall = f"{c['wall_seconds']:.0f}" if c.get("wall_seconds") is not None else "-"
         cells = (f"<td class='l'>{_e(c['variant'])}</td>", f"<td>{_e(c['size'])}</td>", f"<td>{c['seed']}</td>",
-                 f"<td>{bpb}</td>", f"<td>{fmt_count(c.get('tokens_per_s'))}</td>", f"<td>{c.get('step') or 0:,}</td>",
-                 f"<td>{fmt_count(c.get('tokens'))}</td>", f"<td>{secs}</td>", f"<td>{wall}</td>",
-                 f"<td>{fmt_count(c.get('parameters'))}</td>", f"<td>{fmt_bytes(c.get('memory_bytes'))}</td>",
-                 f"<td class='l'>{stop}</td>", f"<td class='id l'>{_e(c['run_id'])}</td>",
-                 f"<td class='id l'>{_e(c['dataset_id'])}</td>")
+                 f"<td>{bpb}</td>", f"<td>{ablations}</td>", f"<td>{num['compute_seconds']}</td>",
+                 f"<td>{num['train_seconds']}</td>", f"<td>{wall}</td>", f"<td>{fmt_count(c.get('tokens_per_s'))}</td>",
+                 f"<td>{c.get('step') or 0:,}</td>", f"<td class='l'>{_schedule(c)}</td>",
+                 f"<td>{fmt_count(c.get('tokens'))}</td>", f"<td>{fmt_count(c.get('parameters'))}</td>",
+                 f"<td>{fmt_bytes(c.get('memory_bytes'))}</td>", f"<td class='l'>{_stop(c)}</td>",
+                 f"<td class='id l'>{_e(c['run_id'])}</td>", f"<td class='id l'>{_e(c['dataset_id'])}</td>")
         rows.append(f"<tr{' class=best' if c['run_id'] in best else ''}>{''.join(cells)}</tr>")
-    header = "".join(f"<th class='l'>{h}</th>" if h in ("variant", "stop", "run id", "dataset id") else f"<th>{h}</th>"
-                     for h in head)
+    left = ("variant", "schedule", "stop", "run id", "dataset id")
+    header = "".join(f"<th class='l'>{h}</th>" if h in left else f"<th>{h}</th>" for h in head)
     return (f"<div class='scroll'><table id='cells'><thead><tr>{header}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def comparison_table(data: ReportData) -> str:
+    """Variants x sizes (mean over seeds, with the spread) and the reference compressors beneath."""
+    from orchestrator.report.collect import seed_summary
+
+    summary, sizes = seed_summary(data.cells), data.sizes
+    rows = []
+    for variant in data.variants:
+        tds = []
+        for size in sizes:
+            row = summary.get(variant, {}).get(size)
+            if row is None:
+                tds.append("<td>-</td>")
+                continue
+            spread = f" &plusmn; {row['std']:.3f}" if row["std"] is not None else ""
+            mark = " &asymp;" if row.get("within_spread_of_best") else ""
+            tds.append(f"<td>{row['mean']:.4f}{spread}{mark} <span class='meta'>(n={row['n']})</span></td>")
+        rows.append(f"<tr><td class='l'>{_e(variant)}</td>{''.join(tds)}</tr>")
+    for name in ("xz", "zstd", "ppmd"):
+        values = [data.references.get(s, {}).get("bpb", {}).get(name) for s in sizes]
+        if any(v is not None for v in values):
+            tds = "".join(f"<td>{v:.4f}</td>" if v is not None else "<td>-</td>" for v in values)
+            rows.append(f"<tr class='ref'><td class='l'>{name} (adaptive reference)</td>{tds}</tr>")
+    header = "<th class='l'>variant</th>" + "".join(f"<th>{_e(format_size(s))}</th>" for s in sizes)
+    return (f"<div class='scroll'><table id='comparison'><thead><tr>{header}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def ablations_table(data: ReportData) -> str:
+    """Per variant and part: bits/byte with the part off, and the change against the full model."""
+    rows = []
+    for c in sorted(data.finished(), key=lambda c: (c["variant"], c["size_bytes"], c["seed"])):
+        for part, bpb in (c.get("ablations") or {}).items():
+            delta = bpb - c["val_bpb"]
+            flag = " <span class='bad'>(no effect)</span>" if abs(delta) < 1e-4 else ""
+            rows.append(f"<tr><td class='l'>{_e(c['variant'])}</td><td>{_e(c['size'])}</td><td>{c['seed']}</td>"
+                        f"<td class='l'>{_e(part)}</td><td>{c['val_bpb']:.4f}</td><td>{bpb:.4f}</td>"
+                        f"<td>{delta:+.4f}{flag}</td></tr>")
+    if not rows:
+        return "<p class='meta'>No family in this report declares ablatable parts (or none was scored).</p>"
+    header = "".join(f"<th class='l'>{h}</th>" if h in ("variant", "part") else f"<th>{h}</th>"
+                     for h in ("variant", "size", "seed", "part", "full", "part off", "change"))
+    return f"<div class='scroll'><table id='ablations'><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
 
 
 def samples_section(data: ReportData) -> str:
@@ -101,6 +167,13 @@ def samples_section(data: ReportData) -> str:
         parts.append(f"<details class='sample'{opened}><summary>{_e(c['variant'])} @ {_e(c['size'])} seed {c['seed']} "
                      f"(step {c.get('samples_step')})</summary><pre>{_e(c['samples'])}</pre></details>")
     return "".join(parts) or "<p>No samples were written.</p>"
+
+
+def _ref_text(data: ReportData) -> str:
+    used = sorted({r.get("train_bytes_used") for r in data.references.values() if r})
+    if not used:
+        return " (not available)"
+    return f" (the last {', '.join(fmt_bytes(u) for u in used)} of it: xz -9e, zstd -19 --long, PPMd order 8)"
 
 
 def render(data: ReportData, plots: dict[str, bytes]) -> str:
@@ -137,12 +210,24 @@ def render(data: ReportData, plots: dict[str, bytes]) -> str:
 <div class="bound"><b>Budget:</b> {_e(data.bound.get('text', 'unknown'))}. {valid_text}
 Bits per byte = total negative log-likelihood of the validation text in bits / its UTF-8 bytes.</div>
 {warn}
+<h2>Comparison</h2>
+<p class="meta">Mean validation bits/byte over seeds &plusmn; their standard deviation (n seeds); &asymp;: within the
+summed spreads of the best variant at that size (the difference is not established). Reference rows: the conditional
+code length of the same validation bytes given the training text{_ref_text(data)}; the compressors are adaptive
+(they also learn from the validation text while coding it), the models are scored frozen.</p>
+{comparison_table(data)}
+<h2>Ablations</h2>
+<p class="meta">The same trained state scored with one of the family's mechanisms switched off
+(models/protocol.py <code>ablatable</code>): what that mechanism adds.</p>
+{ablations_table(data)}
 <h2>Figures</h2>
 <div class="figs">{figures}</div>
 <h2>Every cell</h2>
-<p class="meta">Bold rows: the lowest bits/byte per dataset size (and seed). Params: trainable parameters;
-memory: non-parametric memory (episodes, prototypes, counts, units); train s: training steps only (the budget);
-wall s: the whole cell, with evals, sleep and checkpoints.</p>
+<p class="meta">Bold rows: the lowest bits/byte per dataset size (and seed). Compute s: device-seconds of all work
+but evaluation and checkpoints (train steps, data loading, sleep / consolidation; what budgets bound); train s: the
+train steps alone; wall s: the whole cell, evaluations and checkpoints included. Schedule: the LR schedule fitted to
+the planned steps ("budget": planned from the measured cost of the first steps). Params: trainable parameters;
+memory: non-parametric memory (episodes, prototypes, counts, units).</p>
 {cells_table(data)}
 <h2>Samples</h2>
 <p class="meta">Generated from the same fixed prompts for every cell, at the end of training.</p>

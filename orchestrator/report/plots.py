@@ -48,6 +48,29 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+REF_STYLES = {"xz": (0.55, "x"), "zstd": (0.7, "+"), "ppmd": (0.35, "*")}  # grey level, marker
+
+
+def _reference_lines(ax: Any, data: ReportData, sizes_on_x: bool) -> None:
+    """The adaptive compressors: one grey line over sizes, or (curves) a level per size and compressor."""
+    if not data.references:
+        return
+    sizes = sorted(data.references)
+    for name, (grey, marker) in REF_STYLES.items():
+        values = [data.references[s]["bpb"].get(name) for s in sizes]
+        if any(v is None for v in values):
+            continue
+        color = (grey, grey, grey)
+        if sizes_on_x:
+            ax.plot(sizes, values, color=color, linestyle="--", marker=marker, linewidth=1,
+                    label=f"{name} (adaptive)")
+            continue
+        for k, (size, value) in enumerate(zip(sizes, values)):
+            ax.axhline(value, color=color, linestyle=STYLES[k % len(STYLES)], linewidth=0.8)
+            ax.annotate(f"{name} {format_size(size)}", (1.0, value), xycoords=("axes fraction", "data"),
+                        fontsize=6, color=color, ha="left", va="center")
+
+
 def bpb_vs_size(data: ReportData) -> bytes:
     """Final val bits/byte against training bytes (log x), one line per variant, seeds as dots."""
     plt = _plt()
@@ -65,6 +88,7 @@ def bpb_vs_size(data: ReportData) -> bytes:
         for s in sizes:
             if len(by_size[s]) > 1:
                 ax.scatter([s] * len(by_size[s]), by_size[s], color=colors[variant], alpha=0.35, s=14)
+    _reference_lines(ax, data, sizes_on_x=True)
     ax.set_xscale("log")
     ax.set_xticks(data.sizes, [format_size(s) for s in data.sizes])
     ax.minorticks_off()
@@ -77,7 +101,8 @@ def bpb_vs_size(data: ReportData) -> bytes:
 
 
 def bpb_curves(data: ReportData, x: str) -> bytes:
-    """val bits/byte over training, per cell; x is "seconds" (training time) or "tokens" (tokens seen)."""
+    """val bits/byte over training, per cell; x is "compute" (device-seconds of all work but evaluation)
+    or "tokens" (tokens seen); grey levels: the reference compressors at each size."""
     plt = _plt()
     colors = _colors(data.variants)
     sizes = data.sizes
@@ -91,11 +116,12 @@ def bpb_curves(data: ReportData, x: str) -> bytes:
         ax.plot([p[x] for p in points], [p["bpb"] for p in points], color=colors[c["variant"]],
                 linestyle=STYLES[k % len(STYLES)], marker=MARKERS[k % len(MARKERS)], markersize=4,
                 label=f"{c['variant']} @ {c['size']}{seed}")
+    _reference_lines(ax, data, sizes_on_x=False)
     ax.set_xscale("log")
-    ax.set_xlabel("training time (s, log scale; evals and sleep excluded)" if x == "seconds"
-                  else "tokens seen (log scale)")
+    ax.set_xlabel("compute (device-seconds of all work but evaluation and checkpoints, log scale)"
+                  if x == "compute" else "tokens seen (log scale)")
     ax.set_ylabel("validation bits / byte")
-    ax.set_title("Validation bits per byte vs " + ("wall-clock training time" if x == "seconds" else "tokens seen"))
+    ax.set_title("Validation bits per byte vs " + ("compute" if x == "compute" else "tokens seen"))
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
     return _png(fig)
@@ -173,7 +199,7 @@ def _sleep_order(key: str) -> tuple[int, str]:
 def all_plots(data: ReportData) -> dict[str, bytes]:
     """{file name: PNG bytes}, in the order the HTML shows them."""
     plots = {"bpb_vs_size.png": bpb_vs_size(data),
-             "bpb_vs_time.png": bpb_curves(data, "seconds"),
+             "bpb_vs_compute.png": bpb_curves(data, "compute"),
              "bpb_vs_tokens.png": bpb_curves(data, "tokens"),
              "throughput.png": throughput(data)}
     sleep = sleep_metrics(data)

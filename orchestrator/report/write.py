@@ -110,14 +110,23 @@ def _attach_mlflow_ids(store: Store, data: ReportData, given: str | None) -> Non
 
 
 def report_json(data: ReportData, plots: list[str]) -> dict[str, Any]:
+    from orchestrator.report.collect import seed_summary
+
     table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for c in data.finished():
         table[c["variant"]][format_size(c["size_bytes"])].append(c["val_bpb"])
     summary = {v: {s: sum(b) / len(b) for s, b in sizes.items()} for v, sizes in table.items()}
+    seeds = {v: {format_size(s): row for s, row in sizes.items()} for v, sizes in seed_summary(data.cells).items()}
+    refs = data.references
     return {"format": FORMAT, "title": data.title, "sweep_id": data.sweep_id, "parent_run_id": data.parent_run_id,
             "experiment": data.experiment, "source": data.source, "bound": data.bound, "spec": data.spec,
             "validation": data.validation, "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "plots": plots, "mean_val_bpb": summary, "cells": data.cells}
+            "plots": plots, "mean_val_bpb": summary, "seeds": seeds,
+            "references": {format_size(s): r["bpb"] for s, r in refs.items()},
+            "references_info": {format_size(s): {k: r.get(k) for k in ("train_bytes_used", "validation_bytes",
+                                                                         "settings", "note", "seconds")}
+                                for s, r in refs.items()},
+            "cells": data.cells}
 
 
 def write(data: ReportData, out_dir: str) -> ReportFiles:

@@ -25,10 +25,11 @@ def test_every_result_changing_field_changes_the_run_id() -> None:
 
 def test_operational_fields_do_not_change_the_run_id() -> None:
     assert OPERATIONAL_FIELDS == {"device", "compile", "log_every", "checkpoint_every", "checkpoint_minutes",
-                                  "eval_batch_size"}
+                                  "eval_batch_size", "final_ablations"}
     base = run_id()
     assert run_id(device="cpu", log_every=3, checkpoint_every=2, checkpoint_minutes=1, eval_batch_size=2,
-                  compile="true") == base
+                  compile="true", final_ablations="false") == base
+    assert run_id(fit_schedule="false") != base and run_id(budget_device_seconds="60") != base
 
 
 def test_ids_are_readable_and_long_enough() -> None:

@@ -159,8 +159,11 @@ def test_eval_and_sample_commands_read_a_finished_run(store_dir: Path, pg19_byte
     store = Store.open(str(store_dir))
     config = build_run_config(pg19_bytes, "transformer:debug", FAST, steps=10)
     result = Trainer(config, store, progress_bar=False).run()
-    ev = json.loads(nightshift("eval", config.run_id, "--store", str(store_dir), "--json").stdout)
+    ev = json.loads(nightshift("eval", config.run_id, "--store", str(store_dir), "--ablate", "--json").stdout)
     assert ev["val_bpb"] == pytest.approx(result["val_bpb"], rel=1e-6)
+    assert ev["ablations"] == {}  # the transformer declares no ablatable part
+    assert set(ev["references"]) == {"xz", "zstd", "ppmd"} and "adaptive" in ev["references_note"]
+    assert store.exists("datasets", pg19_bytes, "references.json")  # cached beside the dataset
     sample = json.loads(nightshift("sample", config.run_id, "--prompt", "The ship", "--tokens", "12",
                                    "--store", str(store_dir), "--json").stdout)
     assert sample["text"] and sample["prompt"] == "The ship"

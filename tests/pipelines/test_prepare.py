@@ -60,7 +60,7 @@ def test_dataset_id_changes_with_every_config_field_and_the_tokenizer(pg19_dir):
     base = PrepareConfig(source=f"local:{pg19_dir}", max_bytes=1_000_000)
     changed = {"source": "local:/work/shared/data/fineweb", "max_bytes": 2_000_000, "valid_bytes": 500_000,
                "tokenizer": "r50k_base", "text_field": "body", "id_field": "url", "config": "x",
-               "revision": "main", "split_rule": "hash", "valid_permille": 10, "split_seed": 1,
+               "revision": "main", "split_rule": "hash", "valid_permille": 10, "split_seed": 1, "valid_docs": 8,
                "shard_bytes": 1_000_000}
     assert set(changed) == {f.name for f in dataclasses.fields(PrepareConfig)}, "new field: pin it here"
     base_id = dataset_id(base)

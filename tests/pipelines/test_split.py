@@ -97,3 +97,39 @@ def test_corpus_without_validation_docs_is_refused_and_cleaned_up(tmp_path):
     with pytest.raises(DataError, match=r"no validation documents"):
         prepare(PrepareConfig(source=f"local:{path}"), store, actors=0, progress=False)
     assert store.listdir("datasets") == []
+
+
+def test_validation_spans_every_document_of_a_small_split_in_equal_shares(pg19_dir, pg19_texts):
+    """pg19's sample has 3 validation books: 100 KB is a ~33 KB middle slice of each, never one book's prefix."""
+    tasks, stats = _plan(open_source(f"local:{pg19_dir}"), rule="source", max_bytes=200_000, valid_bytes=100_000,
+                         valid_docs=32)
+    valid = _docs(tasks, "validation")
+    assert len(valid) == 3 == stats.validation_draw["docs"]
+    assert sum(len(t.encode()) for _, t in valid) == 100_000
+    for (_, text), book in zip(valid, pg19_texts["validation"], strict=True):
+        assert text in book and not book.startswith(text[:2000])  # a slice from inside the book
+        assert 30_000 <= len(text.encode()) <= stats.validation_draw["share_bytes"]
+    assert stats.validation_draw["draw"].startswith("spread")
+
+
+def test_hash_rule_validation_spans_many_documents_each_capped_at_its_share(fineweb):
+    tasks, stats = _plan(fineweb, max_bytes=300_000, valid_bytes=150_000, valid_docs=32)
+    valid = _docs(tasks, "validation")
+    share = stats.validation_draw["share_bytes"]
+    assert share == -(-150_000 // 32) and len(valid) >= 32
+    assert all(len(t.encode()) <= share for _, t in valid)
+    same, _ = _plan(fineweb, max_bytes=900_000, valid_bytes=150_000, valid_docs=32)
+    assert _docs(same, "validation") == valid  # the same bytes for every training size
+
+
+def test_the_manifest_records_the_draw_and_the_rule_changes_the_ids(pg19_dir, tmp_path):
+    store = Store.open(str(tmp_path))
+    spread = prepare(PrepareConfig(source=f"local:{pg19_dir}", max_bytes=100_000, valid_bytes=30_000),
+                     store, actors=0, progress=False)
+    old = prepare(PrepareConfig(source=f"local:{pg19_dir}", max_bytes=100_000, valid_bytes=30_000, valid_docs=0),
+                  store, actors=0, progress=False)
+    draw = spread.data["splits"]["validation"]["draw"]
+    assert draw["docs"] == 3 and draw["target_docs"] == 32 and draw["share_bytes"] == 10_000
+    assert old.data["splits"]["validation"]["draw"]["docs"] == 1  # the old rule: one book's prefix
+    assert spread.dataset_id != old.dataset_id
+    assert spread.data["splits"]["validation"]["validation_id"] != old.data["splits"]["validation"]["validation_id"]

@@ -76,6 +76,9 @@ def test_report_html_renders_in_headless_chromium(recorded_sweep: Recorded, tmp_
     images = re.findall(r"<img [^>]*src=\"data:image/png;base64,", dom)
     report = json.loads((recorded_sweep.report_dir / "report.json").read_text())
     assert len(images) == len(report["plots"]) >= 4
-    assert dom.count("<tr") == 1 + len(report["cells"])  # header + one row per cell
+    cells_table = re.search(r"<table id=\"cells\".*?</table>", dom, re.S).group(0)
+    assert cells_table.count("<tr") == 1 + len(report["cells"])  # header + one row per cell
+    comparison = re.search(r"<table id=\"comparison\".*?</table>", dom, re.S).group(0)
+    assert all(f"{name} (adaptive reference)" in comparison for name in ("xz", "zstd", "ppmd"))
     for cell in report["cells"]:
         assert cell["run_id"] in dom and f"{cell['val_bpb']:.4f}" in dom

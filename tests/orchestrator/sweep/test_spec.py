@@ -46,12 +46,12 @@ def test_bad_specs_are_one_line_user_errors(fields: dict, message: str) -> None:
 def test_bound_is_stated_for_the_report() -> None:
     assert tiny_spec("local:/x").bound["text"] == "6 steps per cell"
     minutes = tiny_spec("local:/x", steps=None, budget_minutes=2.5).bound
-    assert minutes["kind"] == "minutes" and "2.5 minutes" in minutes["text"] and "not counted" in minutes["text"]
+    assert minutes["kind"] == "minutes" and "2.5 minutes" in minutes["text"] and "sleep" in minutes["text"]
     assert tiny_spec("local:/x", steps=None, tokens=10_000).bound["kind"] == "tokens"
     capped = tiny_spec("local:/x", steps=None, epochs=1.0, budget_minutes=3).bound
     assert capped["kind"] == "epochs" and capped["cap_minutes"] == 3
-    assert capped["text"] == "1 epoch of each size's training tokens per cell; at most 3 minutes of training time " \
-                             "(cells stopped by it read 'budget')"
+    assert capped["text"] == "1 epoch of each size's training tokens per cell; at most 3 minutes of compute (all " \
+                             "work but evaluation and checkpoints; cells stopped by it read 'budget')"
 
 
 def test_planned_cells_share_one_validation_split_and_honour_each_bound(tmp_path: Path, pg19_dir: Path) -> None:
@@ -97,3 +97,33 @@ def test_cli_refuses_an_unknown_model_before_preparing_anything(tmp_path: Path, 
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("nightshift: error: unknown model family 'nosuch'")
     assert not (store / "datasets").exists()
+
+
+def test_seeds_are_aggregated_with_their_spread_and_overlaps_are_marked() -> None:
+    from orchestrator.report.collect import seed_summary
+
+    def cell(variant: str, seed: int, bpb: float) -> dict:
+        return {"variant": variant, "size_bytes": 1_000_000, "seed": seed, "val_bpb": bpb}
+
+    cells = [cell("a", 0, 2.00), cell("a", 1, 2.02), cell("a", 2, 2.04),  # mean 2.02, sd 0.02
+             cell("b", 0, 2.03), cell("b", 1, 2.05), cell("b", 2, 2.07),  # mean 2.05: inside the spread of a
+             cell("c", 0, 2.50), cell("c", 1, 2.51), cell("c", 2, 2.52),  # clearly worse
+             {**cell("d", 0, 2.0), "val_bpb": None}]  # unfinished: left out
+    summary = seed_summary(cells)
+    a, b, c = (summary[v][1_000_000] for v in "abc")
+    assert a["mean"] == pytest.approx(2.02) and a["std"] == pytest.approx(0.02) and a["n"] == 3
+    assert a["seeds"] == [0, 1, 2] and (a["min"], a["max"]) == (2.00, 2.04)
+    assert a["within_spread_of_best"] is False  # the best itself
+    assert b["within_spread_of_best"] is True and c["within_spread_of_best"] is False
+    assert "d" not in summary
+    single = seed_summary([cell("a", 0, 2.0), cell("b", 0, 2.1)])
+    assert single["a"][1_000_000]["std"] is None and single["b"][1_000_000]["within_spread_of_best"] is None
+
+
+@pytest.mark.parametrize(("text", "seeds"), [("1", (0,)), ("3", (0, 1, 2)), ("0,1,2", (0, 1, 2)), ("5,", (5,))])
+def test_seeds_flag_takes_a_count_or_a_list(text: str, seeds: tuple[int, ...]) -> None:
+    from orchestrator.commands.sweep import parse_seeds
+
+    assert parse_seeds(text) == seeds
+    with pytest.raises(UserError, match="--seeds"):
+        parse_seeds("0")

@@ -108,9 +108,19 @@ def test_report_numbers_equal_each_runs_result(recorded_sweep: Recorded) -> None
         assert curve[-1]["bpb"] == result["val_bpb"]
         assert curve[0]["tokens"] == 3 * result["tokens"] / result["step"]
         assert 0 < curve[0]["seconds"] < curve[-1]["seconds"]
+        assert 0 < curve[0]["compute"] < curve[-1]["compute"] == result["compute_seconds"]
+        # the contract: all work but evaluation, the LR schedule, each ablatable part's score
+        assert cell["compute_seconds"] == result["compute_seconds"] >= cell["train_seconds"]
+        assert cell["schedule"] == result["schedule"] and cell["schedule"]["planned_steps"] == 6
+        assert cell["ablations"] == result["ablations"] == {}  # neither debug family declares a part (yet)
         assert "'Once upon a time'" in cell["samples"] and cell["samples_step"] == 6
     for variant, sizes in report["mean_val_bpb"].items():
         assert set(sizes) == {"100KB", "200KB"}
+        assert {s: row["mean"] for s, row in report["seeds"][variant].items()} == sizes
+    assert set(report["references"]) == {"100KB", "200KB"}
+    for size, refs in report["references"].items():
+        assert set(refs) == {"xz", "zstd", "ppmd"} and all(0 < v < 8 for v in refs.values())
+        assert report["references_info"][size]["validation_bytes"] == report["validation"]["bytes"]
     for name in report["plots"]:
         png = (recorded_sweep.report_dir / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000

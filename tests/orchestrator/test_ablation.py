@@ -1,0 +1,129 @@
+"""Ablations: a part switched off changes the score exactly as scoring without it, through the trainer,
+`nightshift eval --ablate --json` and MLflow; and every real family's declared parts do something."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.protocol import LanguageModel, ablated
+from models.registry import FAMILIES, family_module
+from orchestrator.cli import main as nightshift_main
+from orchestrator.config import build_run_config
+from orchestrator.errors import UserError
+from orchestrator.evaluate import bits_per_byte
+from orchestrator.loading import load_run
+from orchestrator.trainer import Trainer
+from pipelines.prepare import PrepareConfig, prepare
+from pipelines.store import Store
+from tests.orchestrator import ablation_family
+
+FAST = {"eval_every": "0", "log_every": "5", "sample_tokens": "8"}
+
+
+def repeats_source(root: Path, *, seed: int = 0) -> str:
+    """Train and validation built from the same 40 short passages, each seen many times: memory pays off."""
+    rng = random.Random(seed)
+    words = "the of and a to in is was he she it that for on with as his her at by from they".split()
+    passages = [" ".join(rng.choice(words) for _ in range(60)) + "." for _ in range(40)]
+    root.mkdir(parents=True, exist_ok=True)
+    for split, n_docs in (("train", 300), ("validation", 30)):
+        with open(root / f"{split}.jsonl", "w") as fh:
+            for i in range(n_docs):
+                text = " ".join(rng.choice(passages) for _ in range(4))
+                fh.write(json.dumps({"id": f"{split}-{i}", "text": text}) + "\n")
+    return f"local:{root}"
+
+
+@pytest.fixture()
+def repeats(tmp_path: Path) -> tuple[Store, str]:
+    store = Store.open(str(tmp_path / "store"))
+    manifest = prepare(PrepareConfig(source=repeats_source(tmp_path / "src"), max_bytes=200_000,
+                                     valid_bytes=20_000, tokenizer="bytes"), store, actors=0, progress=False)
+    return store, manifest.dataset_id
+
+
+@pytest.mark.mlflow
+def test_the_trainer_scores_each_part_off_and_eval_ablate_reports_the_same(
+        repeats: tuple[Store, str], monkeypatch: pytest.MonkeyPatch, mlflow_server) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from orchestrator.tracking import build_tracker
+
+    ablation_family.register(monkeypatch)
+    store, dataset_id = repeats
+    config = build_run_config(dataset_id, f"{ablation_family.NAME}:tiny", FAST, steps=60)
+    tracker = build_tracker(mlflow_server.uri, store, 0, run_prefix=config.run_path)
+    result = Trainer(config, store, progress_bar=False, tracker=tracker).run()
+    off = result["ablations"]["memory"]
+    assert set(result["ablations"]) == {"memory"} and off > result["val_bpb"] + 0.5  # the memory matters here
+
+    loaded = load_run(store, config.run_id)  # the same figure, computed directly with the part off
+    with ablated(loaded.model, {"memory"}):
+        direct = bits_per_byte(loaded.model, loaded.dataset.validation_docs())
+    assert direct.bits_per_byte == pytest.approx(off, rel=1e-12)
+    assert loaded.model.ablated_parts == frozenset()
+
+    client = MlflowClient(tracking_uri=mlflow_server.uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    (run,) = client.search_runs(experiments, filter_string=f"tags.`run.id` = '{config.run_id}'")
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "ablation/memory/val_bpb")] == \
+        [pytest.approx(off)]
+
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = nightshift_main(["eval", config.run_id, "--ablate", "--json", "--no-references",
+                                "--store", store.url])
+    report = json.loads(out.getvalue())
+    assert code == 0 and report["val_bpb"] == pytest.approx(result["val_bpb"])
+    assert report["ablations"] == {"memory": pytest.approx(off)}
+    with pytest.raises(UserError, match="ablatable: memory"):
+        nightshift_main(["--debug", "eval", config.run_id, "--ablate", "units", "--store", store.url])
+
+
+def test_online_scoring_learns_from_the_validation_text(repeats: tuple[Store, str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prequential: validation passages repeat, so observing while scoring beats the frozen model."""
+    ablation_family.register(monkeypatch)
+    store, dataset_id = repeats
+    config = build_run_config(dataset_id, f"{ablation_family.NAME}:tiny", FAST, steps=1)
+    Trainer(config, store, progress_bar=False).run()
+    out = io.StringIO()
+    with redirect_stdout(out):
+        nightshift_main(["eval", config.run_id, "--online", "--json", "--no-references", "--store", store.url])
+    report = json.loads(out.getvalue())
+    assert report["online_bpb"] < report["val_bpb"] - 0.2
+
+
+def _family_class(family: str) -> type[LanguageModel] | None:
+    try:
+        module = family_module(family)
+    except ImportError:
+        return None
+    return next((v for v in vars(module).values() if isinstance(v, type) and issubclass(v, LanguageModel)
+                 and v is not LanguageModel and v.family == family), None)
+
+
+ABLATABLE = [f for f in FAMILIES if (cls := _family_class(f)) is not None and cls.ablatable]
+QUICK_FLAVORS = ("debug", "tiny", "short", "small", "a1")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ABLATABLE)
+def test_no_declared_part_of_a_family_is_a_no_op(family: str, repeats: tuple[Store, str]) -> None:
+    """Trained briefly (with sleeps) on text with repeats, switching any declared part off changes the score."""
+    store, dataset_id = repeats
+    module = family_module(family)
+    flavor = next((f for f in QUICK_FLAVORS if f in module.FLAVORS), module.DEFAULT_FLAVOR)
+    config = build_run_config(dataset_id, f"{family}:{flavor}", {**FAST, "sleep_every": "32"}, steps=40)
+    torch.manual_seed(0)
+    result = Trainer(config, store, progress_bar=False).run()
+    assert set(result["ablations"]) == set(_family_class(family).ablatable)
+    for part, bpb in result["ablations"].items():
+        assert abs(bpb - result["val_bpb"]) > 1e-4, f"{family}: ablating {part!r} changes nothing"

@@ -129,13 +129,15 @@ class _Checker(TorchDispatchMode):
 
 
 class _Literals(TorchFunctionMode):
-    """`torch.tensor(data, device=...)` builds its tensor in C++ without an aten factory the
-    dispatch mode could see: build it on the CPU and wrap it instead."""
+    """`torch.tensor(data, device=...)` and `x.new_tensor(data)` build their tensor in C++ without an
+    aten factory the dispatch mode could see: build it on the CPU and wrap it instead."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN206
         kwargs = kwargs or {}
         if func in (torch.tensor, torch.as_tensor, torch.asarray) and _on_device(kwargs.get("device")):
             return FakeDevice(func(*args, **{**kwargs, "device": "cpu"}))
+        if func is torch.Tensor.new_tensor and isinstance(args[0], FakeDevice) and kwargs.get("device") is None:
+            return FakeDevice(args[0].elem.new_tensor(*args[1:], **kwargs))  # `x.new_tensor(data)`: on x's device
         return func(*args, **kwargs)
 
 

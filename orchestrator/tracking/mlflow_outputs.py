@@ -167,7 +167,8 @@ class SystemMetrics:
     Its thread logs straight to the server every `sampling_interval_s`
     (`MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL` overrides) and stops by itself
     if the server goes away. `stop()` logs one last sample, so even a run
-    shorter than the interval has its figures.
+    shorter than the interval has its figures. `node_id` names the machine
+    in a run on several (`system/<node_id>/...`; `tracking.nodes`).
     """
 
     def __init__(self, uri: str, run_id: str, *, sampling_interval_s: float = 10.0, node_id: str | None = None):
@@ -183,12 +184,14 @@ class SystemMetrics:
                            type(exc).__name__, exc)
             self._monitor = None
 
-    def stop(self) -> None:
+    def stop(self, *, last_sample: bool = True) -> None:
         monitor, self._monitor = self._monitor, None
         if monitor is None:
             return
         try:
             monitor.finish()
+            if not last_sample:
+                return
             monitor.collect_metrics()
             monitor.publish_metrics(monitor.aggregate_metrics())
             monitor.mlflow_logger.flush()

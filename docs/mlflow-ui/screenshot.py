@@ -61,8 +61,8 @@ def experiment_view(tracking_uri: str, experiment: str) -> View:
         raise SystemExit(f"no experiment {experiment!r} at {tracking_uri}")
     runs = client.search_runs([found.experiment_id], max_results=1000)
     parents = sorted({r.data.tags[PARENT_TAG] for r in runs if PARENT_TAG in r.data.tags})
-    names = tuple(r.info.run_name for r in runs
-                  if r.info.run_id in parents or r.data.tags.get(PARENT_TAG) in parents or PARENT_TAG not in r.data.tags)
+    names = tuple(r.info.run_name for r in runs  # the top-level runs and the sweeps' cells: all visible
+                  if PARENT_TAG not in r.data.tags or r.data.tags[PARENT_TAG] in parents)
     return View(url=f"{tracking_uri.rstrip('/')}/#/experiments/{found.experiment_id}/runs",
                 experiment_id=found.experiment_id, parents=tuple(parents), names=names)
 
@@ -138,7 +138,8 @@ def _resize(page: Browser, column: str, width: int) -> None:
         const g = grip.getBoundingClientRect(), y = g.y + g.height / 2;
         const x = g.x + g.width / 2, to = x + {width} - cell.getBoundingClientRect().width;
         const at = (type, target, cx) => target.dispatchEvent(new MouseEvent(type, {{
-            bubbles: true, cancelable: true, clientX: cx, clientY: y, button: 0, buttons: type === 'mouseup' ? 0 : 1}}));
+            bubbles: true, cancelable: true, clientX: cx, clientY: y, button: 0,
+            buttons: type === 'mouseup' ? 0 : 1}}));
         at('mousedown', grip, x);
         for (let i = 1; i <= 8; i++) at('mousemove', document, x + (to - x) * i / 8);
         at('mouseup', document, to);

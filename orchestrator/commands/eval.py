@@ -122,7 +122,8 @@ def prepare_model(target, loaded):  # noqa: ANN001, ANN201 - EvalModelTarget | N
         if target.register is not None:
             raise UserError(f"--register {target.register!r}: the checkpoint could not be packaged as an MLflow "
                             f"model ({type(exc).__name__}: {exc}); nothing registered") from exc
-        print(f"nightshift: warning: checkpoint not logged to MLflow ({type(exc).__name__}: {exc})", file=sys.stderr)
+        print(f"nightshift: warning: checkpoint not logged to MLflow ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
         return None
     return logged
 

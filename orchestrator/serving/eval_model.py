@@ -82,9 +82,18 @@ class EvalModel:
         self.name = model_name_for(loaded)
         self._tmp = tempfile.TemporaryDirectory(prefix="nightshift-eval-model-")
         self._folder: str | None = None
+        self._existing: str | None = None  # the model id when the run has this logged model already
 
     def prepare(self) -> None:
-        """Write the model folder from the model as loaded (before `--online` changes its memory)."""
+        """Write the model folder from the model as loaded (before `--online` changes its memory); nothing
+        to write when the run already has this logged model (the final checkpoint's, logged by training)."""
+        from orchestrator.tracking.mlflow_outputs import find_logged_model
+        from orchestrator.tracking.mlflow_tracker import open_client
+
+        found = find_logged_model(open_client(self.target.uri), self.target.mlflow_run_id, self.name)
+        if found is not None:
+            self._existing = found.model_id
+            return
         loaded = self.loaded
         self._folder = save_model_folder(loaded.model, loaded.run.config, loaded.tokenizer, loaded.step,
                                          os.path.join(self._tmp.name, self.name))
@@ -95,15 +104,15 @@ class EvalModel:
         from orchestrator.tracking.mlflow_outputs import register_run_model, send_model
         from orchestrator.tracking.mlflow_tracker import open_client
 
-        if self._folder is None:
+        if self._folder is None and self._existing is None:
             raise RuntimeError("EvalModel.send() before prepare()")
         config, target = self.loaded.run.config, self.target
         client = open_client(target.uri)
         try:
-            model_id = send_model(client, target.mlflow_run_id, self._folder, name=self.name, step=self.loaded.step,
-                                  params={"family": config.model.family, "flavor": config.model.flavor,
-                                          "dataset_id": config.dataset_id, "run_id": config.run_id,
-                                          "step": self.loaded.step, "source": "nightshift eval", **figures})
+            model_id = self._existing or send_model(
+                client, target.mlflow_run_id, self._folder, name=self.name, step=self.loaded.step,
+                params={"family": config.model.family, "flavor": config.model.flavor, "dataset_id": config.dataset_id,
+                        "run_id": config.run_id, "step": self.loaded.step, "source": "nightshift eval", **figures})
             out: dict[str, Any] = {"run_id": target.mlflow_run_id, "model_id": model_id, "name": self.name,
                                    "uri": f"runs:/{target.mlflow_run_id}/{self.name}"}
             if target.register is not None:

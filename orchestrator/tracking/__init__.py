@@ -2,7 +2,8 @@
 
 The trainer imports from here and never imports mlflow: `build_tracker(...)`
 returns MLflow (+ a JSONL history in the store) on rank 0 and, elsewhere, a
-tracker that logs nothing but its node's system metrics (`nodes`). `MlflowTracker` lives in `mlflow_tracker` and is imported only when
+tracker that logs nothing but its node's system metrics (`nodes`).
+`MlflowTracker` lives in `mlflow_tracker` and is imported only when
 MLflow is actually used; `query` reads runs back as plain dicts.
 """
 

@@ -38,6 +38,7 @@ from orchestrator.sampling import generate_samples
 from orchestrator.signals import StopRequest
 from orchestrator.tracking.base import NoopTracker, Tracker
 from orchestrator.tracking.inputs import dataset_inputs
+from orchestrator.tracking.nodes import NODES_TAG, node_name, node_role
 from orchestrator.vocab import vocab_of
 from pipelines.reader import open_dataset
 from pipelines.store import Store
@@ -483,9 +484,18 @@ class Trainer:
         if lineage:  # a fork: the UI shows where it came from
             tags.update({"nightshift.parent_run": lineage["parent_run_id"],
                          "nightshift.parent_step": str(lineage["parent_step"])})
+        # System metrics once per node, into rank 0's run (tracking.nodes: what a node is, who reports it).
+        role = node_role(runtime.gather_objects(node_name(), self.env), self.env.rank)
+        if len(role.nodes) > 1:
+            tags[NODES_TAG] = ",".join(role.nodes)
+        if self.env.is_main:
+            self.tracker.monitor_node(role.node_id)
         self.tracker.start(run_key=self.config.run_id, run_name=run_name(self.config, self.dataset.manifest),
                            experiment=experiment_name(self.dataset.source), tags=tags,
                            params=self.config.to_dict(), parent_run_id=self.parent_run_id)
+        run_id = runtime.gather_objects(self.tracker.run_id, self.env)[0]  # rank 0's MLflow run, on every rank
+        if role.reports and not self.env.is_main and run_id:
+            self.tracker.monitor_node(role.node_id, run_id)
         self.tracker.log_inputs(dataset_inputs(self.dataset.manifest, self.store))  # the UI's Dataset column
         for name, step, detail in self._events:  # what happened before tracking started (a fallback)
             self.tracker.log_event(name, step, detail)

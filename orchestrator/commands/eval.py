@@ -3,7 +3,9 @@
 Beside the figure: the reference compressors on the same bytes (cached beside
 the dataset), with `--ablate` the figure with each of the family's mechanisms
 off, and with `--online` the prequential figure of a memory family (it learns
-from the validation text while scoring it, as the compressors do).
+from the validation text while scoring it, as the compressors do). The scored
+checkpoint is logged as an MLflow model of the run's MLflow run (`--register
+NAME` registers it; orchestrator/serving/eval_model.py).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.commands.common import add_store_arg, emit_json, open_store
+from orchestrator.commands.common import add_store_arg, emit_json, open_store, tracking_uri_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-references", action="store_true",
                    help="skip the xz / zstd / PPMd figures (computed once per dataset, then cached)")
     add_store_arg(p)
+    p.add_argument("--tracking-uri", default=None, metavar="URI",
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite inside the local store)")
+    p.add_argument("--register", default=None, metavar="NAME",
+                   help="register the evaluated checkpoint's MLflow model as a new version of NAME")
+    p.add_argument("--no-log-model", action="store_true",
+                   help="do not log the evaluated checkpoint as an MLflow model of the run")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -37,9 +45,14 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.evaluate import bits_per_byte, online_bits_per_byte
     from orchestrator.loading import load_run
     from orchestrator.references import references_for
+    from orchestrator.serving.eval_model import eval_model_target
 
     store = open_store(args)
+    if args.register is not None and args.no_log_model:
+        raise UserError(f"--register {args.register!r} registers the model eval logs; drop --no-log-model")
     loaded = load_run(store, args.run, step=args.step)
+    target = None if args.no_log_model else eval_model_target(tracking_uri_of(args), store, loaded.run.config.run_id,
+                                                                  args.register)
     print(f"nightshift: eval {args.run}: {loaded.describe()}", file=sys.stderr)
     model, dataset = loaded.model, loaded.dataset
     if args.online and model.trains_by_gradient:
@@ -47,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
                         "text, which only memory families (holographic, macro_unit) do")
     requested = None if args.ablate in (None, "all") else [p.strip() for p in args.ablate.split(",") if p.strip()]
     parts = parts_of(model, requested) if args.ablate else ()
+    logged = prepare_model(target, loaded)  # the state as loaded, before --online changes a memory
 
     def score():  # noqa: ANN202 - EvalResult
         return bits_per_byte(model, dataset.validation_docs(), batch_size=args.batch_size, max_bytes=args.max_bytes)
@@ -63,9 +77,10 @@ def run(args: argparse.Namespace) -> int:
     if refs is not None:
         out["references"] = refs["bpb"]
         out["references_note"] = refs["note"]
+    failed = send_model(logged, out, {"val_bpb": res.bits_per_byte, "val_bytes": res.n_bytes})
     if args.json:
         emit_json(out)
-        return 0
+        return done(failed)
     print(f"{args.run} @ step {loaded.step}: {res.bits_per_byte:.4f} bits/byte over {res.n_bytes:,} bytes "
           f"({res.n_docs} docs, {res.seconds:.1f} s)")
     for part, bpb in out.get("ablations", {}).items():
@@ -77,4 +92,56 @@ def run(args: argparse.Namespace) -> int:
     if refs is not None:
         figures = ", ".join(f"{k} {v:.4f}" for k, v in refs["bpb"].items())
         print(f"  references (adaptive, given the last {refs['train_bytes_used']:,} training bytes): {figures}")
+    if "mlflow_model" in out:
+        mlflow_model = out["mlflow_model"]
+        print(f"  MLflow model {mlflow_model['uri']}  ({mlflow_model['model_id']})")
+        if "registered" in mlflow_model:
+            print(f"  registered {mlflow_model['registered']['uri']}")
+    return done(failed)
+
+
+def done(failed: Exception | None) -> int:
+    """0, or the --register failure raised once the figures are out (they cost minutes; the user keeps them)."""
+    if failed is not None:
+        raise failed
     return 0
+
+
+def prepare_model(target, loaded):  # noqa: ANN001, ANN201 - EvalModelTarget | None, LoadedRun -> EvalModel | None
+    """The evaluated checkpoint packaged for MLflow, or None (no target, or packaging failed without --register)."""
+    if target is None:
+        return None
+    from orchestrator.errors import UserError
+    from orchestrator.serving.eval_model import EvalModel
+
+    logged = EvalModel(target, loaded)
+    try:
+        logged.prepare()
+    except Exception as exc:
+        logged.close()
+        if target.register is not None:
+            raise UserError(f"--register {target.register!r}: the checkpoint could not be packaged as an MLflow "
+                            f"model ({type(exc).__name__}: {exc}); nothing registered") from exc
+        print(f"nightshift: warning: checkpoint not logged to MLflow ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+        return None
+    return logged
+
+
+def send_model(logged, out: dict, figures: dict):  # noqa: ANN001, ANN201 - EvalModel | None -> UserError | None
+    """Upload (and register) the packaged model; its URIs go into `out`. A failure is a warning, or, when
+    --register was asked for, the error to raise once the figures are printed."""
+    if logged is None:
+        return None
+    from orchestrator.errors import UserError
+
+    try:
+        out["mlflow_model"] = logged.send(figures)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        if logged.target.register is not None:
+            return UserError(f"--register {logged.target.register!r} failed ({reason}); nothing registered")
+        print(f"nightshift: warning: checkpoint not logged to MLflow ({reason})", file=sys.stderr)
+    return None
+
+

@@ -1,8 +1,9 @@
 """Experiment tracking behind a small `Tracker` interface (levanter-style); MLflow is one backend.
 
 The trainer imports from here and never imports mlflow: `build_tracker(...)`
-returns MLflow (+ a JSONL history in the store) on rank 0 and a Noop
-elsewhere. `MlflowTracker` lives in `mlflow_tracker` and is imported only when
+returns MLflow (+ a JSONL history in the store) on rank 0 and, elsewhere, a
+tracker that logs nothing but its node's system metrics (`nodes`).
+`MlflowTracker` lives in `mlflow_tracker` and is imported only when
 MLflow is actually used; `query` reads runs back as plain dicts.
 """
 

@@ -126,6 +126,13 @@ class Tracker(abc.ABC):
         until `flush()` returns; ignored where unsupported.
         """
 
+    def monitor_node(self, node_id: str | None, run_id: str = "") -> None:
+        """Log this machine's system metrics as node `node_id` (`system/<node_id>/...`; None: the run's
+        only node, `system/...`) into `run_id`, or this tracker's own run; ignored where unsupported.
+
+        `tracking.nodes` says which rank reports which node; rank 0 calls this before `start`.
+        """
+
     def __enter__(self) -> "Tracker":
         return self
 
@@ -229,6 +236,9 @@ class CompositeTracker(Tracker):
     def log_model(self, local_dir: str, name: str = "model", step: int = 0,
                   params: Mapping[str, Any] | None = None) -> None:
         self._each("log_model", local_dir, name, step, params)
+
+    def monitor_node(self, node_id: str | None, run_id: str = "") -> None:
+        self._each("monitor_node", node_id, run_id)
 
     def flush(self) -> None:
         self._each("flush")

@@ -1,4 +1,4 @@
-"""Pick the tracker for a process: MLflow (+ a JSONL history in the store) on rank 0, Noop elsewhere.
+"""Pick the tracker for a process: MLflow (+ a JSONL history in the store) on rank 0, node metrics elsewhere.
 
 The default needs no setup: a sqlite tracking DB and an artifact folder inside
 the local store (`<store>/mlflow.db`, `<store>/mlflow-artifacts`), which
@@ -17,6 +17,7 @@ from typing import Any, Literal
 from orchestrator.errors import UserError
 from orchestrator.tracking.base import CompositeTracker, NoopTracker, Tracker
 from orchestrator.tracking.jsonl import JsonlTracker
+from orchestrator.tracking.nodes import NodeMetricsTracker
 from orchestrator.tracking.uri import (  # noqa: F401 - DISABLED, TRACKING_DB re-exported for callers
     DISABLED, TRACKING_DB, default_tracking_uri, is_disabled, open_store, resolve_tracking_uri,
 )
@@ -84,7 +85,9 @@ def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
     uri: MLflow tracking URI; None means $MLFLOW_TRACKING_URI, else the embedded sqlite DB of a
         local store (`uri.resolve_tracking_uri`); "none" (or "off") turns MLflow off, like `enabled=False`.
     store: the artifact store (URL or `Store`); spool and JSONL history live in it.
-    rank: only rank 0 tracks; every other rank gets a `NoopTracker`.
+    rank: only rank 0 tracks the run; every other rank gets a `NodeMetricsTracker` (it logs its
+        node's system metrics into rank 0's run when it is the first rank of its node: `nodes`),
+        or a `NoopTracker` where MLflow is off.
     run_prefix: the run's folder in the store (`runs/<dataset>/<model>/<run>`); when
         given, a JSONL history goes to `<run_prefix>/tracking/` and the outage spool to
         `<run_prefix>/tracking-spool/` (else `tracking-spool/<run key>` in the store).
@@ -94,12 +97,15 @@ def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
         follows `outage_policy` (spool for a run started before, else error).
     mlflow_options: passed to `MlflowTracker` (flush/retry intervals, ...).
     """
-    if rank != 0:
-        return NoopTracker()
     store = open_store(store)
     uri = resolve_tracking_uri(uri, store)
     if is_disabled(uri):
         enabled, uri = False, None
+    if rank != 0:
+        if not enabled or uri is None:
+            return NoopTracker()
+        return NodeMetricsTracker(check_tracking_uri(uri),
+                                  system_metrics_s=mlflow_options.get("system_metrics_s", 10.0))
     prefix = posixpath.join(*run_prefix) if isinstance(run_prefix, (list, tuple)) else run_prefix
     trackers: list[Tracker] = []
     if enabled:

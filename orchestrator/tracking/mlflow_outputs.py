@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 CONTEXT_TAG = "mlflow.data.context"  # what the UI's Dataset column shows beside the name
 MODEL_TYPE = "nightshift"
+REGISTRATION_TAG = "nightshift.registration"  # one token per `register_run_model` call: what to undo
 # Registered model names MLflow accepts everywhere (file paths, URIs, the UI): no slashes, quotes or colons.
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\- ]{0,199}$")
 
@@ -121,8 +123,11 @@ def check_model_name(name: str) -> str:
 def register_run_model(client: MlflowClient, run_id: str, name: str, model_name: str = "model") -> dict[str, str]:
     """Register run `run_id`'s logged model as a new version of `name`; {name, version, model_id, source}.
 
-    All or nothing: a version that fails to be created leaves no version behind,
-    and a registered model created for it is deleted again.
+    All or nothing. Every version this call asks for carries a one-time token
+    (`nightshift.registration`), so when anything fails after the server made
+    a version (its own bookkeeping, a retried request that made two, a
+    version that is not READY) the versions carrying the token are deleted,
+    and a registered model this call created goes with them.
     """
     check_model_name(name)
     model = find_logged_model(client, run_id, model_name)
@@ -138,27 +143,38 @@ def register_run_model(client: MlflowClient, run_id: str, name: str, model_name:
         client.create_registered_model(name, tags={"nightshift": "true"})
         created = True
     source = f"models:/{model.model_id}"
-    version = None
+    token = uuid.uuid4().hex
     try:
         version = client.create_model_version(name, source, run_id=run_id, model_id=model.model_id,
-                                              await_creation_for=60)
+                                              tags={REGISTRATION_TAG: token}, await_creation_for=60)
         if version.status != "READY":
             raise UserError(f"model version {name} v{version.version} is {version.status}, not READY")
     except BaseException:
-        if version is not None:
-            _quietly(client.delete_model_version, name, version.version)
-        if created:
-            _quietly(client.delete_registered_model, name)
+        undo_registration(client, name, token, delete_model=created)
         raise
     return {"name": name, "version": str(version.version), "model_id": model.model_id, "source": source,
             "uri": f"models:/{name}/{version.version}"}
 
 
-def _quietly(fn: Any, *args: Any) -> None:
+def undo_registration(client: MlflowClient, name: str, token: str, *, delete_model: bool) -> None:
+    """Remove what a failed registration made: its registered model if it created it, else its versions."""
     try:
-        fn(*args)
-    except Exception:  # noqa: BLE001 - cleanup after a failure; the failure itself is raised
-        logger.warning("cleanup %s%s failed", getattr(fn, "__name__", fn), args, exc_info=True)
+        if delete_model:
+            client.delete_registered_model(name)
+            return
+        for version in client.search_model_versions(f"name = '{name}'"):
+            if version.tags.get(REGISTRATION_TAG) == token:
+                client.delete_model_version(name, version.version)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            _cleanup_failed(name, token, exc)
+    except Exception as exc:  # noqa: BLE001 - e.g. the server went away: say what may be left
+        _cleanup_failed(name, token, exc)
+
+
+def _cleanup_failed(name: str, token: str, exc: BaseException) -> None:
+    logger.error("registering %r failed and so did removing what it made (%s: %s); delete the versions of %r "
+                 "tagged %s=%s by hand", name, type(exc).__name__, exc, name, REGISTRATION_TAG, token)
 
 
 class SystemMetrics:
@@ -167,7 +183,8 @@ class SystemMetrics:
     Its thread logs straight to the server every `sampling_interval_s`
     (`MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL` overrides) and stops by itself
     if the server goes away. `stop()` logs one last sample, so even a run
-    shorter than the interval has its figures.
+    shorter than the interval has its figures. `node_id` names the machine
+    in a run on several (`system/<node_id>/...`; `tracking.nodes`).
     """
 
     def __init__(self, uri: str, run_id: str, *, sampling_interval_s: float = 10.0, node_id: str | None = None):
@@ -183,12 +200,14 @@ class SystemMetrics:
                            type(exc).__name__, exc)
             self._monitor = None
 
-    def stop(self) -> None:
+    def stop(self, *, last_sample: bool = True) -> None:
         monitor, self._monitor = self._monitor, None
         if monitor is None:
             return
         try:
             monitor.finish()
+            if not last_sample:
+                return
             monitor.collect_metrics()
             monitor.publish_metrics(monitor.aggregate_metrics())
             monitor.mlflow_logger.flush()

@@ -102,6 +102,7 @@ class MlflowTracker(Tracker):
         self._session = uuid.uuid4().hex  # marks this process's terminate record apart from older ones
         self._system_interval = system_metrics_s  # None: no system metrics
         self._system: SystemMetrics | None = None
+        self._node_id: str | None = None  # system metrics under system/<node>/ (runs on several nodes)
 
     # ----------------------------------------------------------------- public API
 
@@ -251,9 +252,21 @@ class MlflowTracker(Tracker):
         self._online = True
         self._start_system_metrics()
 
+    def monitor_node(self, node_id: str | None, run_id: str = "") -> None:
+        """Name the node this process monitors (its own run's, whatever `run_id` says); before `start`
+        ideally, else its monitor restarts under the new name."""
+        if node_id == self._node_id:
+            return
+        self._node_id = node_id
+        if self._system is not None:
+            system, self._system = self._system, None
+            system.stop(last_sample=False)
+            self._start_system_metrics()
+
     def _start_system_metrics(self) -> None:
         if self._system is None and self._system_interval and self._run_id and not self._finished:
-            self._system = SystemMetrics(self.uri, self._run_id, sampling_interval_s=self._system_interval)
+            self._system = SystemMetrics(self.uri, self._run_id, sampling_interval_s=self._system_interval,
+                                         node_id=self._node_id)
 
     def _stop_system_metrics(self) -> None:
         system, self._system = self._system, None

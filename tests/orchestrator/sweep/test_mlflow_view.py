@@ -4,6 +4,7 @@ logged model; and the run table itself, rendered by headless chromium (the READM
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -19,6 +20,7 @@ def _shooter() -> ModuleType:
     spec = importlib.util.spec_from_file_location("nightshift_ui_screenshot", ROOT / "docs" / "mlflow-ui" /
                                                   "screenshot.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -44,17 +46,22 @@ def test_cells_nest_under_the_sweep_with_datasets_metrics_and_a_model(recorded_s
 
 
 @pytest.mark.browser
-def test_the_runs_table_renders_with_dataset_source_and_model_columns(recorded_sweep: Recorded,
-                                                                      tmp_path: Path) -> None:
+def test_the_runs_table_renders_the_cells_with_dataset_source_and_model_columns(recorded_sweep: Recorded,
+                                                                                tmp_path: Path) -> None:
     shooter = _shooter()
     if shooter.chromium() is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    url = shooter.experiment_url(recorded_sweep.uri, "local-pg19-sweep")
-    shot, dom = shooter.screenshot(url, tmp_path / "runs.png")
+    view = shooter.experiment_view(recorded_sweep.uri, "local-pg19-sweep")
+    assert view.parents == (recorded_sweep.outcome.parent_run_id,)
+    shot, dom = shooter.screenshot(view, tmp_path / "runs.png")
     from PIL import Image, ImageStat
 
     image = Image.open(shot).convert("L")
     assert image.size == shooter.WINDOW and ImageStat.Stat(image).stddev[0] > 8  # a table, not a blank page
-    assert "sweep 100KB+200KB x 2 variants" in dom, dom[:2000]  # the parent row, its cells nested inside
-    for column in ("Dataset", "Source", "Models"):
+    rows = dom.count('role="row"')
+    assert "sweep 100KB+200KB x 2 variants" in dom and rows >= 1 + 1 + len(recorded_sweep.outcome.cells), rows
+    for cell in ("transformer:debug@100KB", "macro_unit:small@200KB"):  # nested cells are rows, not hidden
+        assert cell in dom
+    for column in ("Dataset", "Source", "Models", "final/val_bpb"):
         assert column in dom
+    assert "Ask questions about your experiments" not in dom  # the MLflow Assistant panel is closed

@@ -11,6 +11,7 @@ from orchestrator.runs import find_run
 from orchestrator.sweep import plan_sweep, read_sweep, run_sweep
 from orchestrator.tracking.query import child_runs, get_run, list_artifacts, runs_of_experiment
 from pipelines.store import Store
+from tests.orchestrator.test_ablation import _family_class
 from tests.orchestrator.sweep.conftest import MODELS, SIZES, Recorded, alias_source, tiny_spec
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.slow]
@@ -112,7 +113,9 @@ def test_report_numbers_equal_each_runs_result(recorded_sweep: Recorded) -> None
         # the contract: all work but evaluation, the LR schedule, each ablatable part's score
         assert cell["compute_seconds"] == result["compute_seconds"] >= cell["train_seconds"]
         assert cell["schedule"] == result["schedule"] and cell["schedule"]["planned_steps"] == 6
-        assert cell["ablations"] == result["ablations"] == {}  # neither debug family declares a part (yet)
+        assert cell["ablations"] == result["ablations"]
+        declared = set(_family_class(result["family"]).ablatable)  # the transformer: none
+        assert set(cell["ablations"]) == declared and all(0 < v < 9 for v in cell["ablations"].values())
         assert "'Once upon a time'" in cell["samples"] and cell["samples_step"] == 6
     for variant, sizes in report["mean_val_bpb"].items():
         assert set(sizes) == {"100KB", "200KB"}

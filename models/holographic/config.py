@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from models.errors import ModelConfigError
+from models.holographic.keys import KeyLayout
 from models.protocol import Vocab
 
 if TYPE_CHECKING:
@@ -37,6 +38,11 @@ class Config:
     holdout_every: int = 64  # about 1 in this many training rows is held out (never stored) to fit the mixture
     holdout_size: int = 4096  # held-out windows kept (uniform sample)
     train_seq_multiple: int = 8  # train_seq_len = context_size * this: one row yields many windows
+    # Key function (see keys.py): () = the faithful key, one product of all context_size tokens (16 coefficients);
+    # otherwise multi-scale suffix keys: the products of the last s tokens for each s here (increasing, the last
+    # = context_size), 8 even coefficients per scale, block j weighted by key_decay^j before normalising.
+    key_scales: tuple[int, ...] = ()
+    key_decay: float = 1.0
 
     def validate(self, vocab: Vocab) -> None:
         """Raise ModelConfigError naming the first bad field; runs before any compute."""
@@ -58,6 +64,13 @@ class Config:
             raise ModelConfigError(f"holographic noise_std={self.noise_std!r}: must be a finite number > 0")
         if not (isinstance(self.signature_weight, int | float) and 0.0 <= self.signature_weight <= 1.0):
             raise ModelConfigError(f"holographic signature_weight={self.signature_weight!r}: must be in [0, 1]")
+        scales = self.key_scales
+        if scales and (not all(isinstance(s, int) and not isinstance(s, bool) for s in scales)
+                       or list(scales) != sorted(set(scales)) or scales[0] < 1 or scales[-1] != self.context_size):
+            raise ModelConfigError(f"holographic key_scales={scales!r}: must be increasing integers >= 1 ending at "
+                                   f"context_size={self.context_size} (or empty for the faithful key)")
+        if not (isinstance(self.key_decay, int | float) and math.isfinite(self.key_decay) and self.key_decay > 0):
+            raise ModelConfigError(f"holographic key_decay={self.key_decay!r}: must be a finite number > 0")
         if self.store_policy not in STORE_POLICIES:
             raise ModelConfigError(
                 f"holographic store_policy={self.store_policy!r}: must be one of {', '.join(STORE_POLICIES)}"
@@ -67,6 +80,12 @@ class Config:
                                    " is unusable (need size >= 2 and eot inside it)")
         if vocab.size >= 1 << 31:
             raise ModelConfigError(f"holographic: vocab size {vocab.size} too large (targets are int32)")
+
+    @property
+    def layout(self) -> KeyLayout:
+        if not self.key_scales:
+            return KeyLayout.faithful(self.context_size)
+        return KeyLayout.suffixes(self.key_scales, self.key_decay)
 
     @property
     def train_seq_len(self) -> int:

@@ -27,17 +27,23 @@ from torch import Tensor
 
 from models.holographic import distributed
 from models.holographic.backoff import BigramBackoff
+from models.holographic.keys import KeyLayout
 from models.holographic.predict import MixParams
 from models.holographic.prototypes import Prototypes
 from models.holographic.store import Column, Reservoir
 
-EPISODE = {
-    "key": Column(16, torch.float32),
-    "norm": Column(0, torch.float32),
-    "sig": Column(16, torch.float16),
-    "target": Column(0, torch.int32),
-}
-HELDOUT = EPISODE | {"prev": Column(0, torch.int32)}
+
+
+def episode_columns(key_dim: int) -> dict[str, Column]:
+    """Columns of a stored episode; key_dim = 16 for the faithful key, 8 x scales for suffix keys."""
+    return {
+        "key": Column(key_dim, torch.float32),
+        "norm": Column(0, torch.float32),
+        "sig": Column(16, torch.float16),
+        "target": Column(0, torch.int32),
+    }
+
+
 BUFFERS = ("store", "buffer", "holdout")
 COUNTED = ("samples", "heldout_samples")
 _MASK63 = (1 << 63) - 1
@@ -54,17 +60,20 @@ def seeded(*parts: int) -> torch.Generator:
 class Memory:
     def __init__(
         self, *, vocab_size: int, max_attractors: int, policy: str, buffer_size: int, holdout_size: int,
-        hist_width: int, seed: int,
+        hist_width: int, seed: int, layout: KeyLayout,
     ) -> None:
         self.seed = seed
-        caps = {"store": (max_attractors, EPISODE, policy), "buffer": (buffer_size, EPISODE, "reservoir"),
-                "holdout": (holdout_size, HELDOUT, "reservoir")}
+        self.layout = layout
+        episode = episode_columns(layout.dim)
+        heldout = episode | {"prev": Column(0, torch.int32)}
+        caps = {"store": (max_attractors, episode, policy), "buffer": (buffer_size, episode, "reservoir"),
+                "holdout": (holdout_size, heldout, "reservoir")}
         self.res = {name: Reservoir(*spec) for name, spec in caps.items()}
         self.pending = {name: Reservoir(*spec) for name, spec in caps.items()}
         self.backoff = BigramBackoff(vocab_size)
         self.H = torch.zeros(4, 4, dtype=torch.float64)
         self.H_unsynced = torch.zeros(4, 4, dtype=torch.float64)
-        self.protos = Prototypes(hist_width)
+        self.protos = Prototypes(hist_width, layout)
         self.counters = {"batches": 0, "samples": 0, "heldout_samples": 0, "sleeps": 0}
         self.unsynced = dict.fromkeys(COUNTED, 0)
         self.params = MixParams()
@@ -134,7 +143,7 @@ class Memory:
 
     def nbytes(self) -> int:
         h = self.protos.hist_width
-        proto = len(self.protos) * (4 * (16 + 1 + 16 + 1 + 1 + 1) + h * (8 + 4) + 1)
+        proto = len(self.protos) * (4 * (self.layout.dim + 1 + 16 + 1 + 1 + 1) + h * (8 + 4) + 1)
         return sum(r.nbytes() for r in self.res.values()) + self.backoff.nbytes() + proto + 2 * 128
 
     # ------------------------------------------------------------ state

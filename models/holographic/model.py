@@ -19,7 +19,6 @@ from torch import Tensor
 from models.holographic import algebra, distributed, predict
 from models.holographic import sleep as dreaming
 from models.holographic.config import Config
-from models.holographic.context import window_features
 from models.holographic.memory import Memory, seeded
 from models.holographic.predict import Evidence
 from models.holographic.prototypes import Prototypes
@@ -43,10 +42,11 @@ class HolographicModel(LanguageModel):
         self.register_buffer("bound_targets", bound, persistent=False)
         mult = (torch.arange(HASH_SPAN, dtype=torch.long) * 2654435761 + 97) % (1 << 31)
         self.register_buffer("_row_hash", mult, persistent=False)
+        self.layout = config.layout
         self.memory = Memory(
             vocab_size=vocab.size, max_attractors=config.max_attractors, policy=config.store_policy,
             buffer_size=config.episodic_buffer_size, holdout_size=config.holdout_size,
-            hist_width=config.prototype_targets, seed=config.seed,
+            hist_width=config.prototype_targets, seed=config.seed, layout=self.layout,
         )
 
     # ----------------------------------------------------------------- shapes
@@ -86,7 +86,7 @@ class HolographicModel(LanguageModel):
         n = self.config.context_size
         tokens = self._check(tokens, n + 1)
         t0 = time.perf_counter()
-        keys, norms, sigs = window_features(self.embeddings, tokens[:, :-1], n)  # (B, T, 16), (B, T), (B, T, 16)
+        keys, norms, sigs = self.layout.features(self.embeddings, tokens[:, :-1])  # (B, T, D), (B, T), (B, T, 16)
         keys, norms, sigs = keys[:, n - 1 :], norms[:, n - 1 :], sigs[:, n - 1 :]  # full windows only
         targets = tokens[:, n:]  # (B, T-n+1): the token after each window
         prev = tokens[:, n - 1 : -1]  # last token of each window
@@ -94,13 +94,14 @@ class HolographicModel(LanguageModel):
         keep = ~held
 
         def rows(mask: Tensor) -> dict[str, Tensor]:
-            return {"key": keys[mask].reshape(-1, 16), "norm": norms[mask].reshape(-1),
+            return {"key": keys[mask].reshape(-1, self.layout.dim), "norm": norms[mask].reshape(-1),
                     "sig": sigs[mask].reshape(-1, 16).half(), "target": targets[mask].reshape(-1).int()}
 
         episodes = rows(keep)
         heldout = rows(held) | {"prev": prev[held].reshape(-1).int()}
-        # H += phi^-1 sum_b normalize(K_b) normalize(bind(E_y_b)); a unit key is a matrix of norm 2.
-        kmat = algebra.from_coefficients(episodes["key"]) / 2.0  # (M, 4, 4)
+        # H += phi^-1 sum_b normalize(K_b) normalize(bind(E_y_b)), K_b the whole window's product (the last
+        # scale); a unit multivector is a matrix of norm 2.
+        kmat = algebra.frobenius_normalize(self.layout.matrices(episodes["key"])[:, -1])  # (M, 4, 4)
         h_delta = algebra.PHI_INV * torch.einsum("mij,mjk->ik", kmat, self.bound_targets[targets[keep].reshape(-1)])
         world = distributed.world()
         self.memory.add(
@@ -121,7 +122,7 @@ class HolographicModel(LanguageModel):
 
     # --------------------------------------------------------------- retrieval
     def evidence(self, keys: Tensor, sigs: Tensor, prev: Tensor, protos: Prototypes | None = None) -> Evidence:
-        """Flat queries (Q, 16), (Q, 16), (Q,) -> neighbours and prototype prior."""
+        """Flat queries (Q, D), (Q, 16), (Q,) -> neighbours and prototype prior."""
         store, w = self.memory.store, self.config.signature_weight
         if w > 0:
             q = torch.cat([keys * (1 - w), sigs.float() * w], 1)  # dot = (1-w) cos(K) + w cos(sig)
@@ -149,8 +150,8 @@ class HolographicModel(LanguageModel):
         mem.fitted = True
 
     def _features(self, ctx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        keys, _, sigs = window_features(self.embeddings, ctx, self.config.context_size)
-        return keys.reshape(-1, 16), sigs.reshape(-1, 16), ctx.reshape(-1)
+        keys, _, sigs = self.layout.features(self.embeddings, ctx)
+        return keys.reshape(-1, self.layout.dim), sigs.reshape(-1, 16), ctx.reshape(-1)
 
     # ------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -229,7 +230,7 @@ class HolographicModel(LanguageModel):
         mem, cfg = self.memory, self.config
         buf = mem.buffer
         rows, stats = dreaming.nrem(buf.view("key"), buf.view("norm"), buf.view("sig").float(),
-                                 buf.view("target"), cfg.prototype_targets)
+                                    buf.view("target"), cfg.prototype_targets, self.layout)
         if rows:
             mem.protos.append(rows)
         merged = dreaming.merge_similar(mem.protos)

@@ -6,6 +6,7 @@ import torch
 
 from models.holographic import algebra
 from models.holographic import sleep as dreaming
+from models.holographic.keys import KeyLayout
 from models.holographic.prototypes import Prototypes, histogram
 from models.protocol import SleepContext
 from tests.models.holographic.conftest import small_config
@@ -65,14 +66,14 @@ def test_nrem_clusters_repeated_contexts():
     keys = torch.nn.functional.normalize(centers.repeat_interleave(20, 0) + 0.01 * torch.randn(100, 16, generator=gen),
                                          dim=1)
     targets = torch.arange(5).repeat_interleave(20)
-    rows, stats = dreaming.nrem(keys, torch.ones(100), keys.clone(), targets, hist_width=4)
+    rows, stats = dreaming.nrem(keys, torch.ones(100), keys.clone(), targets, 4, KeyLayout.faithful(8))
     assert stats["new_prototypes"] == 5
     assert sorted(rows["support"].tolist()) == [20.0] * 5
     assert sorted(rows["hist_ids"][:, 0].tolist()) == [0, 1, 2, 3, 4]
 
 
 def test_merge_and_prune():
-    p = Prototypes(2)
+    p = Prototypes(2, KeyLayout.faithful(8))
     c = torch.nn.functional.normalize(torch.tensor([[1.0] + [0.0] * 15, [1.0, 0.01] + [0.0] * 14,
                                                     [0.0, 1.0] + [0.0] * 14]), dim=1)
     p.append({"centroid": c, "scale": torch.tensor([0.5, 0.5, 0.01]), "signature": c,

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STORE_POLICIES = ("reservoir", "ring")
+VOTES = ("cosine", "depth")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +44,14 @@ class Config:
     # = context_size), 8 even coefficients per scale, block j weighted by key_decay^j before normalising.
     key_scales: tuple[int, ...] = ()
     key_decay: float = 1.0
+    # Vote kernel on 1 - sim: "cosine" = the key cosine (the spec); "depth" = the matched-suffix similarity
+    # (keys.KeyLayout.depth: the weighted count of scales whose block equals the query's), for suffix keys.
+    vote: Literal["cosine", "depth"] = "cosine"
+    reading_window: int = 0  # reading memory: earlier positions of the text being read that vote (0 = none)
+    reading_k: int = 16  # neighbours from the reading memory
+    # Where the long-term store lives and is searched: "host" (CPU memory; queries travel there) or "model" (the
+    # model's device, e.g. CUDA: retrieval runs there). Every other part of memory always lives on the host.
+    store_device: Literal["host", "model"] = "host"
 
     def validate(self, vocab: Vocab) -> None:
         """Raise ModelConfigError naming the first bad field; runs before any compute."""
@@ -71,6 +80,14 @@ class Config:
                                    f"context_size={self.context_size} (or empty for the faithful key)")
         if not (isinstance(self.key_decay, int | float) and math.isfinite(self.key_decay) and self.key_decay > 0):
             raise ModelConfigError(f"holographic key_decay={self.key_decay!r}: must be a finite number > 0")
+        if self.store_device not in ("host", "model"):
+            raise ModelConfigError(f"holographic store_device={self.store_device!r}: must be host or model")
+        if self.vote not in VOTES:
+            raise ModelConfigError(f"holographic vote={self.vote!r}: must be one of {', '.join(VOTES)}")
+        for name in ("reading_window", "reading_k"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ModelConfigError(f"holographic {name}={value!r}: must be an integer >= 0")
         if self.store_policy not in STORE_POLICIES:
             raise ModelConfigError(
                 f"holographic store_policy={self.store_policy!r}: must be one of {', '.join(STORE_POLICIES)}"
@@ -86,6 +103,11 @@ class Config:
         if not self.key_scales:
             return KeyLayout.faithful(self.context_size)
         return KeyLayout.suffixes(self.key_scales, self.key_decay)
+
+    @property
+    def reading(self) -> int:
+        """Reading-memory neighbours per query (0 when the flavor keeps no reading memory)."""
+        return self.reading_k if self.reading_window > 0 else 0
 
     @property
     def train_seq_len(self) -> int:

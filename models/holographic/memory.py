@@ -60,12 +60,14 @@ def seeded(*parts: int) -> torch.Generator:
 class Memory:
     def __init__(
         self, *, vocab_size: int, max_attractors: int, policy: str, buffer_size: int, holdout_size: int,
-        hist_width: int, seed: int, layout: KeyLayout,
+        hist_width: int, seed: int, layout: KeyLayout, reading: int = 0,
     ) -> None:
         self.seed = seed
         self.layout = layout
         episode = episode_columns(layout.dim)
         heldout = episode | {"prev": Column(0, torch.int32)}
+        if reading:  # the reading-memory evidence of a held-out window, computed when its row was observed
+            heldout |= {"rsim": Column(reading, torch.float32), "rtarget": Column(reading, torch.int32)}
         caps = {"store": (max_attractors, episode, policy), "buffer": (buffer_size, episode, "reservoir"),
                 "holdout": (holdout_size, heldout, "reservoir")}
         self.res = {name: Reservoir(*spec) for name, spec in caps.items()}
@@ -77,8 +79,21 @@ class Memory:
         self.counters = {"batches": 0, "samples": 0, "heldout_samples": 0, "sleeps": 0}
         self.unsynced = dict.fromkeys(COUNTED, 0)
         self.params = MixParams()
-        self.fitted = False
         self.fit_info: dict[str, float] = {}
+        # mixtures refit for ablated predictions (parts off -> (params, info)); dropped whenever memory changes
+        self.ablation_fits: dict[frozenset[str], tuple[MixParams, dict[str, float]]] = {}
+        self._fitted = False
+
+    @property
+    def fitted(self) -> bool:
+        """True while `params` fit the current memory (any change to memory clears it and the ablation fits)."""
+        return self._fitted
+
+    @fitted.setter
+    def fitted(self, value: bool) -> None:
+        if not value:
+            self.ablation_fits.clear()
+        self._fitted = value
 
     # ------------------------------------------------------------ writing
     def add(
@@ -170,5 +185,6 @@ class Memory:
         self.protos.load(state["protos"])
         self.counters = {k: int(v) for k, v in state["counters"].items()}
         self.params = MixParams(**state["params"])
+        self.ablation_fits.clear()
         self.fitted = bool(state["fitted"])
         self.fit_info = {k: float(v) for k, v in state["fit_info"].items()}

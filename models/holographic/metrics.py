@@ -38,10 +38,10 @@ def _windows(tokens: Tensor, n: int) -> tuple[Tensor, Tensor]:
 @torch.no_grad()
 def top1(model: HolographicModel, tokens: Tensor, max_windows: int = 4096) -> dict[str, float]:
     """Top-1 accuracy on the full windows of `tokens` (B, L): nearest neighbour, model argmax, baseline."""
-    n = model.context_length
-    ctx, y = _windows(tokens.long(), n)
+    n = model.config.context_size  # the key's window (reading memory plays no part here)
+    ctx, y = _windows(tokens.long().cpu(), n)
     ctx, y = ctx[:max_windows], y[:max_windows]
-    keys, _, sigs = context.window_features(model.embeddings, ctx, n)
+    keys, _, sigs = model.layout.features(model.embeddings, ctx.to(model.embeddings.device))
     keys, sigs, prev = keys[:, -1], sigs[:, -1], ctx[:, -1]
     model.ensure_fitted()
     mem = model.memory
@@ -50,7 +50,7 @@ def top1(model: HolographicModel, tokens: Tensor, max_windows: int = 4096) -> di
         ev = model.evidence(keys[s : s + 512], sigs[s : s + 512], prev[s : s + 512])
         if ev.targets.shape[1]:
             correct_nn += int((ev.targets[:, 0] == y[s : s + 512]).sum())
-        pred = full_probs(ev, mem.params, mem.backoff).argmax(1)
+        pred = full_probs(ev, model.mix, mem.backoff).argmax(1)
         correct_model += int((pred == y[s : s + 512]).sum())
     most_frequent = int(mem.backoff.unigram.argmax())
     m = max(1, y.shape[0])

@@ -6,6 +6,8 @@ and the estimates are interpolated from the shortest context to the longest, eac
 previous (Dirichlet / PPM-style interpolation; the bigram backoff and the prototype prior at the bottom):
 
     p_0(v) = (gamma prior(v) + p_bo(v | prev)) / (gamma + 1)
+    p_0(v) <- (u_0 m(v) + p_0(v)) / (u_0 M + 1)      m(v): how often v came next in the reading window
+                                                     (its M episodes all match at depth 0: a token cache)
     n_d(v) = #{stored i: d_i >= d, y_i = v} + rho_d #{reading j: d_j >= d, y_j = v}     (d = 1..J)
     p_d(v) = (n_d(v) + c_d p_(d-1)(v)) / (n_d + c_d)
     p(v)   = p_J(v)
@@ -46,18 +48,25 @@ def cumulative(depth: Tensor | None, targets: Tensor | None, y: Tensor | None, l
     return hit.flip(1).cumsum(1).flip(1)[:, 1:], counts
 
 
-def point(p0: Tensor, hs: Tensor, ns: Tensor, hr: Tensor, nr: Tensor, c: Tensor, rho: Tensor) -> Tensor:
-    """p_J(y) from p_0(y) (Q,) and the cumulative hits/counts (Q, J) of stored (s) and reading (r) neighbours."""
-    p = p0
+def point(p0: Tensor, hs: Tensor, ns: Tensor, hr: Tensor, nr: Tensor, c: Tensor, rho: Tensor,
+          u0: Tensor | float = 0.0, m: Tensor | None = None, big_m: Tensor | None = None) -> Tensor:
+    """p_J(y) from p_0(y) (Q,) and the cumulative hits/counts (Q, J) of stored (s) and reading (r) neighbours;
+    m, big_m (Q,): the reading window's count of y and its number of episodes (depth 0), or None."""
+    p = p0 if m is None else (u0 * m + p0) / (u0 * big_m + 1.0)
     for d in range(hs.shape[1]):
         p = (hs[:, d] + rho[d] * hr[:, d] + c[d] * p) / (ns[:, d] + rho[d] * nr[:, d] + c[d])
     return p
 
 
 def full(p0: Tensor, depth: Tensor, targets: Tensor, rdepth: Tensor | None, rtargets: Tensor | None,
-         c: tuple[float, ...], rho: tuple[float, ...]) -> Tensor:
-    """p_J over the vocabulary from p_0 (Q, V); neighbours (Q, k) and reading neighbours (Q, r) or None."""
+         c: tuple[float, ...], rho: tuple[float, ...], u0: float = 0.0, window: Tensor | None = None) -> Tensor:
+    """p_J over the vocabulary from p_0 (Q, V); neighbours (Q, k), reading neighbours (Q, r) or None, and the
+    next tokens of the reading window (Q, W) (-1: none) or None."""
     out = p0
+    if window is not None and u0 > 0:
+        valid = (window >= 0).double()  # (Q, W)
+        hist = torch.zeros_like(out).scatter_add_(1, window.clamp_min(0).long(), valid)  # (Q, V)
+        out = (u0 * hist + out) / (u0 * valid.sum(1) + 1.0)[:, None]
     for d in range(1, len(c) + 1):
         h = torch.zeros_like(out)  # (Q, V)
         w = (depth >= d).double()  # (Q, k); -inf is never >= d
@@ -71,12 +80,15 @@ def full(p0: Tensor, depth: Tensor, targets: Tensor, rdepth: Tensor | None, rtar
     return out
 
 
-def memory_weight(depth: Tensor, rdepth: Tensor | None, c: tuple[float, ...], rho: tuple[float, ...]) -> Tensor:
-    """(Q,) the mass the neighbours take from p_0: 1 - prod_d c_d / (n_d + c_d)."""
+def memory_weight(depth: Tensor, rdepth: Tensor | None, c: tuple[float, ...], rho: tuple[float, ...],
+                  u0: float = 0.0, big_m: Tensor | None = None) -> Tensor:
+    """(Q,) the mass the neighbours take from the bottom p_0: 1 - prod_d c_d / (n_d + c_d) (/ (u_0 M + 1))."""
     q, levels = depth.shape[0], len(c)
     _, ns = cumulative(depth, None, None, levels, q)
     _, nr = cumulative(rdepth, None, None, levels, q)
     keep = torch.ones(q, dtype=torch.float64, device=ns.device)
+    if big_m is not None:
+        keep = keep / (u0 * big_m.double() + 1.0)
     for d in range(levels):
         n = ns[:, d] + rho[d] * nr[:, d]
         keep = keep * c[d] / (n + c[d])
@@ -84,21 +96,25 @@ def memory_weight(depth: Tensor, rdepth: Tensor | None, c: tuple[float, ...], rh
 
 
 def fit(p_bo: Tensor, pri: Tensor, use_prior: bool, depth: Tensor, targets: Tensor, rdepth: Tensor | None,
-        rtargets: Tensor | None, y: Tensor, levels: int, steps: int = 80
-        ) -> tuple[tuple[float, ...], tuple[float, ...], float, float]:
-    """Maximum-likelihood (c_1..c_J, rho_1..rho_J, gamma) on held-out windows; also returns the held-out nats."""
+        rtargets: Tensor | None, y: Tensor, levels: int, m: Tensor | None = None, big_m: Tensor | None = None,
+        steps: int = 80) -> tuple[tuple[float, ...], tuple[float, ...], float, float, float]:
+    """Maximum-likelihood (c_1..c_J, rho_1..rho_J, gamma, u_0) on held-out windows; also the held-out nats."""
     q = y.shape[0]
     hs, ns = cumulative(depth, targets, y, levels, q)
     hr, nr = cumulative(rdepth, rtargets, y, levels, q)
-    theta = torch.zeros(2 * levels + 1, dtype=torch.float64)  # log c, log rho, log gamma
-    theta[-1] = -2.0
+    window = m is not None
+    if window:
+        m, big_m = m.double(), big_m.double()
+    theta = torch.zeros(2 * levels + 2, dtype=torch.float64)  # log c, log rho, log gamma, log u0
+    theta[-2] = -2.0
+    theta[-1] = -6.0
     theta.requires_grad_(True)
 
     def nll() -> Tensor:
         t = theta.clamp(*BOUNDS)
-        c, rho, gamma = t[:levels].exp(), t[levels:-1].exp(), t[-1].exp() * float(use_prior)
+        c, rho, gamma = t[:levels].exp(), t[levels:-2].exp(), t[-2].exp() * float(use_prior)
         p0 = (gamma * pri + p_bo) / (gamma + 1.0)
-        return -point(p0, hs, ns, hr, nr, c, rho).log().mean()
+        return -point(p0, hs, ns, hr, nr, c, rho, t[-1].exp(), m, big_m).log().mean()
 
     opt = torch.optim.LBFGS([theta], lr=1.0, max_iter=steps, tolerance_grad=1e-10, tolerance_change=1e-13,
                             line_search_fn="strong_wolfe")
@@ -114,7 +130,8 @@ def fit(p_bo: Tensor, pri: Tensor, use_prior: bool, depth: Tensor, targets: Tens
     with torch.no_grad():
         final = float(nll())
     w = theta.detach().clamp(*BOUNDS).exp()
-    gamma = float(w[-1]) if use_prior else 0.0
+    gamma = float(w[-2]) if use_prior else 0.0
+    u0 = float(w[-1]) if window else 0.0
     if not math.isfinite(final):
         raise FloatingPointError(f"holographic depth-vote fit diverged (held-out nats {final})")
-    return tuple(float(v) for v in w[:levels]), tuple(float(v) for v in w[levels:-1]), gamma, final
+    return tuple(float(v) for v in w[:levels]), tuple(float(v) for v in w[levels:-2]), gamma, u0, final

@@ -67,7 +67,8 @@ class Memory:
         episode = episode_columns(layout.dim)
         heldout = episode | {"prev": Column(0, torch.int32)}
         if reading:  # the reading-memory evidence of a held-out window, computed when its row was observed
-            heldout |= {"rsim": Column(reading, torch.float32), "rtarget": Column(reading, torch.int32)}
+            heldout |= {"rsim": Column(reading, torch.float32), "rtarget": Column(reading, torch.int32),
+                        "wcount": Column(0, torch.float32), "wsize": Column(0, torch.float32)}
         caps = {"store": (max_attractors, episode, policy), "buffer": (buffer_size, episode, "reservoir"),
                 "holdout": (holdout_size, heldout, "reservoir")}
         self.res = {name: Reservoir(*spec) for name, spec in caps.items()}

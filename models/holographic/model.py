@@ -22,7 +22,7 @@ from models.holographic.config import Config
 from models.holographic.memory import Memory, seeded
 from models.holographic.predict import Evidence
 from models.holographic.prototypes import Prototypes
-from models.holographic.reading import reading_neighbours
+from models.holographic.reading import reading_neighbours, window_counts
 from models.holographic.store import knn
 from models.protocol import LanguageModel, SleepContext, Vocab, ablated
 
@@ -112,8 +112,10 @@ class HolographicModel(LanguageModel):
         heldout = rows(held) | {"prev": prev[held].reshape(-1).int()}
         if self.config.reading and bool(held.any()):  # what the reading memory will say about these windows
             rsims, rtargets = self.reading_evidence(all_keys[held], tokens[held, 1:])  # (h, T, r) each
+            wcount, wsize = window_counts(tokens[held, 1:], tokens[held, 1:], self.config.reading_window)  # (h, T)
             heldout |= {"rsim": rsims[:, n - 1 :].reshape(-1, self.config.reading).float(),
-                        "rtarget": rtargets[:, n - 1 :].reshape(-1, self.config.reading).int()}
+                        "rtarget": rtargets[:, n - 1 :].reshape(-1, self.config.reading).int(),
+                        "wcount": wcount[:, n - 1 :].reshape(-1).float(), "wsize": wsize[:, n - 1 :].reshape(-1).float()}
         # H += phi^-1 sum_b normalize(K_b) normalize(bind(E_y_b)), K_b the whole window's product (the last
         # scale); a unit multivector is a matrix of norm 2.
         kmat = algebra.frobenius_normalize(self.layout.matrices(episodes["key"])[:, -1])  # (M, 4, 4)
@@ -156,9 +158,9 @@ class HolographicModel(LanguageModel):
 
     def evidence(
         self, keys: Tensor, sigs: Tensor, prev: Tensor, protos: Prototypes | None = None,
-        reading: tuple[Tensor, Tensor] | None = None,
+        reading: dict[str, Tensor] | None = None,
     ) -> Evidence:
-        """Flat queries (Q, D), (Q, 16), (Q,) [+ reading (Q, r) x 2] -> all evidence, minus the ablated parts."""
+        """Flat queries (Q, D), (Q, 16), (Q,) [+ reading-memory evidence] -> all evidence, minus ablated parts."""
         prev = prev.long().cpu()
         if "memory" in self.ablated_parts:  # backoff only: no neighbours, no reading memory, no prior
             none = torch.zeros(keys.shape[0], 0)
@@ -177,14 +179,17 @@ class HolographicModel(LanguageModel):
         sims, targets, keys = sims.cpu(), targets.long().cpu(), keys.cpu()  # evidence is mixed on the host
         protos = self.memory.protos if protos is None else protos
         prior = None if "prototypes" in self.ablated_parts else protos.prior(keys, self.config.prior_k)
-        rsims, rtargets = reading if reading is not None else (None, None)
-        return Evidence(sims=sims, targets=targets, prior=prior, prev=prev,
-                        rsims=None if rsims is None else rsims.cpu(),
-                        rtargets=None if rtargets is None else rtargets.long().cpu())
+        r = {k: v.cpu() for k, v in (reading or {}).items()}  # explicit: evidence is mixed on the host
+        return Evidence(sims=sims, targets=targets, prior=prior, prev=prev, rsims=r.get("rsims"),
+                        rtargets=r["rtargets"].long() if "rtargets" in r else None, wsize=r.get("wsize"),
+                        wcount=r.get("wcount"), wtokens=r.get("wtokens"))
 
     def heldout_evidence(self, protos: Prototypes | None = None) -> tuple[Evidence, Tensor]:
         h = self.memory.holdout
-        reading = (h.view("rsim"), h.view("rtarget")) if self.config.reading else None
+        reading = None
+        if self.config.reading:
+            reading = {"rsims": h.view("rsim"), "rtargets": h.view("rtarget"), "wsize": h.view("wsize"),
+                       "wcount": h.view("wcount")}
         ev = self.evidence(h.view("key"), h.view("sig"), h.view("prev"), protos, reading)
         return ev, h.view("target").long()
 
@@ -224,25 +229,46 @@ class HolographicModel(LanguageModel):
             return self.memory.ablation_fits[self.ablated_parts][0]
         return self.memory.params
 
-    def _queries(self, ctx: Tensor, nxt: Tensor) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+    def _queries(self, ctx: Tensor, nxt: Tensor, scored: bool
+                 ) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor] | None]:
         """Rows ctx (B, L) with the token after each position nxt (B, L) -> flat (keys, sigs, prev, reading).
 
-        nxt[:, t] is only read as the next token of positions s < t (the reading memory), so the
-        last column may be anything.
+        nxt[:, t] is read as the next token of positions s < t (the reading memory), and as the scored
+        token of position t when `scored` (score()); otherwise its last column may be anything.
         """
         keys, _, sigs = self.layout.features(self.embeddings, ctx)  # (B, L, D), _, (B, L, 16)
         reading = None
         if self.config.reading and "memory" not in self.ablated_parts:
             rs, rt = self.reading_evidence(keys, nxt)  # (B, L, r) x 2
-            reading = (rs.reshape(-1, rs.shape[2]), rt.reshape(-1, rt.shape[2]))
+            window = self.config.reading_window
+            wcount, wsize = window_counts(nxt, nxt, window)  # (B, L) x 2
+            reading = {"rsims": rs.reshape(-1, rs.shape[2]), "rtargets": rt.reshape(-1, rt.shape[2]),
+                       "wsize": wsize.reshape(-1)}
+            if scored:
+                reading["wcount"] = wcount.reshape(-1)
+            else:  # full distributions need the window's tokens; gathered per chunk (see _chunks)
+                reading["nxt"] = nxt
         return keys.reshape(-1, self.layout.dim), sigs.reshape(-1, 16), ctx.reshape(-1), reading
 
-    def _chunks(self, keys: Tensor, sigs: Tensor, prev: Tensor, reading: tuple[Tensor, Tensor] | None,
+    def _chunks(self, keys: Tensor, sigs: Tensor, prev: Tensor, reading: dict[str, Tensor] | None,
                 chunk: int):  # noqa: ANN202 - generator of (slice, Evidence)
         for s in range(0, prev.shape[0], chunk):
             sl = slice(s, s + chunk)
-            part = None if reading is None else (reading[0][sl], reading[1][sl])
+            part = None
+            if reading is not None:
+                part = {k: v[sl] for k, v in reading.items() if k != "nxt"}
+                if "nxt" in reading:
+                    part["wtokens"] = self._window_tokens(reading["nxt"], sl)
             yield sl, self.evidence(keys[sl], sigs[sl], prev[sl], reading=part)
+
+    def _window_tokens(self, nxt: Tensor, sl: slice) -> Tensor:
+        """Flat query slice of rows nxt (B, L) -> (n, W) next tokens of each query's reading window (-1: none)."""
+        length = nxt.shape[1]
+        width = min(self.config.reading_window, length)
+        idx = torch.arange(nxt.numel(), device=nxt.device)[sl]  # (n,) flat positions
+        b, t = idx // length, idx % length
+        s = t[:, None] - width + torch.arange(width, device=nxt.device)  # (n, W): positions t-W .. t-1
+        return nxt[b[:, None], s.clamp_min(0)].masked_fill(s < 0, -1)
 
     # ------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -251,7 +277,7 @@ class HolographicModel(LanguageModel):
         device = tokens.device
         tokens = self._check(tokens, 2)
         self.ensure_fitted()
-        keys, sigs, prev, reading = self._queries(tokens[:, :-1], tokens[:, 1:])
+        keys, sigs, prev, reading = self._queries(tokens[:, :-1], tokens[:, 1:], scored=True)
         y = tokens[:, 1:].reshape(-1).cpu()
         out = torch.empty(y.shape[0], dtype=torch.float64)
         for sl, ev in self._chunks(keys, sigs, prev, reading, QUERY_CHUNK):
@@ -265,7 +291,7 @@ class HolographicModel(LanguageModel):
         tokens = self._check(tokens, 1)
         self.ensure_fitted()
         nxt = torch.cat([tokens[:, 1:], tokens[:, -1:]], 1)  # (B, T): the last column is never read
-        keys, sigs, prev, reading = self._queries(tokens, nxt)
+        keys, sigs, prev, reading = self._queries(tokens, nxt, scored=False)
         chunk = max(1, min(QUERY_CHUNK, (1 << 24) // self.vocab.size))
         parts = [predict.full_probs(ev, self.mix, self.memory.backoff).log().float()
                  for _, ev in self._chunks(keys, sigs, prev, reading, chunk)]
@@ -282,9 +308,13 @@ class HolographicModel(LanguageModel):
             ctx = self._check(out[-self.context_length :].unsqueeze(0), 1)  # (1, <=C) on the model's device
             self.ensure_fitted()
             nxt_known = torch.cat([ctx[:, 1:], ctx[:, -1:]], 1)  # (1, <=C): the last column is never read
-            keys, sigs, prev, reading = self._queries(ctx, nxt_known)
-            last = None if reading is None else (reading[0][-1:], reading[1][-1:])
-            ev = self.evidence(keys[-1:], sigs[-1:], prev[-1:], reading=last)
+            keys, sigs, prev, reading = self._queries(ctx, nxt_known, scored=False)
+            last = slice(keys.shape[0] - 1, keys.shape[0])  # only the last position is sampled from
+            part = None
+            if reading is not None:
+                part = {k: v[last] for k, v in reading.items() if k != "nxt"}
+                part["wtokens"] = self._window_tokens(reading["nxt"], last)
+            ev = self.evidence(keys[last], sigs[last], prev[last], reading=part)
             logits = predict.full_probs(ev, self.mix, self.memory.backoff)[0].log() / max(temperature, 1e-6)
             if top_k is not None and top_k < logits.numel():
                 kth = torch.topk(logits, top_k).values[-1]

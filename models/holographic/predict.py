@@ -54,6 +54,7 @@ class MixParams:
     # when set they replace width/rwidth/delta (alpha is then 1: the bottom of the chain is p_0)
     chain: tuple[float, ...] | None = None
     rho: tuple[float, ...] | None = None
+    u0: float = 0.0  # weight of the reading window's token counts (depth 0 of the reading memory)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,12 +70,16 @@ class Evidence:
     prev: Tensor  # (Q,) last token of each context (for the bigram)
     rsims: Tensor | None = None  # (Q, r) similarity of reading neighbours (earlier in the same text); -inf = none
     rtargets: Tensor | None = None  # (Q, r) their next tokens
+    wsize: Tensor | None = None  # (Q,) episodes in the reading window (depth 0 of the reading memory)
+    wcount: Tensor | None = None  # (Q,) how often the SCORED token came next in the window (score() only)
+    wtokens: Tensor | None = None  # (Q, W) next tokens of the window's episodes, -1 = none (full distributions)
 
     def rows(self, sl: slice) -> "Evidence":
         """The evidence of queries `sl`."""
         cut = (lambda t: None if t is None else t[sl])  # noqa: E731
         prior = None if self.prior is None else tuple(t[sl] for t in self.prior)
-        return Evidence(self.sims[sl], self.targets[sl], prior, self.prev[sl], cut(self.rsims), cut(self.rtargets))
+        return Evidence(self.sims[sl], self.targets[sl], prior, self.prev[sl], cut(self.rsims), cut(self.rtargets),
+                        cut(self.wsize), cut(self.wcount), cut(self.wtokens))
 
 
 def vote_weights(sims: Tensor, width: float) -> Tensor:
@@ -118,7 +123,7 @@ def point_probs(ev: Evidence, y: Tensor, params: MixParams, backoff: BigramBacko
         levels, q = len(params.chain), y.shape[0]
         hs, ns = chain.cumulative(ev.sims, ev.targets, y, levels, q)
         hr, nr = chain.cumulative(ev.rsims, ev.rtargets, y, levels, q)
-        return chain.point(p0, hs, ns, hr, nr, params.chain, params.rho)
+        return chain.point(p0, hs, ns, hr, nr, params.chain, params.rho, params.u0, ev.wcount, ev.wsize)
     w = store_weights(ev, params)  # (Q, k)
     vote = (w * (ev.targets == y[:, None])).sum(1)  # (Q,)
     mass = w.sum(1)  # (Q,)
@@ -142,7 +147,8 @@ def full_probs(ev: Evidence, params: MixParams, backoff: BigramBackoff) -> Tenso
             contrib = gamma * (pw[:, :, None] * probs).double()  # (Q, K, H)
             p0 = p0.scatter_add_(1, ids.reshape(ids.shape[0], -1), contrib.reshape(ids.shape[0], -1))
         p0 = p0 / (gamma + 1.0)
-        return chain.full(p0, ev.sims, ev.targets, ev.rsims, ev.rtargets, params.chain, params.rho)
+        return chain.full(p0, ev.sims, ev.targets, ev.rsims, ev.rtargets, params.chain, params.rho, params.u0,
+                          ev.wtokens)
     out = params.alpha * backoff.full(ev.prev, params.beta)  # (Q, V)
     w = store_weights(ev, params)  # (Q, k)
     out.scatter_add_(1, ev.targets.long(), w)
@@ -163,7 +169,7 @@ def mix_lambda(ev: Evidence, params: MixParams) -> Tensor:
     """Per-query weight of memory (kNN + reading + prior) against the backoff."""
     if params.chain is not None:
         gamma = params.gamma if ev.prior is not None else 0.0
-        nb = chain.memory_weight(ev.sims, ev.rsims, params.chain, params.rho)
+        nb = chain.memory_weight(ev.sims, ev.rsims, params.chain, params.rho, params.u0, ev.wsize)
         return nb + (1.0 - nb) * gamma / (gamma + 1.0)
     mass = store_weights(ev, params).sum(1)
     u = reading_weights(ev, params)
@@ -229,14 +235,14 @@ def fit_depth(ev: Evidence, y: Tensor, backoff: BigramBackoff, levels: int) -> t
         if ll > best_ll:
             best_beta, best_ll = beta, ll
     p_bo = backoff.prob(ev.prev, y, best_beta)  # (Q,)
-    c, rho, gamma, nats = chain.fit(p_bo, prior_point(ev.prior, y), ev.prior is not None, ev.sims, ev.targets,
-                                    ev.rsims, ev.rtargets, y, levels)
-    params = MixParams(gamma=gamma, alpha=1.0, beta=best_beta, chain=c, rho=rho)
+    c, rho, gamma, u0, nats = chain.fit(p_bo, prior_point(ev.prior, y), ev.prior is not None, ev.sims,
+                                        ev.targets, ev.rsims, ev.rtargets, y, levels, ev.wcount, ev.wsize)
+    params = MixParams(gamma=gamma, alpha=1.0, beta=best_beta, chain=c, rho=rho, u0=u0)
     info = {
         "heldout_nats": nats,
         "heldout_backoff_nats": -best_ll,
         "lambda_mean": float(mix_lambda(ev, params).mean()),
-        "fit_gamma": gamma, "fit_beta": best_beta,
+        "fit_gamma": gamma, "fit_beta": best_beta, "fit_u0": u0,
         **{f"fit_c{d + 1}": v for d, v in enumerate(c)},
         **{f"fit_rho{d + 1}": v for d, v in enumerate(rho)},
     }

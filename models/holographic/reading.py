@@ -48,3 +48,28 @@ def reading_neighbours(keys: Tensor, targets: Tensor, k: int, window: int) -> tu
         pos[:, t0:t1, :kk] = i + lo
     nxt = torch.gather(targets, 1, pos.reshape(bsz, -1)).reshape(bsz, length, k)  # (B, L, k)
     return sims, pos, nxt
+
+
+def window_counts(nxt: Tensor, y: Tensor, window: int) -> tuple[Tensor, Tensor]:
+    """Depth 0 of the reading memory: how often y[:, t] was the next token of positions [t - window, t - 1].
+
+    nxt (B, L): the token after each position; y (B, L): the token scored at each position.
+    Returns (hits (B, L), episodes (B, L)) as float64. Exact, via sorted (token, position) codes per row:
+    the count of value v at positions < p is searchsorted(v * L + p) - searchsorted(v * L).
+    """
+    bsz, length = nxt.shape
+    pos = torch.arange(length, device=nxt.device)  # (L,)
+    codes = (nxt.long() * length + pos).sort(dim=1).values  # (B, L)
+    lo = (pos - window).clamp_min(0).expand(bsz, -1)  # (B, L)
+    base = y.long() * length  # (B, L)
+    hits = torch.searchsorted(codes, base + pos) - torch.searchsorted(codes, base + lo)  # (B, L)
+    return hits.double(), (pos - lo).double()
+
+
+def window_tokens(nxt: Tensor, window: int, rows: slice) -> Tensor:
+    """The next tokens of the episodes in each position's window: (B, L) -> (B, n, window), -1 where none."""
+    bsz, length = nxt.shape
+    t = torch.arange(length, device=nxt.device)[rows]  # (n,)
+    s = t[:, None] - window + torch.arange(window, device=nxt.device)  # (n, window): positions t-window..t-1
+    ids = nxt[:, s.clamp_min(0)]  # (B, n, window)
+    return ids.masked_fill((s < 0).expand_as(ids), -1)

@@ -10,6 +10,8 @@ recombines prototypes into schemas (REM). See docs in each module and
 /shared/specs/holographic.md.
 """
 
+from dataclasses import replace
+
 from models.holographic.algebra import PHI
 from models.holographic.config import Config
 from models.holographic.model import HolographicModel
@@ -18,6 +20,8 @@ from models.protocol import Flavor
 SUMMARY = "Cl(3,1) holographic memory: exact kNN over context keys + prototypes/schemas, bigram backoff (no gradients)"
 
 _TRAIN = {"batch_size": 16, "sleep_every": 1_000_000}
+_SUFFIX = Config(context_size=32, key_scales=(1, 2, 3, 4, 6, 8, 16, 32), key_decay=0.8, noise_std=1.0, vote="depth",
+                 reading_window=4096, reading_k=64, train_seq_multiple=256, holdout_every=8)
 
 FLAVORS: dict[str, Flavor] = {
     "base": Flavor(
@@ -44,6 +48,16 @@ FLAVORS: dict[str, Flavor] = {
         model=Config(context_size=4096, train_seq_multiple=4),
         train={"batch_size": 2, "sleep_every": 1_000_000},
         summary="context 4096, as in the Modal giant run (pg19)",
+    ),
+    "suffix": Flavor(
+        model=_SUFFIX,
+        train={"batch_size": 4, "sleep_every": 1_000_000},
+        summary="locality: multi-scale suffix keys (1..32 tokens), depth vote, reading memory of 4096 tokens",
+    ),
+    "suffix-store": Flavor(
+        model=replace(_SUFFIX, reading_window=0),
+        train={"batch_size": 4, "sleep_every": 1_000_000},
+        summary="suffix keys and depth vote over the training store only (no reading memory)",
     ),
     "tiny": Flavor(
         model=Config(context_size=16, max_attractors=20_000, episodic_buffer_size=2048, holdout_every=16,

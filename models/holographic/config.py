@@ -36,6 +36,7 @@ class Config:
     prototype_targets: int = 16  # targets kept per prototype histogram
     max_prototypes: int = 65536
     schema_gate: bool = True  # keep new schemas only when they improve held-out likelihood
+    support_decay: float = 0.6180339887498949  # each sleep multiplies old prototypes' support by this (phi^-1)
     holdout_every: int = 64  # about 1 in this many training rows is held out (never stored) to fit the mixture
     holdout_size: int = 4096  # held-out windows kept (uniform sample)
     train_seq_multiple: int = 8  # train_seq_len = context_size * this: one row yields many windows
@@ -78,6 +79,8 @@ class Config:
                        or list(scales) != sorted(set(scales)) or scales[0] < 1 or scales[-1] != self.context_size):
             raise ModelConfigError(f"holographic key_scales={scales!r}: must be increasing integers >= 1 ending at "
                                    f"context_size={self.context_size} (or empty for the faithful key)")
+        if not (isinstance(self.support_decay, int | float) and 0.0 < self.support_decay <= 1.0):
+            raise ModelConfigError(f"holographic support_decay={self.support_decay!r}: must be in (0, 1]")
         if not (isinstance(self.key_decay, int | float) and math.isfinite(self.key_decay) and self.key_decay > 0):
             raise ModelConfigError(f"holographic key_decay={self.key_decay!r}: must be a finite number > 0")
         if self.store_device not in ("host", "model"):

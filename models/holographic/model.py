@@ -358,6 +358,9 @@ class HolographicModel(LanguageModel):
         buf = mem.buffer
         rows, stats = dreaming.nrem(buf.view("key"), buf.view("norm"), buf.view("sig").float(),
                                     buf.view("target"), cfg.prototype_targets, self.layout)
+        # forgetting: what earlier sleeps consolidated loses support unless new episodes merge into it again,
+        # so prototypes that stop recurring fall under the prune rule's support < 2
+        mem.protos.support = mem.protos.support * cfg.support_decay
         if rows:
             mem.protos.append(rows)
         merged = dreaming.merge_similar(mem.protos)

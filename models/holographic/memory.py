@@ -44,7 +44,8 @@ def episode_columns(key_dim: int) -> dict[str, Column]:
     }
 
 
-BUFFERS = ("store", "buffer", "holdout")
+BUFFERS = ("store", "buffer", "holdout", "probe")
+PROBE_SIZE = 512  # raw token windows kept (uniform sample) to measure vorticity discriminability at sleep
 COUNTED = ("samples", "heldout_samples")
 _MASK63 = (1 << 63) - 1
 
@@ -60,7 +61,7 @@ def seeded(*parts: int) -> torch.Generator:
 class Memory:
     def __init__(
         self, *, vocab_size: int, max_attractors: int, policy: str, buffer_size: int, holdout_size: int,
-        hist_width: int, seed: int, layout: KeyLayout, reading: int = 0,
+        hist_width: int, seed: int, layout: KeyLayout, reading: int = 0, probe_width: int = 2,
     ) -> None:
         self.seed = seed
         self.layout = layout
@@ -70,7 +71,8 @@ class Memory:
             heldout |= {"rsim": Column(reading, torch.float32), "rtarget": Column(reading, torch.int32),
                         "wcount": Column(0, torch.float32), "wsize": Column(0, torch.float32)}
         caps = {"store": (max_attractors, episode, policy), "buffer": (buffer_size, episode, "reservoir"),
-                "holdout": (holdout_size, heldout, "reservoir")}
+                "holdout": (holdout_size, heldout, "reservoir"),
+                "probe": (PROBE_SIZE, {"tokens": Column(probe_width, torch.int32)}, "reservoir")}
         self.res = {name: Reservoir(*spec) for name, spec in caps.items()}
         self.pending = {name: Reservoir(*spec) for name, spec in caps.items()}
         self.backoff = BigramBackoff(vocab_size)
@@ -99,9 +101,9 @@ class Memory:
     # ------------------------------------------------------------ writing
     def add(
         self, episodes: Mapping[str, Tensor], heldout: Mapping[str, Tensor], prev: Tensor, nxt: Tensor,
-        h_delta: Tensor, *, rank: int, synced: bool,
+        h_delta: Tensor, *, rank: int, synced: bool, probe: Tensor | None = None,
     ) -> None:
-        """One observed batch: stored episodes, held-out windows, counted pairs, H increment."""
+        """One observed batch: stored episodes, held-out windows, counted pairs, H increment, probe windows."""
         gen = seeded(self.seed, rank, self.counters["batches"])
         m, mh = episodes["target"].shape[0], heldout["target"].shape[0]
         prio = torch.rand(m, generator=gen)
@@ -111,6 +113,8 @@ class Memory:
         dest["store"].offer(episodes, prio)
         dest["buffer"].offer(episodes, prio_buf)
         dest["holdout"].offer(heldout, prio_h)
+        if probe is not None:
+            dest["probe"].offer({"tokens": probe}, torch.rand(probe.shape[0], generator=gen))
         self.backoff.add(prev, nxt, synced=synced)
         if synced:
             self.H += h_delta
@@ -177,7 +181,8 @@ class Memory:
 
     def load(self, state: Mapping) -> None:
         for name in BUFFERS:
-            self.res[name].load(state[name])
+            if name in state:  # checkpoints from before the probe windows lack "probe"
+                self.res[name].load(state[name])
             self.pending[name].clear()
         self.backoff.load(state["backoff"])
         self.H = state["H"].clone()

@@ -66,12 +66,16 @@ def top1(model: HolographicModel, tokens: Tensor, max_windows: int = 4096) -> di
 def vorticity_discriminability(
     model: HolographicModel, tokens: Tensor, pairs: int = 512, seed: int = 0
 ) -> dict[str, float]:
-    """Signature cosine for same-structure pairs vs word-order swaps on real windows of `tokens` (B, L)."""
-    n = model.context_length
+    """Signature cosine for same-structure pairs vs word-order swaps on real windows of `tokens` (B, L).
+
+    The signature covers the key's window (context_size tokens). Logged at every sleep (on a uniform
+    sample of training windows) as vorticity_same_structure_cos / vorticity_order_swap_cos / vorticity_auc.
+    """
+    n = model.config.context_size
     if n < 3:
         raise ValueError("vorticity discriminability needs context_size >= 3")
     gen = torch.Generator().manual_seed(seed)
-    ctx, _ = _windows(tokens.long(), n)
+    ctx, _ = _windows(tokens.long().cpu(), n)
     base = ctx[torch.randint(0, ctx.shape[0], (pairs,), generator=gen)]  # (P, n)
     i = torch.randint(0, n - 2, (pairs,), generator=gen)
     j = i + 2 + torch.randint(0, n - 2, (pairs,), generator=gen) % (n - 2 - i).clamp_min(1)  # j >= i + 2
@@ -84,7 +88,8 @@ def vorticity_discriminability(
     substituted[rows, j] = torch.randint(0, model.vocab.size, (pairs,), generator=gen)
 
     def sig(t: Tensor) -> Tensor:
-        return context.unit(context.sliding_signatures(model.embeddings[t], n)[:, -1])  # (P, 16)
+        emb = model.embeddings[t.to(model.embeddings.device)]  # (P, n, 4, 4)
+        return context.unit(context.sliding_signatures(emb, n)[:, -1]).cpu()  # (P, 16)
 
     s0 = sig(base)
     same = (s0 * sig(substituted)).sum(1)  # (P,)

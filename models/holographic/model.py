@@ -51,6 +51,7 @@ class HolographicModel(LanguageModel):
             vocab_size=vocab.size, max_attractors=config.max_attractors, policy=config.store_policy,
             buffer_size=config.episodic_buffer_size, holdout_size=config.holdout_size,
             hist_width=config.prototype_targets, seed=config.seed, layout=self.layout, reading=config.reading,
+            probe_width=config.context_size + 1,
         )
 
     # ----------------------------------------------------------------- shapes
@@ -124,7 +125,7 @@ class HolographicModel(LanguageModel):
         world = distributed.world()
         self.memory.add(
             episodes, heldout, tokens[keep, :-1], tokens[keep, 1:], h_delta,
-            rank=world[0] if world else 0, synced=world is None,
+            rank=world[0] if world else 0, synced=world is None, probe=tokens[keep, : n + 1].int(),
         )
         m = episodes["target"].shape[0]
         return {
@@ -342,6 +343,26 @@ class HolographicModel(LanguageModel):
             correct += int((predict.full_probs(ev.rows(sl), params, self.memory.backoff).argmax(1) == y[sl]).sum())
         return params, info, correct / max(1, y.shape[0])
 
+    def consider_schemas(self, schema_rows: dict[str, Tensor], base: Evidence, y: Tensor) -> dict[str, float]:
+        """REM's schemas join the prototypes only if the held-out fit with them is better (schema_gate).
+
+        Both fits are refit from scratch on the same held-out training windows (`base`, `y`), so a
+        schema is kept exactly when the mixture can use it to predict unseen text better.
+        """
+        mem = self.memory
+        _, info0, acc0 = self._heldout_quality(base, y, mem.protos)
+        candidate = mem.protos.copy()
+        candidate.append(schema_rows)
+        dreaming.merge_similar(candidate)
+        _, info1, acc1 = self._heldout_quality(base, y, candidate)
+        earned = info1["heldout_nats"] < info0["heldout_nats"]  # must improve, not merely not hurt
+        if earned or not self.config.schema_gate:
+            mem.protos = candidate
+            mem.fitted = False
+        return {"heldout_acc_without_schemas": acc0, "heldout_acc_with_schemas": acc1,
+                "heldout_nats_without_schemas": info0["heldout_nats"], "heldout_nats_with_schemas": info1["heldout_nats"],
+                "schemas_accuracy_delta": acc1 - acc0, "schemas_earned": float(earned)}
+
     @torch.no_grad()
     def sleep(self, ctx: SleepContext) -> dict[str, float]:
         """Non-REM -> prototypes, REM -> schemas (kept only if they earn it), prune, merge, Grace on H.
@@ -369,18 +390,7 @@ class HolographicModel(LanguageModel):
         metrics = stats | rem_stats | {"merged": float(merged)}
         base, y = self.heldout_evidence() if mem.holdout.size else (None, None)
         if base is not None and schema_rows:
-            _, info0, acc0 = self._heldout_quality(base, y, mem.protos)
-            candidate = mem.protos.copy()
-            candidate.append(schema_rows)
-            dreaming.merge_similar(candidate)
-            _, info1, acc1 = self._heldout_quality(base, y, candidate)
-            earned = info1["heldout_nats"] < info0["heldout_nats"]  # must improve, not merely not hurt
-            metrics |= {"heldout_acc_without_schemas": acc0, "heldout_acc_with_schemas": acc1,
-                        "heldout_nats_without_schemas": info0["heldout_nats"],
-                        "heldout_nats_with_schemas": info1["heldout_nats"],
-                        "schemas_accuracy_delta": acc1 - acc0, "schemas_earned": float(earned)}
-            if earned or not cfg.schema_gate:
-                mem.protos = candidate
+            metrics |= self.consider_schemas(schema_rows, base, y)
         elif schema_rows:
             mem.protos.append(schema_rows)  # nothing to judge them on yet
         metrics["pruned"] = float(dreaming.prune(mem.protos, cfg.max_prototypes))
@@ -392,7 +402,16 @@ class HolographicModel(LanguageModel):
             mem.params, mem.fit_info, acc = self._heldout_quality(base, y, mem.protos)
             mem.fitted = True
             metrics |= {"heldout_acc": acc, "heldout_nats": mem.fit_info["heldout_nats"],
-                        "lambda_mean": mem.fit_info["lambda_mean"]}
+                        "lambda_mean": mem.fit_info["lambda_mean"], "prototype_weight": mem.params.gamma}
+            if len(mem.protos):  # what prototypes and schemas earn: the same fit without them
+                _, info0, _ = self._heldout_quality(base, y, Prototypes(cfg.prototype_targets, self.layout))
+                metrics["heldout_nats_without_prototypes"] = info0["heldout_nats"]
+        if mem.res["probe"].size >= 8 and cfg.context_size >= 3:  # the spec's grammar test, on training windows
+            from models.holographic.metrics import vorticity_discriminability
+
+            probe = mem.res["probe"].view("tokens").long()  # (P, n + 1)
+            vort = vorticity_discriminability(self, probe, pairs=256, seed=mem.counters["sleeps"])
+            metrics |= {f"vorticity_{k}": v for k, v in vort.items()}
         hc = algebra.coefficients(mem.H.float())
         metrics |= {
             "prototypes": float(len(mem.protos)),

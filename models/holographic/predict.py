@@ -222,7 +222,7 @@ def fit(ev: Evidence, y: Tensor, backoff: BigramBackoff) -> tuple[MixParams, dic
         "heldout_nats": -best[0],
         "heldout_backoff_nats": -best_ll,
         "lambda_mean": float(mix_lambda(ev, params).mean()),
-        **{f"fit_{k}": v for k, v in params.as_dict().items()},
+        **{f"fit_{k}": v for k, v in params.as_dict().items() if isinstance(v, float)},
     }
     return params, info
 

@@ -38,10 +38,15 @@ OLD_REV = "7682f24"  # main before issue 14: tiles of 65,536 keys, scores writte
 
 
 def old_knn(rev: str):  # noqa: ANN201 - the previous knn function, or None
-    try:
-        src = subprocess.run(["git", "show", f"{rev}:models/holographic/store.py"], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
+    src = None
+    for where in (ROOT, Path.cwd()):  # a checkout, or run from one (e.g. on a snapshot of the tree)
+        try:
+            src = subprocess.run(["git", "show", f"{rev}:models/holographic/store.py"], cwd=where,
+                                 capture_output=True, text=True, check=True).stdout
+            break
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    if src is None:
         return None
     path = Path(tempfile.mkdtemp()) / "old_store.py"
     path.write_text(src)

@@ -68,3 +68,9 @@ def test_every_op_on_one_device_and_outputs_on_the_inputs(byte_vocab, pg19_rows,
     for name in ("buffer", "holdout"):
         assert model.memory.res[name].view("key").device.type == "cpu"  # the rest of memory: host
     assert all(t.device.type == "cpu" for t in model.memory.state()["store"].values() if isinstance(t, torch.Tensor))
+
+
+def test_the_checker_catches_an_op_that_mixes_devices():
+    """The rule check can fail: a CPU tensor and a tensor on another device (meta) in one op."""
+    with pytest.raises(AssertionError, match="mixes devices"), OneDevicePerOp():
+        torch.add(torch.ones(2), torch.ones(2, device="meta"))

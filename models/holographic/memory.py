@@ -2,12 +2,15 @@
 
 - store: the bounded episodic store (key, norm, signature, target) that kNN searches
 - buffer: a uniform sample of episodes since the last sleep (what dreaming consolidates)
-- holdout: a uniform sample of held-out training windows (+ previous token) used only to fit the mixture
+- holdout: a uniform sample of held-out training windows (+ previous token, + what the reading memory said
+  about them) used only to fit the mixture
+- probe: a uniform sample of raw training windows, for the vorticity metric at sleep
 - backoff: bigram/unigram counts; H: the holographic superposition (4x4); prototypes and schemas
 
-Storage per stored episode: key float32[16] (64 B) + key norm float32 (4 B) +
-signature float16[16] (32 B) + target int32 (4 B) + reservoir priority
-float32 (4 B) = 108 bytes.
+Storage per stored episode: key float32[D] (D = 16 for the faithful key: 64 B;
+D = 64 for the suffix flavors: 256 B) + key norm float32 (4 B) + signature
+float16[16] (32 B) + target int32 (4 B) + reservoir priority float32 (4 B) =
+108 bytes (faithful) or 300 bytes (suffix).
 
 Randomness (reservoir priorities) comes from generators seeded by
 (seed, rank, batch counter), so a run is reproducible and resumable without

@@ -146,9 +146,12 @@ class HolographicModel(LanguageModel):
             return self.layout.depth(queries, neighbours).masked_fill(raw == float("-inf"), float("-inf"))
         return raw
 
-    def reading_evidence(self, keys: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        """Rows of keys (B, L, D) and next tokens (B, L) -> reading neighbours' (sims, next tokens) (B, L, r)."""
-        raw, pos, nxt = reading_neighbours(keys, targets, self.config.reading, self.config.reading_window)
+    def reading_evidence(self, keys: Tensor, targets: Tensor, start: int = 1) -> tuple[Tensor, Tensor]:
+        """Rows of keys (B, L, D) and next tokens (B, L) -> reading neighbours' (sims, next tokens) (B, L, r).
+
+        Positions before `start` get no neighbours (callers that only read later positions).
+        """
+        raw, pos, nxt = reading_neighbours(keys, targets, self.config.reading, self.config.reading_window, start)
         nb = torch.gather(keys, 1, pos.reshape(keys.shape[0], -1, 1).expand(-1, -1, keys.shape[2]))  # (B, L*r, D)
         sims = self.similarity(keys, nb.reshape(*pos.shape, keys.shape[2]), raw)  # (B, L, r)
         if sims.shape[2] < self.config.reading:  # a short row: pad with "no neighbour"
@@ -230,7 +233,7 @@ class HolographicModel(LanguageModel):
             return self.memory.ablation_fits[self.ablated_parts][0]
         return self.memory.params
 
-    def _queries(self, ctx: Tensor, nxt: Tensor, scored: bool
+    def _queries(self, ctx: Tensor, nxt: Tensor, scored: bool, start: int = 1
                  ) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor] | None]:
         """Rows ctx (B, L) with the token after each position nxt (B, L) -> flat (keys, sigs, prev, reading).
 
@@ -240,7 +243,7 @@ class HolographicModel(LanguageModel):
         keys, _, sigs = self.layout.features(self.embeddings, ctx)  # (B, L, D), _, (B, L, 16)
         reading = None
         if self.config.reading and "memory" not in self.ablated_parts:
-            rs, rt = self.reading_evidence(keys, nxt)  # (B, L, r) x 2
+            rs, rt = self.reading_evidence(keys, nxt, start)  # (B, L, r) x 2
             window = self.config.reading_window
             wcount, wsize = window_counts(nxt, nxt, window)  # (B, L) x 2
             reading = {"rsims": rs.reshape(-1, rs.shape[2]), "rtargets": rt.reshape(-1, rt.shape[2]),
@@ -309,7 +312,7 @@ class HolographicModel(LanguageModel):
             ctx = self._check(out[-self.context_length :].unsqueeze(0), 1)  # (1, <=C) on the model's device
             self.ensure_fitted()
             nxt_known = torch.cat([ctx[:, 1:], ctx[:, -1:]], 1)  # (1, <=C): the last column is never read
-            keys, sigs, prev, reading = self._queries(ctx, nxt_known, scored=False)
+            keys, sigs, prev, reading = self._queries(ctx, nxt_known, scored=False, start=ctx.shape[1] - 1)
             last = slice(keys.shape[0] - 1, keys.shape[0])  # only the last position is sampled from
             part = None
             if reading is not None:

@@ -23,11 +23,13 @@ from torch import Tensor
 QUERY_CHUNK = 256  # positions per chunk: (B, 256, 256 + window) scores at a time
 
 
-def reading_neighbours(keys: Tensor, targets: Tensor, k: int, window: int) -> tuple[Tensor, Tensor, Tensor]:
+def reading_neighbours(keys: Tensor, targets: Tensor, k: int, window: int, start: int = 1
+                       ) -> tuple[Tensor, Tensor, Tensor]:
     """keys (B, L, D) of positions 0..L-1; targets (B, L): token after each position.
 
     Returns (sims (B, L, k'), neighbour positions (B, L, k'), their next tokens (B, L, k')) with
-    k' = min(k, L - 1); sims is -inf where position t has fewer than k' episodes behind it.
+    k' = min(k, L - 1); sims is -inf where position t has fewer than k' episodes behind it, and for
+    positions before `start` (not asked for: generation only needs the last one).
     """
     bsz, length, _ = keys.shape
     k = min(k, max(length - 1, 0))
@@ -35,7 +37,7 @@ def reading_neighbours(keys: Tensor, targets: Tensor, k: int, window: int) -> tu
     pos = torch.zeros(bsz, length, k, dtype=torch.long, device=keys.device)  # (B, L, k)
     if k == 0:
         return sims, pos, pos.clone()
-    for t0 in range(1, length, QUERY_CHUNK):  # position 0 has nothing behind it
+    for t0 in range(max(1, start), length, QUERY_CHUNK):  # position 0 has nothing behind it
         t1 = min(t0 + QUERY_CHUNK, length)
         lo = max(0, t0 - window)
         scores = torch.bmm(keys[:, t0:t1], keys[:, lo:t1].transpose(1, 2))  # (B, c, span)

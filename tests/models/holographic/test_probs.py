@@ -106,3 +106,15 @@ def test_suffix_flavor_with_reading_memory_sums_to_one_and_matches_score(byte_vo
     late = batch.clone()
     late[:, 40:] = byte_vocab.eot_id
     assert torch.equal(model.score(late)[:, :39], model.score(batch)[:, :39])
+
+
+def test_generation_samples_from_the_last_position_of_log_probs(byte_vocab, pg19_rows):
+    """generate() computes reading evidence for the last position only; it must match log_probs there."""
+    model, rows = _trained(byte_vocab, pg19_rows, context_size=8, key_scales=(1, 2, 4, 8), vote="depth",
+                           reading_window=24, reading_k=6, holdout_every=4)
+    prompt = rows[0, :50]
+    gen = torch.Generator().manual_seed(3)
+    out = model.generate(prompt, 1, temperature=1.0, generator=gen)
+    expect = model.log_probs(prompt[None])[0, -1].double().exp()
+    gen2 = torch.Generator().manual_seed(3)
+    assert int(out[-1]) == int(torch.multinomial(expect / expect.sum(), 1, generator=gen2))

@@ -78,6 +78,7 @@ def measure(args: argparse.Namespace, size: str) -> dict:
                                              if k in ("heldout_nats", "fit_gamma", "fit_beta")}
         out[f"no_{'+'.join(parts)}"] = res.bits_per_byte
         out[f"no_{'+'.join(parts)}_s"] = time.perf_counter() - t
+    print(json.dumps(out, default=float), flush=True)  # the scores first: the metric below is extra
     docs = [torch.as_tensor(d.tokens[: 4 * model.config.context_size]) for d in loaded.dataset.validation_docs()]
     width = min(d.numel() for d in docs)
     out["vorticity"] = metrics.vorticity_discriminability(model, torch.stack([d[:width] for d in docs]), pairs=512)

@@ -9,6 +9,7 @@ function (see context.py for positions with a shorter left context).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -336,8 +337,7 @@ class HolographicModel(LanguageModel):
         `base` holds the held-out neighbours (they do not depend on the prototypes).
         """
         h = self.memory.holdout
-        ev = Evidence(base.sims, base.targets, protos.prior(h.view("key"), self.config.prior_k), base.prev,
-                      base.rsims, base.rtargets)
+        ev = dataclasses.replace(base, prior=protos.prior(h.view("key"), self.config.prior_k))  # all else kept
         params, info = self._fit(ev, y)
         correct = 0
         chunk = max(1, min(QUERY_CHUNK, (1 << 24) // self.vocab.size))

@@ -139,3 +139,14 @@ def test_pruning_fires_on_prototypes_that_stop_recurring(byte_vocab, pg19_rows):
     assert len(protos) == 1 and float(protos.centroid[0, 0]) == 1.0  # the salient one stays
     m = model.sleep(SleepContext(step=2))
     assert m["pruned"] == 0.0  # salient prototypes are kept however rarely they recur
+
+
+def test_sleep_fits_the_same_mixture_as_evaluation(byte_vocab, pg19_rows):
+    """The fit sleep leaves behind uses every part the evaluation uses (reading memory and its window counts)."""
+    model = _model(byte_vocab, pg19_rows, context_size=8, key_scales=(1, 2, 4, 8), vote="depth", reading_window=24,
+                   reading_k=6, holdout_every=4)
+    model.sleep(SleepContext(step=1))
+    after_sleep = model.memory.params
+    model.memory.fitted = False
+    model.ensure_fitted()
+    assert model.memory.params == after_sleep and after_sleep.u0 > 0

@@ -106,7 +106,8 @@ def main() -> None:
         r = measure(args, size)
         rows.append(r)
         print(json.dumps(r, default=float), flush=True)
-    print(f"\n| size | full | memory off | prototypes off | memory gain | prototype gain |\n|---|---:|---:|---:|---:|---:|")
+    print("\n| size | full | memory off | prototypes off | memory gain | prototype gain |")
+    print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['size']} | {r['full']:.4f} | {r['no_memory']:.4f} | {r['no_prototypes']:.4f} | "
               f"{r['memory_gain']:+.4f} | {r['prototype_gain']:+.4f} |")

@@ -118,7 +118,8 @@ class HolographicModel(LanguageModel):
             wcount, wsize = window_counts(tokens[held, 1:], tokens[held, 1:], self.config.reading_window)  # (h, T)
             heldout |= {"rsim": rsims[:, n - 1 :].reshape(-1, self.config.reading).float(),
                         "rtarget": rtargets[:, n - 1 :].reshape(-1, self.config.reading).int(),
-                        "wcount": wcount[:, n - 1 :].reshape(-1).float(), "wsize": wsize[:, n - 1 :].reshape(-1).float()}
+                        "wcount": wcount[:, n - 1 :].reshape(-1).float(),
+                        "wsize": wsize[:, n - 1 :].reshape(-1).float()}
         # H += phi^-1 sum_b normalize(K_b) normalize(bind(E_y_b)), K_b the whole window's product (the last
         # scale); a unit multivector is a matrix of norm 2.
         kmat = algebra.frobenius_normalize(self.layout.matrices(episodes["key"])[:, -1])  # (M, 4, 4)
@@ -368,7 +369,8 @@ class HolographicModel(LanguageModel):
             mem.protos = candidate
             mem.fitted = False
         return {"heldout_acc_without_schemas": acc0, "heldout_acc_with_schemas": acc1,
-                "heldout_nats_without_schemas": info0["heldout_nats"], "heldout_nats_with_schemas": info1["heldout_nats"],
+                "heldout_nats_without_schemas": info0["heldout_nats"],
+                "heldout_nats_with_schemas": info1["heldout_nats"],
                 "schemas_accuracy_delta": acc1 - acc0, "schemas_earned": float(earned)}
 
     @torch.no_grad()

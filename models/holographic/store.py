@@ -192,7 +192,8 @@ def block_topk(scores: Tensor, k: int, block: int = 32) -> tuple[Tensor, Tensor]
     groups = c // block
     group_max = scores.view(q, block, groups).amax(1)  # (q, groups)
     _, top_groups = block_topk(group_max, k, block=16)  # (q, k)
-    cols = (top_groups.unsqueeze(-1) + torch.arange(block, device=scores.device) * groups).reshape(q, -1)  # (q, k*block)
+    offsets = torch.arange(block, device=scores.device) * groups  # (block,)
+    cols = (top_groups.unsqueeze(-1) + offsets).reshape(q, -1)  # (q, k * block)
     v, j = torch.topk(scores.gather(1, cols), k, dim=1)
     return v, cols.gather(1, j)
 

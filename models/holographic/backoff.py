@@ -45,7 +45,7 @@ class BigramBackoff:
         synced=False (DDP) parks them until `take_unsynced`, so queries on this
         rank keep using exactly the counts every rank shares.
         """
-        prev, nxt = prev.reshape(-1).long(), nxt.reshape(-1).long()
+        prev, nxt = prev.reshape(-1).long().cpu(), nxt.reshape(-1).long().cpu()  # counts live on the host
         uni = torch.bincount(nxt, minlength=self.vocab_size)
         ctx = torch.bincount(prev, minlength=self.vocab_size)
         codes = prev * self.vocab_size + nxt

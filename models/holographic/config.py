@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from models.errors import ModelConfigError
+from models.holographic.keys import KeyLayout
 from models.protocol import Vocab
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STORE_POLICIES = ("reservoir", "ring")
+VOTES = ("cosine", "depth")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,9 +36,23 @@ class Config:
     prototype_targets: int = 16  # targets kept per prototype histogram
     max_prototypes: int = 65536
     schema_gate: bool = True  # keep new schemas only when they improve held-out likelihood
+    support_decay: float = 0.6180339887498949  # each sleep multiplies old prototypes' support by this (phi^-1)
     holdout_every: int = 64  # about 1 in this many training rows is held out (never stored) to fit the mixture
     holdout_size: int = 4096  # held-out windows kept (uniform sample)
     train_seq_multiple: int = 8  # train_seq_len = context_size * this: one row yields many windows
+    # Key function (see keys.py): () = the faithful key, one product of all context_size tokens (16 coefficients);
+    # otherwise multi-scale suffix keys: the products of the last s tokens for each s here (increasing, the last
+    # = context_size), 8 even coefficients per scale, block j weighted by key_decay^j before normalising.
+    key_scales: tuple[int, ...] = ()
+    key_decay: float = 1.0
+    # Vote kernel on 1 - sim: "cosine" = the key cosine (the spec); "depth" = the matched-suffix similarity
+    # (keys.KeyLayout.depth: the weighted count of scales whose block equals the query's), for suffix keys.
+    vote: Literal["cosine", "depth"] = "cosine"
+    reading_window: int = 0  # reading memory: earlier positions of the text being read that vote (0 = none)
+    reading_k: int = 16  # neighbours from the reading memory
+    # Where the long-term store lives and is searched: "host" (CPU memory; queries travel there) or "model" (the
+    # model's device, e.g. CUDA: retrieval runs there). Every other part of memory always lives on the host.
+    store_device: Literal["host", "model"] = "host"
 
     def validate(self, vocab: Vocab) -> None:
         """Raise ModelConfigError naming the first bad field; runs before any compute."""
@@ -58,6 +74,23 @@ class Config:
             raise ModelConfigError(f"holographic noise_std={self.noise_std!r}: must be a finite number > 0")
         if not (isinstance(self.signature_weight, int | float) and 0.0 <= self.signature_weight <= 1.0):
             raise ModelConfigError(f"holographic signature_weight={self.signature_weight!r}: must be in [0, 1]")
+        scales = self.key_scales
+        if scales and (not all(isinstance(s, int) and not isinstance(s, bool) for s in scales)
+                       or list(scales) != sorted(set(scales)) or scales[0] < 1 or scales[-1] != self.context_size):
+            raise ModelConfigError(f"holographic key_scales={scales!r}: must be increasing integers >= 1 ending at "
+                                   f"context_size={self.context_size} (or empty for the faithful key)")
+        if not (isinstance(self.support_decay, int | float) and 0.0 < self.support_decay <= 1.0):
+            raise ModelConfigError(f"holographic support_decay={self.support_decay!r}: must be in (0, 1]")
+        if not (isinstance(self.key_decay, int | float) and math.isfinite(self.key_decay) and self.key_decay > 0):
+            raise ModelConfigError(f"holographic key_decay={self.key_decay!r}: must be a finite number > 0")
+        if self.store_device not in ("host", "model"):
+            raise ModelConfigError(f"holographic store_device={self.store_device!r}: must be host or model")
+        if self.vote not in VOTES:
+            raise ModelConfigError(f"holographic vote={self.vote!r}: must be one of {', '.join(VOTES)}")
+        for name in ("reading_window", "reading_k"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ModelConfigError(f"holographic {name}={value!r}: must be an integer >= 0")
         if self.store_policy not in STORE_POLICIES:
             raise ModelConfigError(
                 f"holographic store_policy={self.store_policy!r}: must be one of {', '.join(STORE_POLICIES)}"
@@ -67,6 +100,17 @@ class Config:
                                    " is unusable (need size >= 2 and eot inside it)")
         if vocab.size >= 1 << 31:
             raise ModelConfigError(f"holographic: vocab size {vocab.size} too large (targets are int32)")
+
+    @property
+    def layout(self) -> KeyLayout:
+        if not self.key_scales:
+            return KeyLayout.faithful(self.context_size)
+        return KeyLayout.suffixes(self.key_scales, self.key_decay)
+
+    @property
+    def reading(self) -> int:
+        """Reading-memory neighbours per query (0 when the flavor keeps no reading memory)."""
+        return self.reading_k if self.reading_window > 0 else 0
 
     @property
     def train_seq_len(self) -> int:

@@ -2,12 +2,15 @@
 
 - store: the bounded episodic store (key, norm, signature, target) that kNN searches
 - buffer: a uniform sample of episodes since the last sleep (what dreaming consolidates)
-- holdout: a uniform sample of held-out training windows (+ previous token) used only to fit the mixture
+- holdout: a uniform sample of held-out training windows (+ previous token, + what the reading memory said
+  about them) used only to fit the mixture
+- probe: a uniform sample of raw training windows, for the vorticity metric at sleep
 - backoff: bigram/unigram counts; H: the holographic superposition (4x4); prototypes and schemas
 
-Storage per stored episode: key float32[16] (64 B) + key norm float32 (4 B) +
-signature float16[16] (32 B) + target int32 (4 B) + reservoir priority
-float32 (4 B) = 108 bytes.
+Storage per stored episode: key float32[D] (D = 16 for the faithful key: 64 B;
+D = 64 for the suffix flavors: 256 B) + key norm float32 (4 B) + signature
+float16[16] (32 B) + target int32 (4 B) + reservoir priority float32 (4 B) =
+108 bytes (faithful) or 300 bytes (suffix).
 
 Randomness (reservoir priorities) comes from generators seeded by
 (seed, rank, batch counter), so a run is reproducible and resumable without
@@ -27,18 +30,25 @@ from torch import Tensor
 
 from models.holographic import distributed
 from models.holographic.backoff import BigramBackoff
+from models.holographic.keys import KeyLayout
 from models.holographic.predict import MixParams
 from models.holographic.prototypes import Prototypes
 from models.holographic.store import Column, Reservoir
 
-EPISODE = {
-    "key": Column(16, torch.float32),
-    "norm": Column(0, torch.float32),
-    "sig": Column(16, torch.float16),
-    "target": Column(0, torch.int32),
-}
-HELDOUT = EPISODE | {"prev": Column(0, torch.int32)}
-BUFFERS = ("store", "buffer", "holdout")
+
+
+def episode_columns(key_dim: int) -> dict[str, Column]:
+    """Columns of a stored episode; key_dim = 16 for the faithful key, 8 x scales for suffix keys."""
+    return {
+        "key": Column(key_dim, torch.float32),
+        "norm": Column(0, torch.float32),
+        "sig": Column(16, torch.float16),
+        "target": Column(0, torch.int32),
+    }
+
+
+BUFFERS = ("store", "buffer", "holdout", "probe")
+PROBE_SIZE = 512  # raw token windows kept (uniform sample) to measure vorticity discriminability at sleep
 COUNTED = ("samples", "heldout_samples")
 _MASK63 = (1 << 63) - 1
 
@@ -54,29 +64,49 @@ def seeded(*parts: int) -> torch.Generator:
 class Memory:
     def __init__(
         self, *, vocab_size: int, max_attractors: int, policy: str, buffer_size: int, holdout_size: int,
-        hist_width: int, seed: int,
+        hist_width: int, seed: int, layout: KeyLayout, reading: int = 0, probe_width: int = 2,
     ) -> None:
         self.seed = seed
-        caps = {"store": (max_attractors, EPISODE, policy), "buffer": (buffer_size, EPISODE, "reservoir"),
-                "holdout": (holdout_size, HELDOUT, "reservoir")}
+        self.layout = layout
+        episode = episode_columns(layout.dim)
+        heldout = episode | {"prev": Column(0, torch.int32)}
+        if reading:  # the reading-memory evidence of a held-out window, computed when its row was observed
+            heldout |= {"rsim": Column(reading, torch.float32), "rtarget": Column(reading, torch.int32),
+                        "wcount": Column(0, torch.float32), "wsize": Column(0, torch.float32)}
+        caps = {"store": (max_attractors, episode, policy), "buffer": (buffer_size, episode, "reservoir"),
+                "holdout": (holdout_size, heldout, "reservoir"),
+                "probe": (PROBE_SIZE, {"tokens": Column(probe_width, torch.int32)}, "reservoir")}
         self.res = {name: Reservoir(*spec) for name, spec in caps.items()}
         self.pending = {name: Reservoir(*spec) for name, spec in caps.items()}
         self.backoff = BigramBackoff(vocab_size)
         self.H = torch.zeros(4, 4, dtype=torch.float64)
         self.H_unsynced = torch.zeros(4, 4, dtype=torch.float64)
-        self.protos = Prototypes(hist_width)
+        self.protos = Prototypes(hist_width, layout)
         self.counters = {"batches": 0, "samples": 0, "heldout_samples": 0, "sleeps": 0}
         self.unsynced = dict.fromkeys(COUNTED, 0)
         self.params = MixParams()
-        self.fitted = False
         self.fit_info: dict[str, float] = {}
+        # mixtures refit for ablated predictions (parts off -> (params, info)); dropped whenever memory changes
+        self.ablation_fits: dict[frozenset[str], tuple[MixParams, dict[str, float]]] = {}
+        self._fitted = False
+
+    @property
+    def fitted(self) -> bool:
+        """True while `params` fit the current memory (any change to memory clears it and the ablation fits)."""
+        return self._fitted
+
+    @fitted.setter
+    def fitted(self, value: bool) -> None:
+        if not value:
+            self.ablation_fits.clear()
+        self._fitted = value
 
     # ------------------------------------------------------------ writing
     def add(
         self, episodes: Mapping[str, Tensor], heldout: Mapping[str, Tensor], prev: Tensor, nxt: Tensor,
-        h_delta: Tensor, *, rank: int, synced: bool,
+        h_delta: Tensor, *, rank: int, synced: bool, probe: Tensor | None = None,
     ) -> None:
-        """One observed batch: stored episodes, held-out windows, counted pairs, H increment."""
+        """One observed batch: stored episodes, held-out windows, counted pairs, H increment, probe windows."""
         gen = seeded(self.seed, rank, self.counters["batches"])
         m, mh = episodes["target"].shape[0], heldout["target"].shape[0]
         prio = torch.rand(m, generator=gen)
@@ -86,6 +116,8 @@ class Memory:
         dest["store"].offer(episodes, prio)
         dest["buffer"].offer(episodes, prio_buf)
         dest["holdout"].offer(heldout, prio_h)
+        if probe is not None:
+            dest["probe"].offer({"tokens": probe}, torch.rand(probe.shape[0], generator=gen))
         self.backoff.add(prev, nxt, synced=synced)
         if synced:
             self.H += h_delta
@@ -134,7 +166,7 @@ class Memory:
 
     def nbytes(self) -> int:
         h = self.protos.hist_width
-        proto = len(self.protos) * (4 * (16 + 1 + 16 + 1 + 1 + 1) + h * (8 + 4) + 1)
+        proto = len(self.protos) * (4 * (self.layout.dim + 1 + 16 + 1 + 1 + 1) + h * (8 + 4) + 1)
         return sum(r.nbytes() for r in self.res.values()) + self.backoff.nbytes() + proto + 2 * 128
 
     # ------------------------------------------------------------ state
@@ -152,7 +184,8 @@ class Memory:
 
     def load(self, state: Mapping) -> None:
         for name in BUFFERS:
-            self.res[name].load(state[name])
+            if name in state:  # checkpoints from before the probe windows lack "probe"
+                self.res[name].load(state[name])
             self.pending[name].clear()
         self.backoff.load(state["backoff"])
         self.H = state["H"].clone()
@@ -161,5 +194,6 @@ class Memory:
         self.protos.load(state["protos"])
         self.counters = {k: int(v) for k, v in state["counters"].items()}
         self.params = MixParams(**state["params"])
+        self.ablation_fits.clear()
         self.fitted = bool(state["fitted"])
         self.fit_info = {k: float(v) for k, v in state["fit_info"].items()}

@@ -38,10 +38,10 @@ def _windows(tokens: Tensor, n: int) -> tuple[Tensor, Tensor]:
 @torch.no_grad()
 def top1(model: HolographicModel, tokens: Tensor, max_windows: int = 4096) -> dict[str, float]:
     """Top-1 accuracy on the full windows of `tokens` (B, L): nearest neighbour, model argmax, baseline."""
-    n = model.context_length
-    ctx, y = _windows(tokens.long(), n)
+    n = model.config.context_size  # the key's window (reading memory plays no part here)
+    ctx, y = _windows(tokens.long().cpu(), n)
     ctx, y = ctx[:max_windows], y[:max_windows]
-    keys, _, sigs = context.window_features(model.embeddings, ctx, n)
+    keys, _, sigs = model.layout.features(model.embeddings, ctx.to(model.embeddings.device))
     keys, sigs, prev = keys[:, -1], sigs[:, -1], ctx[:, -1]
     model.ensure_fitted()
     mem = model.memory
@@ -50,7 +50,7 @@ def top1(model: HolographicModel, tokens: Tensor, max_windows: int = 4096) -> di
         ev = model.evidence(keys[s : s + 512], sigs[s : s + 512], prev[s : s + 512])
         if ev.targets.shape[1]:
             correct_nn += int((ev.targets[:, 0] == y[s : s + 512]).sum())
-        pred = full_probs(ev, mem.params, mem.backoff).argmax(1)
+        pred = full_probs(ev, model.mix, mem.backoff).argmax(1)
         correct_model += int((pred == y[s : s + 512]).sum())
     most_frequent = int(mem.backoff.unigram.argmax())
     m = max(1, y.shape[0])
@@ -66,12 +66,16 @@ def top1(model: HolographicModel, tokens: Tensor, max_windows: int = 4096) -> di
 def vorticity_discriminability(
     model: HolographicModel, tokens: Tensor, pairs: int = 512, seed: int = 0
 ) -> dict[str, float]:
-    """Signature cosine for same-structure pairs vs word-order swaps on real windows of `tokens` (B, L)."""
-    n = model.context_length
+    """Signature cosine for same-structure pairs vs word-order swaps on real windows of `tokens` (B, L).
+
+    The signature covers the key's window (context_size tokens). Logged at every sleep (on a uniform
+    sample of training windows) as vorticity_same_structure_cos / vorticity_order_swap_cos / vorticity_auc.
+    """
+    n = model.config.context_size
     if n < 3:
         raise ValueError("vorticity discriminability needs context_size >= 3")
     gen = torch.Generator().manual_seed(seed)
-    ctx, _ = _windows(tokens.long(), n)
+    ctx, _ = _windows(tokens.long().cpu(), n)
     base = ctx[torch.randint(0, ctx.shape[0], (pairs,), generator=gen)]  # (P, n)
     i = torch.randint(0, n - 2, (pairs,), generator=gen)
     j = i + 2 + torch.randint(0, n - 2, (pairs,), generator=gen) % (n - 2 - i).clamp_min(1)  # j >= i + 2
@@ -84,7 +88,8 @@ def vorticity_discriminability(
     substituted[rows, j] = torch.randint(0, model.vocab.size, (pairs,), generator=gen)
 
     def sig(t: Tensor) -> Tensor:
-        return context.unit(context.sliding_signatures(model.embeddings[t], n)[:, -1])  # (P, 16)
+        emb = model.embeddings[t.to(model.embeddings.device)]  # (P, n, 4, 4)
+        return context.unit(context.sliding_signatures(emb, n)[:, -1]).cpu()  # (P, 16)
 
     s0 = sig(base)
     same = (s0 * sig(substituted)).sum(1)  # (P,)

@@ -20,14 +20,16 @@ import torch
 from torch import Tensor
 
 from models.holographic import algebra
+from models.holographic.keys import KeyLayout
 
 FIELDS = ("centroid", "scale", "signature", "hist_ids", "hist_counts", "radius", "support", "sigma", "schema")
 
 
 class Prototypes:
-    def __init__(self, hist_width: int) -> None:
+    def __init__(self, hist_width: int, layout: KeyLayout) -> None:
         self.hist_width = hist_width
-        self.centroid = torch.zeros(0, 16)  # unit key directions
+        self.layout = layout
+        self.centroid = torch.zeros(0, layout.dim)  # unit key directions
         self.scale = torch.zeros(0)  # mean key norm of the members (salience needs the scale)
         self.signature = torch.zeros(0, 16)  # unit mean signature
         self.hist_ids = torch.zeros(0, hist_width, dtype=torch.long)
@@ -45,7 +47,7 @@ class Prototypes:
         return int(self.schema.sum())
 
     def salience(self) -> Tensor:
-        return algebra.salience(self.centroid * self.scale[:, None])  # (P,)
+        return self.layout.salience(self.centroid * self.scale[:, None])  # (P,)
 
     # ------------------------------------------------------------ editing
     def append(self, rows: Mapping[str, Tensor]) -> None:
@@ -61,7 +63,7 @@ class Prototypes:
         return {name: getattr(self, name)[idx] for name in FIELDS}
 
     def copy(self) -> "Prototypes":
-        other = Prototypes(self.hist_width)
+        other = Prototypes(self.hist_width, self.layout)
         other.append(self.rows(torch.arange(len(self))))
         return other
 
@@ -76,9 +78,9 @@ class Prototypes:
         top = min(top, len(self))
         sims = keys @ self.centroid.T  # (Q, P)
         idx = torch.topk(sims, top, dim=1).indices  # (Q, K)
-        qs, qp = algebra.witness(keys)  # (Q,)
-        cs, cp = algebra.witness(self.centroid)  # (P,)
-        dist = torch.sqrt((qs[:, None] - cs[idx]) ** 2 + (qp[:, None] - cp[idx]) ** 2)  # (Q, K)
+        qw = self.layout.witness(keys)  # (Q, 2J): (s, p) per scale
+        cw = self.layout.witness(self.centroid)  # (P, 2J)
+        dist = (qw[:, None, :] - cw[idx]).norm(dim=-1)  # (Q, K)
         w = algebra.PHI ** (-dist) * self.sigma[idx] * torch.sqrt(self.support[idx] + 1.0)  # (Q, K)
         w = w.clamp_min(1e-12)
         w = w / w.sum(1, keepdim=True)

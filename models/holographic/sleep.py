@@ -30,6 +30,7 @@ from torch import Tensor
 
 from models.holographic import algebra
 from models.holographic.context import unit
+from models.holographic.keys import KeyLayout
 from models.holographic.prototypes import Prototypes, histogram
 
 PHI = algebra.PHI
@@ -80,7 +81,7 @@ def adaptive_threshold(feats: Tensor, rank: int = MIN_CLUSTER, chunk: int = 1024
 
 
 def _rows_from_clusters(
-    keys: Tensor, norms: Tensor, sigs: Tensor, targets: Tensor, labels: Tensor, hist_width: int
+    keys: Tensor, norms: Tensor, sigs: Tensor, targets: Tensor, labels: Tensor, hist_width: int, layout: KeyLayout
 ) -> dict[str, Tensor]:
     """Summaries of clusters with >= MIN_CLUSTER members."""
     n_clusters = int(labels.max()) + 1 if labels.numel() else 0
@@ -92,7 +93,7 @@ def _rows_from_clusters(
     inside = lab >= 0
     lab, keys, norms, sigs, targets = lab[inside], keys[inside], norms[inside], sigs[inside], targets[inside]
     g = keep.numel()
-    sums = torch.zeros(g, 16).index_add_(0, lab, keys)
+    sums = torch.zeros(g, keys.shape[1]).index_add_(0, lab, keys)
     centroid = unit(sums)
     scale = torch.zeros(g).index_add_(0, lab, norms) / support[keep]
     signature = unit(torch.zeros(g, 16).index_add_(0, lab, sigs))
@@ -101,17 +102,17 @@ def _rows_from_clusters(
     radius = torch.zeros(g).scatter_reduce_(0, lab, dist, reduce="amax")
     return {
         "centroid": centroid, "scale": scale, "signature": signature, "hist_ids": ids, "hist_counts": counts,
-        "radius": radius, "support": support[keep], "sigma": algebra.grace_stability(centroid),
+        "radius": radius, "support": support[keep], "sigma": layout.sigma(centroid),
         "schema": torch.zeros(g, dtype=torch.bool),
     }
 
 
 def nrem(
-    keys: Tensor, norms: Tensor, sigs: Tensor, targets: Tensor, hist_width: int
+    keys: Tensor, norms: Tensor, sigs: Tensor, targets: Tensor, hist_width: int, layout: KeyLayout
 ) -> tuple[dict[str, Tensor], dict[str, float]]:
     """Buffer episodes -> new prototype rows, and the episode-level sleep metrics."""
     full_k = keys * norms[:, None]
-    sigma = algebra.grace_stability(keys)  # (M,) scale-free
+    sigma = layout.sigma(keys)  # (M,) scale-free
     tcount = torch.bincount(targets.long())[targets.long()]
     cand = (sigma < CONSOLIDATE_BELOW) | (tcount >= MIN_CLUSTER)
     idx = cand.nonzero().squeeze(1)
@@ -120,7 +121,7 @@ def nrem(
         "candidates": float(idx.numel()),
         "consolidation_ratio": float((sigma < CONSOLIDATE_BELOW).float().mean()) if keys.numel() else 0.0,
         "mean_sigma": float(sigma.mean()) if keys.numel() else 0.0,
-        "enstrophy": float(algebra.enstrophy(full_k).mean()) if keys.numel() else 0.0,
+        "enstrophy": float(layout.enstrophy(full_k).mean()) if keys.numel() else 0.0,
     }
     if idx.numel() < MIN_CLUSTER:
         return {}, stats | {"threshold": 1.0, "witness_stability": 0.0, "new_prototypes": 0.0}
@@ -130,12 +131,12 @@ def nrem(
     threshold = adaptive_threshold(feats)
     order = torch.argsort(sg, stable=True)  # most transient (lowest sigma) first
     labels = leader_clusters(feats, order, threshold)
-    rows = _rows_from_clusters(k, norms[idx], s, targets[idx], labels, hist_width)
+    rows = _rows_from_clusters(k, norms[idx], s, targets[idx], labels, hist_width, layout)
     # witness stability: how well a prototype keeps the (s, p) direction of its members
     n_clusters = int(labels.max()) + 1
-    sums = unit(torch.zeros(n_clusters, 16).index_add_(0, labels, k))
-    wm = unit(torch.stack(algebra.witness(k), 1))
-    wc = unit(torch.stack(algebra.witness(sums), 1))[labels]
+    sums = unit(torch.zeros(n_clusters, k.shape[1]).index_add_(0, labels, k))
+    wm = unit(layout.witness(k))
+    wc = unit(layout.witness(sums))[labels]
     stats |= {
         "threshold": threshold,
         "witness_stability": float((wm * wc).sum(1).mean()),
@@ -151,24 +152,27 @@ def rem(protos: Prototypes, cycles: int, pairs: int, gen: torch.Generator) -> tu
     stats = {"rem_recombinations": 0.0, "rem_survivors": 0.0}
     if p < 2 or cycles == 0:
         return {}, stats
-    mats = algebra.from_coefficients(protos.centroid * protos.scale[:, None])  # (P, 4, 4)
+    layout = protos.layout
+    mats = layout.matrices(protos.centroid * protos.scale[:, None])  # (P, J, 4, 4): one multivector per scale
+    j = layout.num_scales
     finals, parents = [], []
     for _ in range(cycles):
         a = torch.randint(0, p, (pairs,), generator=gen)
         b = (a + 1 + torch.randint(0, p - 1, (pairs,), generator=gen)) % p  # b != a
-        ma, mb = mats[a], mats[b]
-        noise = algebra.frobenius_normalize(torch.randn(pairs, 4, 4, generator=gen))
-        scale = ma.flatten(1).norm(dim=1)[:, None, None]
-        recs = torch.cat([ma @ mb, ma @ mb.transpose(1, 2), ma + PHI**-4 * scale * noise])  # (3*pairs, 4, 4)
+        ma, mb = mats[a], mats[b]  # (pairs, J, 4, 4); products act scale by scale
+        noise = algebra.frobenius_normalize(torch.randn(pairs, j, 4, 4, generator=gen))
+        scale = ma.flatten(-2).norm(dim=-1)[..., None, None]  # (pairs, J, 1, 1)
+        recs = torch.cat([ma @ mb, ma @ mb.transpose(-1, -2), ma + PHI**-4 * scale * noise])  # (3*pairs, J, 4, 4)
         x0 = algebra.frobenius_normalize(recs)
         x, prev = x0, x0
         for _ in range(REM_STEPS):
             prev, x = x, algebra.frobenius_normalize(algebra.grace(x @ x0))
-        stable = (x * prev).sum((1, 2)) >= SURVIVE_COS  # Frobenius cosine of unit matrices
-        finals.append(unit(algebra.coefficients(x[stable])))
+        # Frobenius cosine of unit matrices, per scale, weighted like the key's inner product
+        stable = layout.weighted_mean((x * prev).sum((-1, -2))) >= SURVIVE_COS
+        finals.append(layout.from_matrices(x[stable]))
         parents.append(torch.stack([a.repeat(3), b.repeat(3)], 1)[stable])
         stats["rem_recombinations"] += float(recs.shape[0])
-    fin, par = torch.cat(finals), torch.cat(parents)  # (S, 16), (S, 2)
+    fin, par = torch.cat(finals), torch.cat(parents)  # (S, D), (S, 2)
     stats["rem_survivors"] = float(fin.shape[0])
     if fin.shape[0] < MIN_CLUSTER:
         return {}, stats
@@ -183,7 +187,7 @@ def rem(protos: Prototypes, cycles: int, pairs: int, gen: torch.Generator) -> tu
     inside = lab >= 0
     lab, fin, par = lab[inside], fin[inside], par[inside]
     g = keep.numel()
-    centroid = unit(torch.zeros(g, 16).index_add_(0, lab, fin))
+    centroid = unit(torch.zeros(g, fin.shape[1]).index_add_(0, lab, fin))
     both = par.reshape(-1)  # each survivor inherits both parents
     lab2 = lab.repeat_interleave(2)
     # inherited histogram: the parents' histograms, pooled
@@ -196,7 +200,7 @@ def rem(protos: Prototypes, cycles: int, pairs: int, gen: torch.Generator) -> tu
     radius = torch.zeros(g).scatter_reduce_(0, lab, 1.0 - (fin * centroid[lab]).sum(1), reduce="amax")
     rows = {
         "centroid": centroid, "scale": scale, "signature": signature, "hist_ids": ids, "hist_counts": counts,
-        "radius": radius, "support": support[keep], "sigma": algebra.grace_stability(centroid),
+        "radius": radius, "support": support[keep], "sigma": layout.sigma(centroid),
         "schema": torch.ones(g, dtype=torch.bool),
     }
     return rows, stats
@@ -213,7 +217,7 @@ def merge_similar(protos: Prototypes, threshold: float = MERGE_ABOVE) -> int:
     if g == p:
         return 0
     sup = protos.support
-    centroid = unit(torch.zeros(g, 16).index_add_(0, labels, protos.centroid * sup[:, None]))
+    centroid = unit(torch.zeros(g, protos.centroid.shape[1]).index_add_(0, labels, protos.centroid * sup[:, None]))
     support = torch.zeros(g).index_add_(0, labels, sup)
     scale = torch.zeros(g).index_add_(0, labels, protos.scale * sup) / support
     signature = unit(torch.zeros(g, 16).index_add_(0, labels, protos.signature * sup[:, None]))
@@ -223,10 +227,10 @@ def merge_similar(protos: Prototypes, threshold: float = MERGE_ABOVE) -> int:
     spread = protos.radius + (1.0 - (protos.centroid * centroid[labels]).sum(1))
     radius = torch.zeros(g).scatter_reduce_(0, labels, spread, reduce="amax")
     schema = torch.ones(g, dtype=torch.uint8).scatter_reduce_(0, labels, protos.schema.to(torch.uint8), reduce="amin")
-    merged = Prototypes(h)
+    merged = Prototypes(h, protos.layout)
     merged.append({
         "centroid": centroid, "scale": scale, "signature": signature, "hist_ids": ids, "hist_counts": counts,
-        "radius": radius, "support": support, "sigma": algebra.grace_stability(centroid), "schema": schema.bool(),
+        "radius": radius, "support": support, "sigma": protos.layout.sigma(centroid), "schema": schema.bool(),
     })
     protos.load(merged.state())
     return p - g

@@ -7,10 +7,10 @@ highest: that rule is order-free and mergeable, so a rank can pre-thin its
 own pending rows and every rank merging the same gathered rows ends with the
 same buffer (DDP). Policy "ring" keeps the most recent rows.
 
-Retrieval is exact: normalised (Q, 16) @ (16, N) in tiles plus a top-k that
-first keeps the best groups of 32 columns by their maximum (the k best
-values lie in at most k groups), so the (Q, N) score matrix is never sorted
-and only one tile of it exists at a time.
+Retrieval is exact: normalised (Q, D) @ (D, N) in cache-sized tiles reduced
+at once to group maxima, then only the k best groups are scored again (the k
+best values lie in at most k groups), so the (Q, N) score matrix is never
+written to memory, sorted or kept.
 """
 
 from __future__ import annotations
@@ -33,23 +33,35 @@ class Column:
 class Reservoir:
     """At most `capacity` rows of named columns, filled by priority (reservoir) or recency (ring)."""
 
-    def __init__(self, capacity: int, columns: Mapping[str, Column], policy: str = "reservoir") -> None:
+    def __init__(self, capacity: int, columns: Mapping[str, Column], policy: str = "reservoir",
+                 device: torch.device | str = "cpu") -> None:
         self.capacity = capacity
         self.policy = policy
         self.spec = dict(columns)
+        self.device = torch.device(device)  # where every column lives; offered rows are moved here
         self.size = 0
         self.ring_pos = 0
         self.cols: dict[str, Tensor] = {}
-        self.priority = torch.empty(0)
+        self.priority = torch.empty(0, device=self.device)
         self._alloc(0)
+
+    def to(self, device: torch.device | str) -> "Reservoir":
+        """Move every column (an explicit transfer; a no-op when already there)."""
+        device = torch.device(device)
+        if device != self.device:
+            self.device = device
+            self.cols = {k: v.to(device) for k, v in self.cols.items()}
+            self.priority = self.priority.to(device)
+        return self
 
     # ------------------------------------------------------------- storage
     def _alloc(self, rows: int) -> None:
         old = self.cols
         self.cols = {
-            name: torch.zeros((rows, c.width) if c.width else (rows,), dtype=c.dtype) for name, c in self.spec.items()
+            name: torch.zeros((rows, c.width) if c.width else (rows,), dtype=c.dtype, device=self.device)
+            for name, c in self.spec.items()
         }
-        prio = torch.zeros(rows)
+        prio = torch.zeros(rows, device=self.device)
         if old:
             for name, t in old.items():
                 self.cols[name][: self.size] = t[: self.size]
@@ -82,19 +94,22 @@ class Reservoir:
         m = priority.shape[0]
         if m == 0:
             return
+        dev = self.device
+        rows = {k: v.to(dev) for k, v in rows.items()}
+        priority = priority.to(dev)
         if self.policy == "ring":
             self._offer_ring(rows, m)
             return
         free = self.capacity - self.size
         if m <= free:
-            self._write(torch.arange(self.size, self.size + m), rows, priority, torch.arange(m))
+            self._write(torch.arange(self.size, self.size + m, device=dev), rows, priority, torch.arange(m, device=dev))
             self.size += m
             return
         if free > 0:  # fill up with the best of the newcomers first, then compete
             take = torch.topk(priority, free).indices.sort().values
-            self._write(torch.arange(self.size, self.capacity), rows, priority, take)
+            self._write(torch.arange(self.size, self.capacity, device=dev), rows, priority, take)
             self.size = self.capacity
-            keep = torch.ones(m, dtype=torch.bool)
+            keep = torch.ones(m, dtype=torch.bool, device=dev)
             keep[take] = False
             idx = keep.nonzero().squeeze(1)
             rows = {k: v[idx] for k, v in rows.items()}
@@ -115,16 +130,17 @@ class Reservoir:
         pool = torch.cat([low_p, cand_p])  # keep the best r of (weakest residents + candidates)
         best = torch.topk(pool, r).indices
         won = best[best >= r] - r  # candidates that made it
-        lost = torch.ones(r, dtype=torch.bool)
+        lost = torch.ones(r, dtype=torch.bool, device=self.device)
         lost[best[best < r]] = False  # residents that stayed
         slots = low_i[lost]
         self._write(slots, rows, priority, idx[won])
 
     def _offer_ring(self, rows: Mapping[str, Tensor], m: int) -> None:
-        src = torch.arange(max(0, m - self.capacity), m)  # only the last `capacity` can survive
-        pos = (self.ring_pos + torch.arange(src.numel())) % self.capacity
+        dev = self.device
+        src = torch.arange(max(0, m - self.capacity), m, device=dev)  # only the last `capacity` can survive
+        pos = (self.ring_pos + torch.arange(src.numel(), device=dev)) % self.capacity
         self._ensure(min(self.capacity, self.size + src.numel()))
-        self._write(pos, rows, torch.zeros(m), src)
+        self._write(pos, rows, torch.zeros(m, device=dev), src)
         self.ring_pos = int((self.ring_pos + src.numel()) % self.capacity)
         self.size = min(self.capacity, self.size + src.numel())
 
@@ -142,11 +158,12 @@ class Reservoir:
 
     # ------------------------------------------------------------- state
     def state(self) -> dict:
+        """Host copies (a checkpoint does not depend on where the store lived)."""
         return {
             "size": self.size,
             "ring_pos": self.ring_pos,
-            "priority": self.priority[: self.size].clone(),
-            **{f"col.{k}": self.view(k).clone() for k in self.spec},
+            "priority": self.priority[: self.size].cpu().clone(),
+            **{f"col.{k}": self.view(k).cpu().clone() for k in self.spec},
         }
 
     def load(self, state: Mapping) -> None:
@@ -155,8 +172,8 @@ class Reservoir:
         size = int(state["size"])
         self._ensure(size)
         for k in self.spec:
-            self.cols[k][:size] = state[f"col.{k}"]
-        self.priority[:size] = state["priority"]
+            self.cols[k][:size] = state[f"col.{k}"].to(self.device)
+        self.priority[:size] = state["priority"].to(self.device)
         self.size = size
         self.ring_pos = int(state["ring_pos"])
 
@@ -175,34 +192,48 @@ def block_topk(scores: Tensor, k: int, block: int = 32) -> tuple[Tensor, Tensor]
     groups = c // block
     group_max = scores.view(q, block, groups).amax(1)  # (q, groups)
     _, top_groups = block_topk(group_max, k, block=16)  # (q, k)
-    cols = (top_groups.unsqueeze(-1) + torch.arange(block) * groups).reshape(q, -1)  # (q, k * block)
+    offsets = torch.arange(block, device=scores.device) * groups  # (block,)
+    cols = (top_groups.unsqueeze(-1) + offsets).reshape(q, -1)  # (q, k * block)
     v, j = torch.topk(scores.gather(1, cols), k, dim=1)
     return v, cols.gather(1, j)
 
 
-def _knn_blocks(queries: Tensor, keys: Tensor, k: int, query_block: int, key_chunk: int) -> tuple[Tensor, Tensor]:
+def _knn_tiles(queries: Tensor, keys: Tensor, k: int, query_block: int, tile: int, group: int
+               ) -> tuple[Tensor, Tensor]:
+    """Two passes per query block, the score matrix never leaving cache.
+
+    Pass 1: for each tile of `tile` keys, the (q, tile) scores (in a buffer that fits in L2) are
+    reduced at once to the maximum of each group of `group` columns (group j of a tile = columns
+    j, j + tile/group, ...: a strided max vectorises). Pass 2: the k groups with the largest maxima
+    hold the k largest scores (any other group's best is beaten by k group maxima), so only their
+    k * group keys are scored again and searched. Keys past the last whole tile are scored directly.
+    """
     nq, n = queries.shape[0], keys.shape[0]
-    buf = torch.empty(min(nq, query_block) * min(n, key_chunk), dtype=torch.float32)
+    per = tile // group  # groups per tile
+    tiles = n // tile
+    full = tiles * tile
+    dev = queries.device
+    scores = torch.empty(min(nq, query_block) * tile, dtype=torch.float32, device=dev)
+    gmax_buf = torch.empty(min(nq, query_block) * tiles * per, dtype=torch.float32, device=dev)
+    offsets = torch.arange(group, device=dev) * per  # (group,) column offsets inside a group
     out_v, out_i = [], []
     for qs in range(0, nq, query_block):
         qb = queries[qs : qs + query_block]  # (q, D)
         q = qb.shape[0]
-        vals, idxs = [], []
-        for s in range(0, n, key_chunk):
-            chunk = keys[s : s + key_chunk].float()  # a view when the store is float32
-            scores = buf[: q * chunk.shape[0]].view(q, chunk.shape[0])
-            torch.matmul(qb, chunk.T, out=scores)  # (q, c)
-            v, i = block_topk(scores, k)
-            vals.append(v)
-            idxs.append(i + s)
-        if len(vals) == 1:
-            out_v.append(vals[0])
-            out_i.append(idxs[0])
-            continue
-        v_all, i_all = torch.cat(vals, 1), torch.cat(idxs, 1)  # (q, chunks * k)
-        v, j = torch.topk(v_all, k, dim=1)
+        sc = scores[: q * tile].view(q, tile)
+        gmax = gmax_buf[: q * tiles * per].view(q, tiles, per)
+        for t in range(tiles):
+            torch.matmul(qb, keys[t * tile : (t + 1) * tile].T, out=sc)  # (q, tile)
+            torch.amax(sc.view(q, group, per), dim=1, out=gmax[:, t])  # (q, per)
+        _, g = block_topk(gmax.view(q, tiles * per), k)  # (q, k) best groups
+        cols = (((g // per) * tile + g % per)[:, :, None] + offsets).reshape(q, -1)  # (q, k * group)
+        cand = torch.bmm(keys[cols], qb[:, :, None]).squeeze(2)  # (q, k * group)
+        if full < n:  # the tail: every key scored
+            cand = torch.cat([cand, qb @ keys[full:].T], 1)
+            cols = torch.cat([cols, torch.arange(full, n, device=dev).expand(q, -1)], 1)
+        v, j = torch.topk(cand, k, dim=1)
         out_v.append(v)
-        out_i.append(i_all.gather(1, j))
+        out_i.append(cols.gather(1, j))
     return torch.cat(out_v), torch.cat(out_i)
 
 
@@ -212,17 +243,24 @@ def knn(
     k: int,
     *,
     query_block: int = 128,
-    key_chunk: int = 65536,
+    tile: int = 2048,
+    group: int = 32,
 ) -> tuple[Tensor, Tensor]:
     """Exact top-k inner products: queries (Q, D), keys (N, D) -> (values (Q, k'), indices (Q, k')).
 
-    k' = min(k, N). Tiles of (query_block x key_chunk) scores go through a preallocated
-    buffer and `block_topk`; per-tile winners are merged with a final top-k. (Running query
-    blocks on two Python threads was measured slower on the 2-core box: the tile ops contend.)
+    k' = min(k, N). Runs where the keys are (queries are moved there explicitly); see `_knn_tiles`.
+    Stores too small for the two passes to pay off are scored in one matmul.
     """
     nq, n = queries.shape[0], keys.shape[0]
     k = min(k, n)
     if nq == 0 or k == 0:
-        return queries.new_zeros(nq, k), torch.zeros(nq, k, dtype=torch.long)
-    queries = queries.float()
-    return _knn_blocks(queries, keys, k, query_block, key_chunk)
+        return queries.new_zeros(nq, k, device=keys.device), torch.zeros(nq, k, dtype=torch.long, device=keys.device)
+    queries = queries.to(device=keys.device, dtype=torch.float32)
+    if n < 4 * k * group or n < tile:
+        v, i = [], []
+        for qs in range(0, nq, query_block):
+            vb, ib = torch.topk(queries[qs : qs + query_block] @ keys.float().T, k, dim=1)
+            v.append(vb)
+            i.append(ib)
+        return torch.cat(v), torch.cat(i)
+    return _knn_tiles(queries, keys.float(), k, query_block, tile, group)

@@ -59,7 +59,8 @@ def test_flavors_resolve_and_build(byte_vocab):
         model = registry.resolve(f"holographic:{name}").config.build(byte_vocab)
         assert isinstance(model, HolographicModel)
         assert model.trains_by_gradient is False
-        assert model.context_length == FLAVORS[name].model.context_size
+        cfg = FLAVORS[name].model
+        assert model.context_length == max(cfg.context_size, cfg.reading_window)  # the reading memory reads further
         assert model.train_seq_len % model.context_length == 0
     over = registry.resolve("holographic:tiny", {"context_size": "8", "rem_cycles": "0"}).config
     assert over.context_size == 8 and over.rem_cycles == 0

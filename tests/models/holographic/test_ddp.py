@@ -33,11 +33,16 @@ def _data(model) -> torch.Tensor:
     return ids
 
 
-def _worker(rank: int, port: int, out_dir: str) -> None:
+SUFFIX = dict(context_size=8, key_scales=(1, 2, 4, 8), vote="depth", reading_window=32, reading_k=4)
+
+
+def _worker(rank: int, port: int, out_dir: str, flavor: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD)
     try:
-        model = small_config(max_attractors=4_000, episodic_buffer_size=512, holdout_every=4).build(Vocab.bytes_vocab())
+        extra = SUFFIX if flavor == "suffix" else {}
+        model = small_config(max_attractors=4_000, episodic_buffer_size=512, holdout_every=4,
+                             **extra).build(Vocab.bytes_vocab())
         rows = _data(model)
         mine = rows[rank::WORLD]  # every rank sees its own samples
         samples = 0
@@ -56,9 +61,10 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
 
 @pytest.mark.slow
-def test_two_gloo_ranks_hold_identical_memory(tmp_path):
+@pytest.mark.parametrize("flavor", ["faithful", "suffix"])
+def test_two_gloo_ranks_hold_identical_memory(tmp_path, flavor):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    mp.spawn(_worker, args=(_free_port(), str(tmp_path), flavor), nprocs=WORLD, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert torch.equal(r0["score"], r1["score"])  # every rank predicts the same distribution

@@ -91,3 +91,30 @@ def test_generate_continues_a_memorised_text(byte_vocab):
     assert bytes(out[15:].tolist()) == b" fox jumps over the "
     sampled = model.generate(prompt, 10, top_k=5, generator=torch.Generator().manual_seed(1))
     assert int(sampled.max()) < byte_vocab.size
+
+
+def test_suffix_flavor_with_reading_memory_sums_to_one_and_matches_score(byte_vocab, pg19_rows):
+    """The depth vote (chain), the reading memory and its window counts: normalised, consistent, causal."""
+    model, rows = _trained(byte_vocab, pg19_rows, context_size=8, key_scales=(1, 2, 4, 8), vote="depth",
+                           reading_window=24, reading_k=6, holdout_every=4)
+    model.ensure_fitted()
+    assert model.memory.params.chain is not None and model.memory.params.u0 > 0
+    batch = rows[:3, :60]
+    logp = model.log_probs(batch[:, :-1])  # (3, 59, V)
+    assert torch.allclose(logp.logsumexp(-1), torch.zeros(3, 59), atol=1e-5)
+    assert torch.allclose(model.score(batch), logp.gather(-1, batch[:, 1:, None]).squeeze(-1), atol=1e-5)
+    late = batch.clone()
+    late[:, 40:] = byte_vocab.eot_id
+    assert torch.equal(model.score(late)[:, :39], model.score(batch)[:, :39])
+
+
+def test_generation_samples_from_the_last_position_of_log_probs(byte_vocab, pg19_rows):
+    """generate() computes reading evidence for the last position only; it must match log_probs there."""
+    model, rows = _trained(byte_vocab, pg19_rows, context_size=8, key_scales=(1, 2, 4, 8), vote="depth",
+                           reading_window=24, reading_k=6, holdout_every=4)
+    prompt = rows[0, :50]
+    gen = torch.Generator().manual_seed(3)
+    out = model.generate(prompt, 1, temperature=1.0, generator=gen)
+    expect = model.log_probs(prompt[None])[0, -1].double().exp()
+    gen2 = torch.Generator().manual_seed(3)
+    assert int(out[-1]) == int(torch.multinomial(expect / expect.sum(), 1, generator=gen2))

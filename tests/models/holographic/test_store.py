@@ -66,8 +66,8 @@ def test_knn_is_exact():
     queries = torch.nn.functional.normalize(torch.randn(300, 16, generator=gen), dim=1)
     queries[:5] = keys[[3, 77, 4000, 9999, 0]]
     brute_v, brute_i = torch.topk(queries @ keys.T, 10, dim=1)
-    # small tiles exercise the block-max path and the ragged last chunk
-    v, i = knn(queries, keys, 10, query_block=64, key_chunk=4096)
+    # small tiles exercise the group-maximum path and the ragged tail (10,000 = 9 tiles of 1,024 + 784)
+    v, i = knn(queries, keys, 10, query_block=64, tile=1024, group=16)
     assert torch.allclose(v, brute_v)
     assert torch.equal(i[:, 0], brute_i[:, 0])
     assert i[:5, 0].tolist() == [3, 77, 4000, 9999, 0]
@@ -76,3 +76,14 @@ def test_knn_is_exact():
     assert torch.allclose(v_wide, brute_v)
     v_small, i_small = knn(queries, keys[:7], 10)
     assert v_small.shape == (300, 7)
+
+
+def test_knn_finds_every_copy_of_a_repeated_key():
+    """Ties: a key stored many times is returned as many times as k allows, wherever the copies sit."""
+    gen = torch.Generator().manual_seed(5)
+    keys = torch.nn.functional.normalize(torch.randn(20_000, 64, generator=gen), dim=1)
+    copies = torch.tensor([5, 900, 901, 4096, 12_345, 19_999])
+    keys[copies] = keys[7].clone()
+    v, i = knn(keys[7:8], keys, 8, tile=2048, group=32)
+    assert set(i[0, :7].tolist()) == set(copies.tolist()) | {7}
+    assert torch.allclose(v[0, :7], torch.ones(7), atol=1e-6) and float(v[0, 7]) < 0.999

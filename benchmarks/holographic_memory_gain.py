@@ -61,7 +61,8 @@ def measure(args: argparse.Namespace, size: str) -> dict:
     t0 = time.perf_counter()
     result = cli("train", "--dataset", dataset_id, "--model", f"holographic:{args.flavor}", "--store", args.store,
                  "--steps", str(steps), "--set", f"sleep_every={sleep_every}", "--set", "eval_every=0",
-                 "--set", "checkpoint_every=0", "--set", "sample_every=0", "--no-progress")
+                 "--set", "checkpoint_every=0", "--set", "sample_every=0",
+                 "--set", "final_ablations=false", "--no-progress")  # the ablations below, with their fits
     train_s = time.perf_counter() - t0
     loaded = load_run(Store.open(args.store), result["run_id"])
     model = loaded.model

@@ -85,18 +85,23 @@ class KeyLayout:
     def _w(self, like: Tensor) -> Tensor:
         return torch.tensor(self.weights, dtype=like.dtype, device=like.device)  # (J,)
 
+    def _coeff_index(self, like: Tensor) -> Tensor:
+        """The kept coefficients as an index tensor on like's device (a Python list index would be
+        turned into a tensor behind the caller's back)."""
+        return torch.tensor(self.coeffs, dtype=torch.long, device=like.device)  # (C,)
+
     def blocks(self, keys: Tensor) -> Tensor:
         """Keys (..., D) -> per-scale multivectors (..., J, 16), weights divided out (unit for a unit key)."""
         b = keys.reshape(*keys.shape[:-1], self.num_scales, self.width) / self._w(keys)[:, None]  # (..., J, C)
         if self.coeffs == ALL:
             return b
         out = b.new_zeros(*b.shape[:-1], 16)  # (..., J, 16)
-        out[..., list(self.coeffs)] = b
+        out.index_copy_(-1, self._coeff_index(out), b)
         return out
 
     def pack(self, blocks: Tensor) -> Tensor:
         """Per-scale multivectors (..., J, 16) -> unit key (..., D): each block unit, times its weight."""
-        b = unit(blocks[..., list(self.coeffs)]) * self._w(blocks)[:, None]  # (..., J, C)
+        b = unit(blocks.index_select(-1, self._coeff_index(blocks))) * self._w(blocks)[:, None]  # (..., J, C)
         return b.reshape(*blocks.shape[:-2], self.dim)
 
     # ------------------------------------------------------------- the key function

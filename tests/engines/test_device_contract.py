@@ -29,12 +29,10 @@ FAMILIES = {
     "transformer:debug": {},
     "attractor:debug": {"sleep_every": "16"},
     "holographic:tiny": {"sleep_every": "16"},
+    "holographic:suffix": {"sleep_every": "16"},  # the locality keys and the reading memory
     "macro_unit:small": {"sleep_every": "16"},
 }
-XFAIL = {  # family: why it fails today (the family's owner fixes it; strict: the fix turns this red)
-    "holographic:tiny": "defect 3 of issue 12: models/holographic/model.py heldout_rows multiplies tokens "
-                        "moved to the CPU by _check with the device buffer _row_hash",
-}
+XFAIL: dict[str, str] = {}  # family: why it fails today (strict: the fix turns this red)
 STEPS = 4
 
 

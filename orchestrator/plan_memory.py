@@ -111,12 +111,13 @@ def _gradient(config: RunConfig, vocab: Vocab, world: int, on_gpu: bool) -> Memo
 
 # ----------------------------------------------------------------------------- holographic
 def _holographic(config: RunConfig, vocab: Vocab, world: int, on_gpu: bool, train_tokens: int) -> MemoryEstimate:
-    from models.holographic.memory import EPISODE, HELDOUT
+    from models.holographic.memory import episode_columns, heldout_columns
     from models.holographic.store import COLUMN_GROWTH, Reservoir
 
     cfg, t = config.model.config, config.train
-    row = Reservoir(1, EPISODE).bytes_per_row()  # the family's own columns (+ priority)
-    held_row = Reservoir(1, HELDOUT).bytes_per_row()
+    # the family's own columns (+ priority): 16 floats per key (faithful) or 8 per suffix scale
+    row = Reservoir(1, episode_columns(cfg.layout.dim)).bytes_per_row()
+    held_row = Reservoir(1, heldout_columns(cfg.layout.dim, cfg.reading)).bytes_per_row()
     T, n = cfg.train_seq_len, cfg.context_size
     samples = t.steps * t.batch_size
     kept_frac = 1 - 1 / cfg.holdout_every
@@ -135,7 +136,7 @@ def _holographic(config: RunConfig, vocab: Vocab, world: int, on_gpu: bool, trai
     act = B * T * OBSERVE_BYTES_PER_TOKEN
     state_rows = rows * row
     ckpt = state_rows + pairs * 16 + small
-    on = "device" if getattr(cfg, "memory_device", "cpu") not in ("cpu", None) and on_gpu else "host"
+    on = "device" if cfg.store_device == "model" and on_gpu else "host"
     store_note = (f"{rows:,} episodes x {row} B (the family's columns), allocated {alloc:,} rows"
                   f"{'' if rows < cfg.max_attractors else ' (full: max_attractors)'}; bigram backoff "
                   f"{pairs:,.0f} pairs (fitted on pg19)")

@@ -47,6 +47,16 @@ def episode_columns(key_dim: int) -> dict[str, Column]:
     }
 
 
+def heldout_columns(key_dim: int, reading: int) -> dict[str, Column]:
+    """Columns of a held-out window: an episode, its previous token and, with a reading memory of
+    `reading` neighbours, that evidence as computed when the row was observed."""
+    cols = episode_columns(key_dim) | {"prev": Column(0, torch.int32)}
+    if reading:
+        cols |= {"rsim": Column(reading, torch.float32), "rtarget": Column(reading, torch.int32),
+                 "wcount": Column(0, torch.float32), "wsize": Column(0, torch.float32)}
+    return cols
+
+
 BUFFERS = ("store", "buffer", "holdout", "probe")
 PROBE_SIZE = 512  # raw token windows kept (uniform sample) to measure vorticity discriminability at sleep
 COUNTED = ("samples", "heldout_samples")
@@ -68,11 +78,7 @@ class Memory:
     ) -> None:
         self.seed = seed
         self.layout = layout
-        episode = episode_columns(layout.dim)
-        heldout = episode | {"prev": Column(0, torch.int32)}
-        if reading:  # the reading-memory evidence of a held-out window, computed when its row was observed
-            heldout |= {"rsim": Column(reading, torch.float32), "rtarget": Column(reading, torch.int32),
-                        "wcount": Column(0, torch.float32), "wsize": Column(0, torch.float32)}
+        episode, heldout = episode_columns(layout.dim), heldout_columns(layout.dim, reading)
         caps = {"store": (max_attractors, episode, policy), "buffer": (buffer_size, episode, "reservoir"),
                 "holdout": (holdout_size, heldout, "reservoir"),
                 "probe": (PROBE_SIZE, {"tokens": Column(probe_width, torch.int32)}, "reservoir")}

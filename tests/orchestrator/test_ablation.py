@@ -53,9 +53,9 @@ def repeats(tmp_path: Path) -> tuple[Store, str]:
     return _prepared(tmp_path, in_document=False)
 
 
-@pytest.fixture()
-def repeats_in_document(tmp_path: Path) -> tuple[Store, str]:
-    return _prepared(tmp_path, in_document=True)
+@pytest.fixture(scope="module")
+def repeats_in_document(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, str]:
+    return _prepared(tmp_path_factory.mktemp("repeats_in_document"), in_document=True)
 
 
 def _prepared(tmp_path: Path, *, in_document: bool) -> tuple[Store, str]:
@@ -129,18 +129,38 @@ def _family_class(family: str) -> type[LanguageModel] | None:
 
 ABLATABLE = [f for f in FAMILIES if (cls := _family_class(f)) is not None and cls.ablatable]
 QUICK_FLAVORS = ("debug", "tiny", "short", "small", "a1")
+# (family, part): why switching it off changes nothing today. A finding reported in the README, not hidden:
+# strict, so the day the part starts to count this turns red and the README's statement must change.
+NO_EFFECT = {
+    ("holographic", "prototypes"): "issue 14 finding: the mixture fit gives prototypes weight 0 (their "
+                                   "histograms are near the unigram, under the bigram backoff they must beat)",
+}
+
+
+def _parts() -> list:
+    cases = [(f, p) for f in ABLATABLE for p in _family_class(f).ablatable]
+    return [pytest.param(f, p, marks=pytest.mark.xfail(reason=NO_EFFECT[f, p], strict=True))
+            if (f, p) in NO_EFFECT else (f, p) for f, p in cases]
+
+
+@pytest.fixture(scope="module")
+def ablated_runs(repeats_in_document: tuple[Store, str]) -> dict[str, dict]:
+    """{family: result.json} of one brief training (with sleeps) per ablatable family, on text with repeats."""
+    store, dataset_id = repeats_in_document
+    out = {}
+    for family in ABLATABLE:
+        module = family_module(family)
+        flavor = next((f for f in QUICK_FLAVORS if f in module.FLAVORS), module.DEFAULT_FLAVOR)
+        config = build_run_config(dataset_id, f"{family}:{flavor}", {**FAST, "sleep_every": "32"}, steps=40)
+        torch.manual_seed(0)
+        out[family] = Trainer(config, store, progress_bar=False).run()
+    return out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ABLATABLE)
-def test_no_declared_part_of_a_family_is_a_no_op(family: str, repeats_in_document: tuple[Store, str]) -> None:
-    """Trained briefly (with sleeps) on text with repeats, switching any declared part off changes the score."""
-    store, dataset_id = repeats_in_document
-    module = family_module(family)
-    flavor = next((f for f in QUICK_FLAVORS if f in module.FLAVORS), module.DEFAULT_FLAVOR)
-    config = build_run_config(dataset_id, f"{family}:{flavor}", {**FAST, "sleep_every": "32"}, steps=40)
-    torch.manual_seed(0)
-    result = Trainer(config, store, progress_bar=False).run()
+@pytest.mark.parametrize(("family", "part"), _parts())
+def test_no_declared_part_of_a_family_is_a_no_op(family: str, part: str, ablated_runs: dict[str, dict]) -> None:
+    """Trained briefly (with sleeps) on text with repeats, switching a declared part off changes the score."""
+    result = ablated_runs[family]
     assert set(result["ablations"]) == set(_family_class(family).ablatable)
-    for part, bpb in result["ablations"].items():
-        assert abs(bpb - result["val_bpb"]) > 1e-4, f"{family}: ablating {part!r} changes nothing"
+    assert abs(result["ablations"][part] - result["val_bpb"]) > 1e-4, f"{family}: ablating {part!r} changes nothing"

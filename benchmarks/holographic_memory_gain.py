@@ -79,6 +79,7 @@ def measure(args: argparse.Namespace, size: str) -> dict:
                                              if k in ("heldout_nats", "fit_gamma", "fit_beta")}
         out[f"no_{'+'.join(parts)}"] = res.bits_per_byte
         out[f"no_{'+'.join(parts)}_s"] = time.perf_counter() - t
+    out["sleeps"] = sleep_summary(Store.open(args.store), loaded.config.run_path)
     print(json.dumps(out, default=float), flush=True)  # the scores first: the metric below is extra
     docs = [torch.as_tensor(d.tokens[: 4 * model.config.context_size]) for d in loaded.dataset.validation_docs()]
     width = min(d.numel() for d in docs)
@@ -86,6 +87,19 @@ def measure(args: argparse.Namespace, size: str) -> dict:
     out["memory_gain"] = out["no_memory"] - out["full"]
     out["prototype_gain"] = out["no_prototypes"] - out["full"]
     return out
+
+
+def sleep_summary(store: "Store", run_path: tuple[str, ...]) -> dict:  # noqa: F821 - imported lazily
+    """What the run's sleeps logged (its tracked history): prototypes pruned in all, schemas kept at the end,
+    the fitted prototype weight and the vorticity AUC at each sleep."""
+    from orchestrator.tracking.jsonl import metric_series, read_history
+
+    records = read_history(store, "/".join([*run_path, "tracking"]))
+    series = {k: [p["value"] for p in metric_series(records, f"sleep/{k}")]
+              for k in ("pruned", "schemas", "prototype_weight", "vorticity_auc", "prototypes")}
+    return {"pruned_total": sum(series["pruned"]), "schemas_end": (series["schemas"] or [0])[-1],
+            "prototypes_end": (series["prototypes"] or [0])[-1], "prototype_weight": series["prototype_weight"],
+            "vorticity_auc": series["vorticity_auc"]}
 
 
 def main() -> None:

@@ -112,7 +112,7 @@ class RunConfig:
         return content_id(f"{self.model.family}-{self.model.flavor}-s{self.train.seed}", identity)
 
     @property
-    def run_path(self) -> tuple[str, str, str]:
+    def run_path(self) -> tuple[str, str, str, str]:
         return ("runs", self.dataset_id, self.model_id, self.run_id)
 
     def to_dict(self) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def measure(args: argparse.Namespace, size: str) -> dict:
                                              if k in ("heldout_nats", "fit_gamma", "fit_beta")}
         out[f"no_{'+'.join(parts)}"] = res.bits_per_byte
         out[f"no_{'+'.join(parts)}_s"] = time.perf_counter() - t
-    out["sleeps"] = sleep_summary(Store.open(args.store), loaded.config.run_path)
+    out["sleeps"] = sleep_summary(Store.open(args.store), loaded.run.config.run_path)
     print(json.dumps(out, default=float), flush=True)  # the scores first: the metric below is extra
     docs = [torch.as_tensor(d.tokens[: 4 * model.config.context_size]) for d in loaded.dataset.validation_docs()]
     width = min(d.numel() for d in docs)

@@ -77,11 +77,16 @@ def budget_seconds(cfg: TrainConfig, world_size: int) -> float:
     return min(limits) if limits else 0.0
 
 
-def planned_steps(limit: float, used: float, first_step: float, done: int, cap: int) -> int:
+def steps_that_fit(limit: float, used: float, first_step: float, done: int) -> int:
     """Steps that fit in `limit` seconds at the cost measured so far (the first, slower step left out)."""
     later = max(done - 1, 1)
     per_step = max((used - first_step) / later if done > 1 else used, 1e-9)
-    return max(done + 1, min(cap, math.floor(done + (limit - used) / per_step)))
+    return math.floor(done + (limit - used) / per_step)
+
+
+def planned_steps(limit: float, used: float, first_step: float, done: int, cap: int) -> int:
+    """The plan: what fits, at least one more step, at most the run's own cap."""
+    return max(done + 1, min(cap, steps_that_fit(limit, used, first_step, done)))
 
 
 class TimedReader:

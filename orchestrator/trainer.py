@@ -358,10 +358,14 @@ class Trainer:
         """Budget-bound runs: the steps that fit, from the measured cost so far (the same on every rank)."""
         if step == 1:
             self._first_step = dt
-        if not self.budget or step not in compute.REPLAN_AT or step >= self.schedule.planned_steps:
+        if not self.budget or step not in compute.REPLAN_AT or step > self.schedule.planned_steps:
             return
         costs = runtime.gather_objects((self.compute.budgeted, self._first_step), self.env)
         used, first = max(c[0] for c in costs), max(c[1] for c in costs)
+        at_end = step == self.schedule.planned_steps
+        if at_end and (step >= self.cfg.steps or compute.steps_that_fit(self.budget, used, first, step) <= step):
+            return  # the plan's end, and the budget is spent: stop. Else extend (a slow first step, e.g.
+            # a compile, had planned too few steps from a cost the later steps do not have)
         self.schedule.replan(compute.planned_steps(self.budget, used, first, step, self.cfg.steps), self.cfg)
         if self.scheduler is not None:  # the next step's LR was set under the old plan
             for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):

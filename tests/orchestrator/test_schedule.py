@@ -96,3 +96,25 @@ def test_a_budget_that_fits_few_steps_still_gets_a_whole_schedule(
     assert result["step"] == schedule["planned_steps"] <= 3  # the run completed its plan
     assert schedule["warmup"] < schedule["planned_steps"]  # it did not end inside its warmup
     assert max(lrs) == pytest.approx(config.train.lr)
+
+
+def test_a_slow_first_step_does_not_shrink_the_run_to_two_steps(
+        store_dir: Path, pg19_bytes: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first step that costs most of the budget (a compile, a cold cache) plans 2 steps from its cost; at the
+    plan's end the later steps' measured cost shows budget left, so the run extends its plan and uses it."""
+    forward, calls = Transformer.forward, []
+
+    def cold_first_forward(self, tokens):  # noqa: ANN001, ANN202
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(0.9)  # of a 1.2 s budget
+        return forward(self, tokens)
+
+    monkeypatch.setattr(Transformer, "forward", cold_first_forward)
+    store = Store.open(str(store_dir))
+    config = build_run_config(pg19_bytes, "transformer:debug",
+                              {**FAST, "budget_minutes": "0.02", "checkpoint_every": "0"}, steps=10_000)
+    result = Trainer(config, store, progress_bar=False).run()
+    assert result["stop_reason"] == "budget"
+    assert result["step"] > 4 and result["schedule"]["replans"] >= 2
+    assert result["compute_seconds"] >= 1.0  # the budget was used, not abandoned after the cold step

@@ -24,7 +24,7 @@ from typing import Any
 from orchestrator.config import RunConfig
 from orchestrator.errors import USER_ERRORS, UserError
 from orchestrator.runtime import Env
-from pipelines.store import Store
+from pipelines.store import FileSpec, Store, StoreFileError, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -267,13 +267,23 @@ def _write_json(path: str, obj: Any) -> None:
         json.dump(obj, fh, indent=2, sort_keys=True, default=str)
 
 
+POINTER_SPEC = FileSpec(what="Ray checkpoint pointer", fix="nothing to do: the run resumes from its store trail",
+                        fields={"step": int})
+
+
 def read_pointer(checkpoint: Any) -> dict[str, Any] | None:
-    """The store checkpoint a Ray checkpoint points at (None without one)."""
+    """The store checkpoint a Ray checkpoint points at (None without one, or when it is damaged: the pointer
+    is only a record, the store's own checkpoint trail decides where a restarted group resumes)."""
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as path:
         target = os.path.join(path, POINTER_FILE)
         if not os.path.exists(target):
             return None
-        with open(target, encoding="utf-8") as fh:
-            return json.load(fh)
+        with open(target, "rb") as fh:
+            raw = fh.read()
+    try:
+        return parse_json(raw, target, POINTER_SPEC)
+    except StoreFileError as exc:
+        log.warning("%s", exc)
+        return None

@@ -139,3 +139,19 @@ def test_damaged_files_through_the_cli(world: dict, tmp_path: Path) -> None:
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "config.json is damaged" in lines[0] and "'dataset_id'" in lines[0] and "delete the run" in lines[0]
+
+
+@pytest.mark.parametrize("content", [b"", b"{not json", b'{"step": "seven"}', b"[1, 2]"])
+def test_a_damaged_ray_checkpoint_pointer_is_logged_and_ignored(tmp_path: Path, content: bytes,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The pointer in a Ray checkpoint is a record; the store trail decides the resume. Damage: a warning, None."""
+    from ray.train import Checkpoint
+
+    from orchestrator.backends.ray_backend import POINTER_FILE, read_pointer
+
+    (tmp_path / POINTER_FILE).write_bytes(content)
+    with caplog.at_level("WARNING"):
+        assert read_pointer(Checkpoint.from_directory(str(tmp_path))) is None
+    assert "Ray checkpoint pointer" in caplog.text and POINTER_FILE in caplog.text
+    (tmp_path / POINTER_FILE).write_text(json.dumps({"step": 7, "path": "x"}))
+    assert read_pointer(Checkpoint.from_directory(str(tmp_path)))["step"] == 7

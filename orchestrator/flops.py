@@ -8,6 +8,8 @@ guessed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 # name fragment (lower case, as torch.cuda.get_device_name reports it) -> dense bf16 FLOP/s
@@ -43,3 +45,27 @@ def peak_for_name(name: str) -> float | None:
 
 def mfu(flops_per_s: float, peak: float | None) -> float | None:
     return flops_per_s / peak if peak else None
+
+
+@dataclass(frozen=True, slots=True)
+class FlopsMeter:
+    """Model FLOP/s of a run and its MFU, where the family counts its FLOPs and the device's peak is known."""
+
+    per_sample: float | None  # training FLOPs per sample (None: the family does not count them)
+    peak: float | None  # peak FLOP/s of all ranks' devices together (None: CPU or an unknown GPU)
+
+    def metrics(self, samples_per_s: float) -> dict[str, float]:
+        """`perf/flops_per_s` and `perf/mfu` at this rate (what is known of them)."""
+        if not self.per_sample:
+            return {}
+        achieved = self.per_sample * samples_per_s
+        row = {"perf/flops_per_s": achieved}
+        ratio = mfu(achieved, self.peak)
+        if ratio is not None:
+            row["perf/mfu"] = ratio
+        return row
+
+    def result(self, samples: int, seconds: float) -> dict[str, float | None]:
+        """The run's average FLOP/s and MFU over its training time (result.json)."""
+        row = self.metrics(samples / max(seconds, 1e-9))
+        return {"flops_per_s": row.get("perf/flops_per_s"), "mfu": row.get("perf/mfu")}

@@ -28,7 +28,7 @@ from orchestrator.config import RunConfig
 from orchestrator.divergence import DivergenceGuard
 from orchestrator.errors import UserError
 from orchestrator.evaluate import EvalResult, bits_per_byte
-from orchestrator.faults import parse_faults
+from orchestrator.faults import FaultDrill
 from orchestrator.fork import lineage_of
 from orchestrator.lease import NO_LEASE, LeaseLost, NullLease, RunLease, acquire_run_lease
 from orchestrator.optim import build_optimizer, build_scheduler, fit_schedule
@@ -84,10 +84,9 @@ class Trainer:
         self.cfg = config.train
         self.device = runtime.resolve_device(self.cfg.device, self.env)
         collectives.bind_device(self.device)  # this rank's GPU is the current one (NCCL, object collectives)
-        self.faults = parse_faults()
+        self.faults = FaultDrill()  # NIGHTSHIFT_FAULTS drills; none in real training
         self.state = Progress()
         self._parent_step: int | None = None
-        self._faults_fired: set[int] = set()
         self.lease: RunLease | NullLease = NO_LEASE
         self._events: list[tuple[str, int, dict]] = []
         self._tracking = False
@@ -117,8 +116,9 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg, self.device) if self.gradient else None
         self.scheduler = build_scheduler(self.optimizer, self.schedule) if self.optimizer else None
         self.autocast = runtime.autocast_for(self.device, cfg.precision)
-        self.flops_per_sample = self.model.train_flops_per_sample() if self.gradient else None
-        self.peak_flops = flops.device_peak_flops(self.device)  # per device; None on CPU or an unknown GPU
+        peak = flops.device_peak_flops(self.device)  # per device; None on CPU or an unknown GPU
+        self.flops = flops.FlopsMeter(self.model.train_flops_per_sample() if self.gradient else None,
+                                      peak and peak * self.env.world_size)
         self.guard = DivergenceGuard.from_config(cfg)
         self.restore()
         self.forward_model: Any = self.model
@@ -213,7 +213,7 @@ class Trainer:
                     n = self.cfg.log_every if step % self.cfg.log_every == 0 else step % self.cfg.log_every
                     row = {"train/loss": window_loss / n, "perf/tokens_per_s": rate,
                            "perf/tokens_seen": float(self.state.tokens), **metrics,
-                           **self._flops_metrics(rate / self.model.train_seq_len),
+                           **self.flops.metrics(rate / self.model.train_seq_len),
                            "compute/seconds": self.compute.budgeted * self.env.world_size}
                     if self.scheduler is not None:
                         row["train/lr"] = self.scheduler.get_last_lr()[0]
@@ -246,7 +246,7 @@ class Trainer:
                 if runtime.any_rank(over_budget, self.env):
                     reason = "budget"
                     break
-                self._inject_pause(step)
+                self.faults.pause(step, lambda: stop.requested)
             if reason == "finished" and self.state.step < self.cfg.steps:  # stopped where the budget plan ends
                 reason = "budget"
         except BaseException:
@@ -270,7 +270,7 @@ class Trainer:
             if self.gradient:
                 with self.autocast:
                     loss, extra = self.forward_model(tokens)
-                loss = self._inject_loss_fault(loss)
+                loss = self.faults.loss(loss, self.state.step + 1)
                 (loss / self.cfg.grad_accum).backward()
                 total += float(loss.detach()) / self.cfg.grad_accum
                 metrics.update({k: float(v) for k, v in extra.items()})
@@ -413,7 +413,7 @@ class Trainer:
                 "dataset_id": self.config.dataset_id,
                 "guard": self.guard.state_dict() if self.guard is not None else None,
             }
-            slow_write = sum(f.arg for f in self.faults if f.kind == "slowckpt")  # drill: widen the write window
+            slow_write = self.faults.checkpoint_delay()  # drill: widen the write window
             info = self.trail.save(state, self.state.step, self._parent_step, _pause=slow_write,
                                    writer=self.lease.owner)
             self.run_dir.set_status("running", self.state.step)
@@ -438,7 +438,7 @@ class Trainer:
             "parameters": self.model.num_parameters(), "memory_bytes": self.model.memory_bytes(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "device": str(self.device),
-            **self._flops_result(),
+            **self.flops.result(self.state.samples, self.state.train_seconds),
             "sleeps": self.state.sleeps, "rollbacks": self.state.rollbacks,
             "val_bpb": final.bits_per_byte if final else None, "val_bytes": final.n_bytes if final else None,
             **self.compute.summary(self.env.world_size), "train_flops": compute.train_flops(self.model, self.state.samples),
@@ -465,23 +465,6 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------- helpers
-    def _flops_metrics(self, samples_per_s: float) -> dict[str, float]:
-        """Achieved model FLOP/s (all ranks) and MFU against the devices' peak, where both are known."""
-        if not self.flops_per_sample:
-            return {}
-        achieved = self.flops_per_sample * samples_per_s
-        row = {"perf/flops_per_s": achieved}
-        mfu = flops.mfu(achieved, self.peak_flops and self.peak_flops * self.env.world_size)
-        if mfu is not None:
-            row["perf/mfu"] = mfu
-        return row
-
-    def _flops_result(self) -> dict[str, float | None]:
-        """The run's average FLOP/s and MFU over its training time (result.json)."""
-        samples_per_s = self.state.samples / max(self.state.train_seconds, 1e-9)
-        row = self._flops_metrics(samples_per_s)
-        return {"flops_per_s": row.get("perf/flops_per_s"), "mfu": row.get("perf/mfu")}
-
     def _start_tracking(self) -> None:
         tags = run_tags(self.config, self.dataset.manifest, backend=self.env.backend, run_uri=self.run_dir.uri)
         lineage = lineage_of(self.store, self.config)
@@ -525,25 +508,6 @@ class Trainer:
 
         return tqdm(total=self.schedule.planned_steps, initial=self.state.step, unit="step", dynamic_ncols=True,
                     desc=f"{self.config.model.family}:{self.config.model.flavor}")
-
-    def _inject_loss_fault(self, loss: Tensor) -> Tensor:
-        """Test/drill hook (NIGHTSHIFT_FAULTS): a NaN or a spike at a given step, fired once."""
-        for fault in self.faults:
-            if fault.kind in ("nan", "spike") and fault.step == self.state.step + 1 \
-                    and fault.step not in self._faults_fired:
-                self._faults_fired.add(fault.step)
-                return loss * float("nan") if fault.kind == "nan" else loss * (fault.arg or 100.0)
-        return loss
-
-    def _inject_pause(self, step: int) -> None:
-        """Test/drill hook: hold still after `step` (a window to kill or signal the process)."""
-        for fault in self.faults:
-            if fault.kind == "slow" and step >= fault.step:  # every step from here on takes longer
-                time.sleep(fault.arg)
-            if fault.kind == "pause" and fault.step == step:
-                deadline = time.monotonic() + (fault.arg or 1.0)
-                while time.monotonic() < deadline and not self._stop.requested:
-                    time.sleep(0.05)
 
 
 def dataset_shape(manifest: dict[str, Any]) -> dict[str, int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config import build_run_config
-from orchestrator.flops import device_peak_flops, mfu, peak_for_name
+from orchestrator.flops import FlopsMeter, device_peak_flops, mfu, peak_for_name
 from orchestrator.tracking import build_tracker
 from orchestrator.trainer import Trainer
 from pipelines.store import Store
@@ -50,6 +50,5 @@ def test_the_transformer_logs_achieved_flops_and_puts_them_in_its_result(pg19_by
     rates = [row.get("metrics", row).get("perf/flops_per_s") for row in logged]
     assert any(r and r > 0 for r in rates), logged[:3]
     # With a known peak the same rate becomes MFU, over every rank's devices.
-    trainer.peak_flops = 1e12
-    row = trainer._flops_metrics(samples_per_s=100.0)
+    row = FlopsMeter(trainer.flops.per_sample, 1e12).metrics(samples_per_s=100.0)
     assert row == {"perf/flops_per_s": per_sample * 100.0, "perf/mfu": per_sample * 100.0 / 1e12}

@@ -13,7 +13,6 @@ book.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -31,11 +30,7 @@ from models import registry  # noqa: E402
 from models.protocol import Vocab  # noqa: E402
 from orchestrator.evaluate import bits_per_byte  # noqa: E402
 
-
-@dataclasses.dataclass
-class Doc:
-    tokens: list[int]
-    n_bytes: int
+from attractor_equal_steps import load  # noqa: E402 - the same pg19 gpt2 loader
 
 
 class Runner:
@@ -95,27 +90,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
-    import pyarrow.parquet as pq
-    import tiktoken
-
-    data_dir = ROOT.parent / "shared" / "data" / "pg19"
-    texts = {s: pq.read_table(data_dir / f"{s}.parquet", columns=["text"]).column("text").to_pylist()
-             for s in ("train", "validation")}
-    enc = tiktoken.get_encoding("gpt2")
-    vocab = Vocab(name="gpt2", size=enc.n_vocab, eot_id=enc.eot_token,
-                  token_bytes=tuple(enc.decode_single_token_bytes(i) for i in range(enc.n_vocab)))
-    stream: list[int] = []
-    budget = args.train_chars
-    for book in texts["train"]:
-        if budget <= 0:
-            break
-        stream += enc.encode_ordinary(book[:budget]) + [vocab.eot_id]
-        budget -= len(book)
-    data = torch.tensor(stream)
-    val_docs = []
-    for book in texts["validation"]:
-        text = book[: args.val_chars]
-        val_docs.append(Doc(tokens=enc.encode_ordinary(text), n_bytes=len(text.encode("utf-8"))))
+    vocab, data, val_docs = load(args.train_chars, args.val_chars)
     print(f"train tokens {len(data):,}; validation {sum(len(d.tokens) for d in val_docs):,} tokens, "
           f"{sum(d.n_bytes for d in val_docs):,} bytes", flush=True)
 

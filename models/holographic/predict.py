@@ -179,13 +179,19 @@ def mix_lambda(ev: Evidence, params: MixParams) -> Tensor:
     return (mass + gamma) / (mass + gamma + params.alpha)
 
 
-def fit(ev: Evidence, y: Tensor, backoff: BigramBackoff) -> tuple[MixParams, dict[str, float]]:
-    """Grid-search (beta, then width x rwidth x delta x gamma x alpha) maximising held-out log-likelihood."""
+def _fit_beta(ev: Evidence, y: Tensor, backoff: BigramBackoff) -> tuple[float, float]:
+    """The backoff's beta on the grid that maximises held-out log-likelihood alone: (beta, mean log-lik)."""
     best_beta, best_ll = BETAS[0], -math.inf
     for beta in BETAS:
         ll = float(backoff.prob(ev.prev, y, beta).log().mean())
         if ll > best_ll:
             best_beta, best_ll = beta, ll
+    return best_beta, best_ll
+
+
+def fit(ev: Evidence, y: Tensor, backoff: BigramBackoff) -> tuple[MixParams, dict[str, float]]:
+    """Grid-search (beta, then width x rwidth x delta x gamma x alpha) maximising held-out log-likelihood."""
+    best_beta, best_ll = _fit_beta(ev, y, backoff)
     p_bo = backoff.prob(ev.prev, y, best_beta)  # (Q,)
     pri = prior_point(ev.prior, y)  # (Q,)
     f64 = dict(dtype=torch.float64, device=y.device)
@@ -229,11 +235,7 @@ def fit(ev: Evidence, y: Tensor, backoff: BigramBackoff) -> tuple[MixParams, dic
 
 def fit_depth(ev: Evidence, y: Tensor, backoff: BigramBackoff, levels: int) -> tuple[MixParams, dict[str, float]]:
     """The depth vote's fit (chain.py): beta by grid on the backoff alone, then c, rho, gamma by L-BFGS."""
-    best_beta, best_ll = BETAS[0], -math.inf
-    for beta in BETAS:
-        ll = float(backoff.prob(ev.prev, y, beta).log().mean())
-        if ll > best_ll:
-            best_beta, best_ll = beta, ll
+    best_beta, best_ll = _fit_beta(ev, y, backoff)
     p_bo = backoff.prob(ev.prev, y, best_beta)  # (Q,)
     c, rho, gamma, u0, nats = chain.fit(p_bo, prior_point(ev.prior, y), ev.prior is not None, ev.sims,
                                         ev.targets, ev.rsims, ev.rtargets, y, levels, ev.wcount, ev.wsize)

@@ -7,7 +7,7 @@ load hits every variant alike (medians reported):
              autograd runs them: the FLOP floor of any a1 training step
 - ours       `attractor:a1` (detached steps, the original's semantics) and `a1-unroll`, as the
              flavors ship them (compiled steps, bfloat16 readout matmuls where native)
-- reference  `models.attractor.reference.OriginalAttractor`: the original's per-step
+- reference  `nightshift.models.attractor.reference.OriginalAttractor`: the original's per-step
              structure (autograd.grad with create_graph every step, per-wave Python loops,
              `.any()` batch breaks), same parameters. A test yardstick, NOT the original's
              timing: the speed-up against the original itself is measured by
@@ -42,9 +42,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.attractor import FLAVORS  # noqa: E402
-from models.attractor.reference import OriginalAttractor  # noqa: E402
-from models.protocol import Vocab  # noqa: E402
+from nightshift.models.attractor import FLAVORS  # noqa: E402
+from nightshift.models.attractor.reference import OriginalAttractor  # noqa: E402
+from nightshift.models.protocol import Vocab  # noqa: E402
 
 
 def tune_malloc() -> bool:

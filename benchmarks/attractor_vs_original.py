@@ -20,7 +20,7 @@ thread, steps of the variants interleaved rep by rep in each process:
             trajectory loss + readout aux CE + token aux CE, backward, clip, Adam (weight decay
             1e-5), with the model built from the original's own argparse defaults
 - ours      `attractor:a1` through the trainer's update: forward, backward, clip 1.0, the
-            trainer's optimizer (`orchestrator.optim.build_optimizer`, fused AdamW)
+            trainer's optimizer (`nightshift.orchestrator.optim.build_optimizer`, fused AdamW)
 - reference `models/attractor/reference.py` (the original's per-step structure, a test yardstick)
             with the original's optimizer: how its timing compares with the original itself
 - bound     the W*D -> V readout's three float32 matmuls (forward, grad input, grad weight):
@@ -155,10 +155,10 @@ def original_step(path: Path, seed: int) -> Callable[[torch.Tensor], None]:
 def ours(seed: int, flavor: str, overrides: str = ""
          ) -> tuple[Callable[[torch.Tensor], None], Callable[[torch.Tensor], None]]:
     """(fwd+bwd, full trainer update) closures for attractor:<flavor> with the trainer's optimizer."""
-    from models import registry
-    from models.protocol import Vocab
-    from orchestrator.config import TrainConfig
-    from orchestrator.optim import build_optimizer
+    from nightshift.models import registry
+    from nightshift.models.protocol import Vocab
+    from nightshift.orchestrator.config import TrainConfig
+    from nightshift.orchestrator.optim import build_optimizer
 
     spec = registry.resolve(f"attractor:{flavor}", dict(kv.split("=", 1) for kv in overrides.split(",") if kv))
     torch.manual_seed(seed)
@@ -188,9 +188,9 @@ def reference(seed: int) -> Callable[[torch.Tensor], None]:
     with the original's optimizer, to measure how its timing compares with the original itself."""
     import dataclasses
 
-    from models.attractor import FLAVORS
-    from models.attractor.reference import OriginalAttractor
-    from models.protocol import Vocab
+    from nightshift.models.attractor import FLAVORS
+    from nightshift.models.attractor.reference import OriginalAttractor
+    from nightshift.models.protocol import Vocab
 
     torch.manual_seed(seed)
     cfg = dataclasses.replace(FLAVORS["a1"].model, breaks="batch", compile_relaxation=False, readout_precision="float32")

@@ -19,12 +19,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from orchestrator.evaluate import bits_per_byte  # noqa: E402
-from orchestrator.loading import load_run  # noqa: E402
-from orchestrator.references import compute_references, dataset_texts  # noqa: E402
-from orchestrator.sweep import read_sweep  # noqa: E402
-from pipelines.sizes import format_size  # noqa: E402
-from pipelines.store import Store  # noqa: E402
+from nightshift.orchestrator.evaluate import bits_per_byte  # noqa: E402
+from nightshift.orchestrator.loading import load_run  # noqa: E402
+from nightshift.orchestrator.references import compute_references, dataset_texts  # noqa: E402
+from nightshift.orchestrator.sweep import read_sweep  # noqa: E402
+from nightshift.pipelines.sizes import format_size  # noqa: E402
+from nightshift.pipelines.store import Store  # noqa: E402
 
 
 def main() -> None:

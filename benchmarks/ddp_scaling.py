@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def prepare_seed_store(root: Path, source: str, max_bytes: int) -> str:
-    from pipelines.prepare import PrepareConfig, prepare
-    from pipelines.store import Store
+    from nightshift.pipelines.prepare import PrepareConfig, prepare
+    from nightshift.pipelines.store import Store
 
     config = PrepareConfig(source=source, max_bytes=max_bytes, valid_bytes=20_000, tokenizer="bytes")
     return prepare(config, Store.open(str(root / "seed")), actors=0, progress=False).dataset_id
@@ -69,11 +69,11 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
-    from orchestrator.backends.local_ddp import run_local_ddp
-    from orchestrator.backends.ray_backend import run_on_ray
-    from orchestrator.config import build_run_config
-    from orchestrator.launch import launch
-    from pipelines.store import Store
+    from nightshift.orchestrator.backends.local_ddp import run_local_ddp
+    from nightshift.orchestrator.backends.ray_backend import run_on_ray
+    from nightshift.orchestrator.config import build_run_config
+    from nightshift.orchestrator.launch import launch
+    from nightshift.pipelines.store import Store
 
     torch.set_num_threads(1)  # one thread per worker everywhere: the comparison is about workers
     root = Path(tempfile.mkdtemp(prefix="ns-ddp-bench-"))

@@ -84,8 +84,8 @@ def write_corpus(folder: Path, train_bytes: int, valid_bytes: int, seed: int = 0
 
 
 def prepare_seed_store(work: Path, smoke: bool) -> tuple[Path, str]:
-    from pipelines.prepare import PrepareConfig, prepare
-    from pipelines.store import Store
+    from nightshift.pipelines.prepare import PrepareConfig, prepare
+    from nightshift.pipelines.store import Store
 
     corpus = write_corpus(work / "corpus", 200_000 if smoke else 3_000_000, 12_000 if smoke else 100_000)
     store = work / "seed-store"
@@ -96,7 +96,7 @@ def prepare_seed_store(work: Path, smoke: bool) -> tuple[Path, str]:
 
 # ------------------------------------------------------------------------ helpers
 def nightshift(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    cmd = [sys.executable, "-c", "import sys; from nightshift.orchestrator.cli import main; sys.exit(main(sys.argv[1:]))", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     if out.returncode not in (0, 130):
@@ -138,7 +138,7 @@ def timed_rate(step: Callable[[], Any], device: str, *, warmup: int, seconds: fl
 
 def synthetic_vocab(size: int):  # noqa: ANN201 - Vocab
     """A vocabulary of `size` ids (the last one end-of-text) for throughput runs on random tokens."""
-    from models.protocol import Vocab
+    from nightshift.models.protocol import Vocab
 
     return Vocab(name=f"synthetic-{size}", size=size, eot_id=size - 1,
                  token_bytes=tuple(bytes([i % 256]) for i in range(size - 1)) + (b"",))
@@ -156,9 +156,9 @@ FAMILY_RUNS = {  # family: (GPU flavor, smoke flavor, sleeps)
 def train_family(ctx: Ctx, family: str) -> dict[str, Any]:
     """Train (sleep, eval, samples, checkpoints) on the device, stop with SIGTERM half way, resume to the
     end, then score the CUDA-written checkpoint in a fresh CPU process (`nightshift eval`)."""
-    from orchestrator.checkpoint import CheckpointTrail
-    from orchestrator.runs import find_run
-    from pipelines.store import Store
+    from nightshift.orchestrator.checkpoint import CheckpointTrail
+    from nightshift.orchestrator.runs import find_run
+    from nightshift.pipelines.store import Store
 
     gpu_flavor, smoke_flavor, sleeps = FAMILY_RUNS[family]
     steps, batch = (8, 8) if ctx.smoke else (40, 16)
@@ -175,7 +175,7 @@ def train_family(ctx: Ctx, family: str) -> dict[str, Any]:
         args += ["--set", f"train.{key}={value}"]
     t0 = time.perf_counter()
     # 1. until a checkpoint at `half`, where the run pauses; then SIGTERM: checkpoint and exit 130
-    cmd = [sys.executable, "-c", "import sys; from orchestrator.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    cmd = [sys.executable, "-c", "import sys; from nightshift.orchestrator.cli import main; sys.exit(main(sys.argv[1:]))", *args]
     log = open(ctx.work / f"{family}-first.log", "w")  # noqa: SIM115 - closed below
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
                              env={**os.environ, "PYTHONPATH": str(ROOT), "NIGHTSHIFT_FAULTS": f"pause@{half}:300"})
@@ -228,11 +228,11 @@ def ddp_nccl(ctx: Ctx) -> dict[str, Any]:
     backend and under a CUDA-only one (as `backend="nccl"` makes), then whole runs via run_local_ddp."""
     import numpy as np
 
-    from models.holographic import distributed as holo
-    from models.macro_unit import distributed as macro
-    from orchestrator import collectives
-    from orchestrator.backends.local_ddp import _free_port, run_local_ddp
-    from orchestrator.config import build_run_config
+    from nightshift.models.holographic import distributed as holo
+    from nightshift.models.macro_unit import distributed as macro
+    from nightshift.orchestrator import collectives
+    from nightshift.orchestrator.backends.local_ddp import _free_port, run_local_ddp
+    from nightshift.orchestrator.config import build_run_config
 
     device = torch.device(ctx.device, 0) if ctx.device == "cuda" else torch.device("cpu")
     out: dict[str, Any] = {}
@@ -279,8 +279,8 @@ def ddp_nccl(ctx: Ctx) -> dict[str, Any]:
 def ray_gpu(ctx: Ctx) -> dict[str, Any]:
     import ray
 
-    from orchestrator.backends.ray_backend import run_on_ray
-    from orchestrator.config import build_run_config
+    from nightshift.orchestrator.backends.ray_backend import run_on_ray
+    from nightshift.orchestrator.config import build_run_config
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=True, num_cpus=4,
@@ -330,8 +330,8 @@ def modal_local(ctx: Ctx) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------- throughput
 def bench_transformer(ctx: Ctx) -> dict[str, Any]:
     """gpt2-124m training steps (bf16 autocast, fused AdamW), eager and compiled, side by side."""
-    from models.registry import resolve
-    from orchestrator.flops import device_peak_flops, mfu
+    from nightshift.models.registry import resolve
+    from nightshift.orchestrator.flops import device_peak_flops, mfu
 
     flavor, batch = ("debug", 2) if ctx.smoke else ("gpt2-124m", 16)
     cfg = resolve(f"transformer:{flavor}").config
@@ -374,8 +374,8 @@ def bench_transformer(ctx: Ctx) -> dict[str, Any]:
 
 def bench_holographic(ctx: Ctx) -> dict[str, Any]:
     """Training samples/s at context 64 / 512 / 4096, and exact kNN queries/s over 1M and 10M keys."""
-    from models.holographic.store import knn
-    from models.registry import resolve
+    from nightshift.models.holographic.store import knn
+    from nightshift.models.registry import resolve
 
     device = torch.device(ctx.device)
     vocab = synthetic_vocab(50257)
@@ -414,8 +414,8 @@ def bench_holographic(ctx: Ctx) -> dict[str, Any]:
 
 def bench_attractor(ctx: Ctx) -> dict[str, Any]:
     """`a1` training steps (batch 64, V 8192 as benchmarks/attractor_throughput.py), bf16 autocast on CUDA."""
-    from models.registry import resolve
-    from orchestrator.flops import device_peak_flops, mfu
+    from nightshift.models.registry import resolve
+    from nightshift.orchestrator.flops import device_peak_flops, mfu
 
     device = torch.device(ctx.device)
     cfg = resolve("attractor:debug" if ctx.smoke else "attractor:a1").config

@@ -30,8 +30,8 @@ import torch  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.holographic_throughput import gpt2_vocab_and_stream, rows_of  # noqa: E402
-from models.holographic import FLAVORS, Config  # noqa: E402
-from models.holographic.store import knn  # noqa: E402
+from nightshift.models.holographic import FLAVORS, Config  # noqa: E402
+from nightshift.models.holographic.store import knn  # noqa: E402
 
 MILLION = 1_000_000
 OLD_REV = "7682f24"  # main before issue 14: tiles of 65,536 keys, scores written to memory

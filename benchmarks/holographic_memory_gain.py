@@ -2,7 +2,7 @@
 
 For each dataset size: prepare (a no-op when done), `nightshift train` one epoch of a holographic flavor
 with a few sleeps, then score the final checkpoint on the whole validation split with nothing off, with
-"memory" off (the refit bigram backoff alone) and with "prototypes" off (models.protocol.ablated: the same
+"memory" off (the refit bigram backoff alone) and with "prototypes" off (nightshift.models.protocol.ablated: the same
 trained state, the mixture refit on held-out TRAINING windows). Also: what the fit chose, the sleep's
 prototypes/schemas, and vorticity discriminability on validation windows.
 
@@ -29,7 +29,7 @@ SHARED = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / 
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers" / "tiktoken_cache"))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-NIGHTSHIFT = [sys.executable, "-m", "orchestrator.cli"]
+NIGHTSHIFT = [sys.executable, "-m", "nightshift.orchestrator.cli"]
 
 
 def cli(*args: str) -> dict:
@@ -43,11 +43,11 @@ def cli(*args: str) -> dict:
 def measure(args: argparse.Namespace, size: str) -> dict:
     import torch
 
-    from models.holographic import FLAVORS, metrics
-    from models.protocol import ablated
-    from orchestrator.evaluate import bits_per_byte
-    from orchestrator.loading import load_run
-    from pipelines.store import Store
+    from nightshift.models.holographic import FLAVORS, metrics
+    from nightshift.models.protocol import ablated
+    from nightshift.orchestrator.evaluate import bits_per_byte
+    from nightshift.orchestrator.loading import load_run
+    from nightshift.pipelines.store import Store
 
     prep = cli("prepare", "--source", args.source, "--max-bytes", size, "--tokenizer", "gpt2", "--store",
                args.store, "--actors", "0", "--no-progress")
@@ -92,7 +92,7 @@ def measure(args: argparse.Namespace, size: str) -> dict:
 def sleep_summary(store: "Store", run_path: tuple[str, ...]) -> dict:  # noqa: F821 - imported lazily
     """What the run's sleeps logged (its tracked history): prototypes pruned in all, schemas kept at the end,
     the fitted prototype weight and the vorticity AUC at each sleep."""
-    from orchestrator.tracking.jsonl import metric_series, read_history
+    from nightshift.orchestrator.tracking.jsonl import metric_series, read_history
 
     records = read_history(store, "/".join([*run_path, "tracking"]))
     series = {k: [p["value"] for p in metric_series(records, f"sleep/{k}")]

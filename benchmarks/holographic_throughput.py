@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 SHARED = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers" / "tiktoken_cache"))
 
-from models.holographic import Config  # noqa: E402
-from models.holographic.store import knn  # noqa: E402
-from models.protocol import Vocab  # noqa: E402
+from nightshift.models.holographic import Config  # noqa: E402
+from nightshift.models.holographic.store import knn  # noqa: E402
+from nightshift.models.protocol import Vocab  # noqa: E402
 
 ORIGINAL = {64: 19_180, 512: 3_301, 4096: 411}  # holographic_v4 train_batch, samples/s, this machine
 TOKENS_PER_BATCH = 1 << 17
@@ -94,7 +94,7 @@ def train_rate(vocab: Vocab, stream: torch.Tensor, context: int, seconds: float)
 
 
 def retrieval_rates(model, val: torch.Tensor, queries: int = 2048) -> dict[str, float]:
-    from models.holographic.context import window_features
+    from nightshift.models.holographic.context import window_features
 
     n = model.context_length
     ctx = rows_of(val, n + 1)[:queries]
@@ -152,8 +152,8 @@ def memory_child() -> None:
 
 def quality(vocab: Vocab, stream: torch.Tensor, val: torch.Tensor, flavor: str, val_tokens: int) -> dict:
     """Train on the stream, sleep once, then the metrics users expect (see models/holographic/metrics.py)."""
-    from models.holographic import FLAVORS, metrics
-    from models.protocol import SleepContext
+    from nightshift.models.holographic import FLAVORS, metrics
+    from nightshift.models.protocol import SleepContext
 
     cfg = FLAVORS[flavor].model
     model = cfg.build(vocab)

@@ -40,7 +40,7 @@ ABLATIONS = ((), ("units",), ("cache",), ("units", "cache"))
 
 def nightshift(*args: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TIKTOKEN_CACHE_DIR": str(DATA / "tokenizers" / "tiktoken_cache")}
-    out = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args, "--json"], env=env, cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "nightshift.orchestrator.cli", *args, "--json"], env=env, cwd=ROOT,
                          check=True, capture_output=True, text=True)
     return json.loads(out.stdout[out.stdout.index("{"):])
 
@@ -72,10 +72,10 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(DATA / "tokenizers" / "tiktoken_cache"))
-    from models.protocol import ablated
-    from orchestrator.evaluate import bits_per_byte
-    from orchestrator.loading import load_run
-    from pipelines.store import Store
+    from nightshift.models.protocol import ablated
+    from nightshift.orchestrator.evaluate import bits_per_byte
+    from nightshift.orchestrator.loading import load_run
+    from nightshift.pipelines.store import Store
 
     print(f"macro_unit:{args.flavor} on pg19 (gpt2 tokens); load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs at start; {time.strftime('%Y-%m-%d %H:%M')}")

@@ -37,8 +37,8 @@ import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
 
-from models.macro_unit import FLAVORS  # noqa: E402
-from models.protocol import SleepContext, Vocab  # noqa: E402
+from nightshift.models.macro_unit import FLAVORS  # noqa: E402
+from nightshift.models.protocol import SleepContext, Vocab  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -4,7 +4,7 @@ The pg19 sample (../shared/data/pg19) is repeated into a >= 100 MB parquet
 corpus (each copy gets distinct doc ids) and a 25 MB one. Side by side:
 
   raw      tiktoken gpt2 `encode_ordinary_batch` on the same texts (1 thread = one actor's budget)
-  prepare  `pipelines.prepare.prepare` end to end (read parquet, split, tokenize, write Arrow shards,
+  prepare  `nightshift.pipelines.prepare.prepare` end to end (read parquet, split, tokenize, write Arrow shards,
            manifest) with 1 and 2 Ray actors; Ray is started before the clock starts (its start-up
            time is printed separately)
 
@@ -72,9 +72,9 @@ def child_raw(corpus: str, threads: int) -> dict:
 
 
 def child_prepare(corpus: str, actors: int, store: str) -> dict:
-    from pipelines.prepare import PrepareConfig, prepare
-    from pipelines.store import Store
-    from pipelines.workers import ensure_ray
+    from nightshift.pipelines.prepare import PrepareConfig, prepare
+    from nightshift.pipelines.store import Store
+    from nightshift.pipelines.workers import ensure_ray
 
     ray_start = time.perf_counter()
     if actors:

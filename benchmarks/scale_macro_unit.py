@@ -61,8 +61,8 @@ def bits_per_byte(model, docs: list[bytes]) -> float:  # noqa: ANN001
 
 
 def plan_host_mb(flavor: str, total_bytes: int, distinct_bytes: int, row: int) -> float:
-    from orchestrator.config import build_run_config
-    from orchestrator.plan import data_from_bytes, plan_run
+    from nightshift.orchestrator.config import build_run_config
+    from nightshift.orchestrator.plan import data_from_bytes, plan_run
 
     steps = math.ceil(total_bytes / (BATCH * row))
     config = build_run_config("x" * 16, f"macro_unit:{flavor}", {"batch_size": str(BATCH)}, steps=steps)
@@ -71,8 +71,8 @@ def plan_host_mb(flavor: str, total_bytes: int, distinct_bytes: int, row: int) -
 
 
 def main() -> None:
-    from models.macro_unit import FLAVORS
-    from models.protocol import SleepContext, Vocab
+    from nightshift.models.macro_unit import FLAVORS
+    from nightshift.models.protocol import SleepContext, Vocab
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=300)

@@ -93,7 +93,7 @@ def token_stream() -> tuple[object, torch.Tensor]:
     import pyarrow.parquet as pq
     import tiktoken
 
-    from models.protocol import Vocab
+    from nightshift.models.protocol import Vocab
 
     enc = tiktoken.get_encoding("gpt2")
     vocab = Vocab(name="gpt2", size=enc.n_vocab, eot_id=enc.eot_token)
@@ -107,10 +107,10 @@ def dir_bytes(path: Path) -> int:
 
 
 def measure(n: int, threads: int, rev: str, store_root: Path) -> dict:
-    from models.holographic import Config
-    from models.holographic.store import knn
-    from orchestrator.checkpoint import CheckpointTrail
-    from pipelines.store import Store
+    from nightshift.models.holographic import Config
+    from nightshift.models.holographic.store import knn
+    from nightshift.orchestrator.checkpoint import CheckpointTrail
+    from nightshift.pipelines.store import Store
 
     torch.set_num_threads(threads)
     Original = original_trail_class(rev)
@@ -169,7 +169,7 @@ def measure(n: int, threads: int, rev: str, store_root: Path) -> dict:
         del loaded, restored
     out["checkpoints"] = saves
     # retrieval over the whole store
-    from models.holographic.context import window_features
+    from nightshift.models.holographic.context import window_features
 
     q_rows = torch.stack([stream[i * width + 7:i * width + 7 + 65] for i in range(256)])
     keys, _, _ = window_features(model.embeddings, q_rows[:, :-1], 64)

@@ -2,7 +2,7 @@
 
 Prepares 8 MB of the pg19 sample (gpt2) into a scratch store, then runs `nightshift train` (a fresh
 process each, CPU, no tracking) for a few configs and compares each run's peak RSS (ru_maxrss,
-reported in its result) with `orchestrator.plan`'s host-memory estimate for the same config and
+reported in its result) with `nightshift.orchestrator.plan`'s host-memory estimate for the same config and
 dataset manifest. Goal: within 25 %. The plan's process baseline (PROCESS_BASE_BYTES) is a measured
 constant; the first row (transformer:debug, which holds almost nothing else) shows it.
 
@@ -37,15 +37,15 @@ RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
 
 def nightshift(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "nightshift.orchestrator.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=3600)
 
 
 def main() -> None:
-    from orchestrator.config import build_run_config, parse_sets
-    from orchestrator.plan import data_from_manifest, plan_run
-    from pipelines.reader import open_dataset
-    from pipelines.store import Store
+    from nightshift.orchestrator.config import build_run_config, parse_sets
+    from nightshift.orchestrator.plan import data_from_manifest, plan_run
+    from nightshift.pipelines.reader import open_dataset
+    from nightshift.pipelines.store import Store
 
     store = SCRATCH / "plan-check-store"
     shutil.rmtree(store, ignore_errors=True)

@@ -58,8 +58,8 @@ def rss_mb() -> float:
 def child_prepare(corpus: str, store: str) -> dict:
     bench = _sibling("prepare_throughput")
     out = bench.child_prepare(corpus, 2, store)
-    from pipelines.reader import list_datasets
-    from pipelines.store import Store
+    from nightshift.pipelines.reader import list_datasets
+    from nightshift.pipelines.store import Store
 
     st = Store.open(store)
     ds = list_datasets(st)[0]
@@ -74,9 +74,9 @@ def child_reader(store: str, dataset_id: str, seconds: float, families: bool) ->
     import numpy as np
     import torch
 
-    from pipelines import reader as reader_mod
-    from pipelines.reader import open_dataset
-    from pipelines.store import Store
+    from nightshift.pipelines import reader as reader_mod
+    from nightshift.pipelines.reader import open_dataset
+    from nightshift.pipelines.store import Store
 
     torch.set_num_threads(1)
     ds = open_dataset(Store.open(store), dataset_id)
@@ -101,8 +101,8 @@ def family_rates(reader, seconds: float) -> dict:  # noqa: ANN001
     """Tokens/s each memory family consumes from the same reader's batches (the fastest consumers)."""
     import torch
 
-    from models.registry import resolve
-    from orchestrator.vocab import vocab_of
+    from nightshift.models.registry import resolve
+    from nightshift.orchestrator.vocab import vocab_of
 
     vocab = vocab_of(reader.dataset.tokenizer())
     rates = {}

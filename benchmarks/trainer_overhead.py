@@ -51,16 +51,16 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from models.transformer.model import Transformer  # noqa: E402
+from nightshift.models.transformer.model import Transformer  # noqa: E402
 from nanogpt_reference import GPTConfig  # noqa: E402
-from orchestrator.config import RunConfig, TrainConfig, build_run_config  # noqa: E402
-from orchestrator.optim import lr_factor  # noqa: E402
-from orchestrator.tracking import build_tracker  # noqa: E402
-from orchestrator.trainer import Hook, Trainer  # noqa: E402
-from orchestrator.vocab import vocab_of  # noqa: E402
-from pipelines.prepare import PrepareConfig, prepare  # noqa: E402
-from pipelines.reader import open_dataset  # noqa: E402
-from pipelines.store import Store  # noqa: E402
+from nightshift.orchestrator.config import RunConfig, TrainConfig, build_run_config  # noqa: E402
+from nightshift.orchestrator.optim import lr_factor  # noqa: E402
+from nightshift.orchestrator.tracking import build_tracker  # noqa: E402
+from nightshift.orchestrator.trainer import Hook, Trainer  # noqa: E402
+from nightshift.orchestrator.vocab import vocab_of  # noqa: E402
+from nightshift.pipelines.prepare import PrepareConfig, prepare  # noqa: E402
+from nightshift.pipelines.reader import open_dataset  # noqa: E402
+from nightshift.pipelines.store import Store  # noqa: E402
 
 RECIPE_STEPS, RECIPE_BATCH, RECIPE_VALID_BYTES = 1000, 32, 1_000_000  # the run the projection is for
 

@@ -23,8 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHILD = r"""
 import json, resource, sys, time, types
 import numpy as np, torch, torch.nn.functional as F
-from models.protocol import Vocab
-from models.registry import resolve
+from nightshift.models.protocol import Vocab
+from nightshift.models.registry import resolve
 torch.set_num_threads(1)
 torch.manual_seed(0)
 model = resolve("transformer:tiny").config.build(Vocab(name="gpt2", size=50257, eot_id=50256))
@@ -39,7 +39,7 @@ elif mode == "eval-whole-batch":
     with torch.no_grad():
         model.eval(); model.score(x)
 elif mode == "eval-bits-per-byte":
-    from orchestrator.evaluate import bits_per_byte
+    from nightshift.orchestrator.evaluate import bits_per_byte
     doc = types.SimpleNamespace(tokens=np.random.randint(0, 50256, 16 * 129), n_bytes=16 * 129 * 4)
     bits_per_byte(model, [doc], batch_size=16)
 print(json.dumps({"mode": mode, "model_mb": base, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -51,8 +51,8 @@ def step_times(rounds: int = 3) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from models.protocol import Vocab
-    from models.registry import resolve
+    from nightshift.models.protocol import Vocab
+    from nightshift.models.registry import resolve
 
     torch.set_num_threads(1)
     model = resolve("transformer:tiny").config.build(Vocab(name="gpt2", size=50257, eot_id=50256))

@@ -6,7 +6,7 @@
     modal run -d jobs/giant.py ... --gpu H100:8     # detached: keeps running after you disconnect
 
 `--model` picks any family (default holographic); flags a family has no field
-for are ignored with a warning. The body is `orchestrator.backends.modal_run.run_giant`,
+for are ignored with a warning. The body is `nightshift.orchestrator.backends.modal_run.run_giant`,
 a plain function: `giant.local(...)` runs it here, on CPU, without Modal.
 Secrets (created once with `modal secret create`): `nightshift-s3` (AWS_* for an
 s3:// store) and `nightshift-mlflow` (MLFLOW_TRACKING_URI and credentials); set
@@ -29,6 +29,7 @@ APP_NAME = "nightshift-giant"
 VOLUME_NAME = "nightshift"
 VOLUME_MOUNT = "/vol"
 STORE_ON_VOLUME = f"{VOLUME_MOUNT}/nightshift"
+CODE_ROOT = "/root"  # the container's working directory, first on its sys.path
 DEFAULT_GPU = "H100"
 MAX_TIMEOUT_S = 24 * 60 * 60  # Modal's maximum; a longer run continues in a retry from its checkpoint
 RETRIES = modal.Retries(max_retries=10, backoff_coefficient=1.0, initial_delay=30.0)
@@ -57,18 +58,29 @@ def launcher_env() -> dict[str, str]:
     """Commit, entry point and user of the launcher, baked into the image's environment: the container has
     no .git and runs as root, yet its runs carry the commit of the code the image holds (and who launched it).
     Inside the container the same call reads them back from that environment, so the image is unchanged."""
-    from orchestrator.run_tags import SOURCE_ENV, launcher_env as here
+    from nightshift.orchestrator.run_tags import SOURCE_ENV, launcher_env as here
 
     return {**here(), SOURCE_ENV: os.environ.get(SOURCE_ENV) or "jobs/giant.py"}
 
 
+def with_source(base: modal.Image) -> modal.Image:
+    """nightshift at /root/nightshift laid out as in a wheel (its layers inside it); /root is on the
+    container's sys.path, so only the name `nightshift` is added there."""
+    from nightshift import LAYERS
+
+    skip = ["**/__pycache__", "**/*.pyc"]
+    image = base.add_local_dir(ROOT / "nightshift", f"{CODE_ROOT}/nightshift", ignore=skip)
+    for layer in LAYERS:
+        image = image.add_local_dir(ROOT / layer, f"{CODE_ROOT}/nightshift/{layer}", ignore=skip)
+    return image
+
+
 app = modal.App(APP_NAME)
-image = (
+image = with_source(
     modal.Image.debian_slim(python_version="3.11")
     .pip_install(*pinned())
     .env({"HF_HOME": f"{VOLUME_MOUNT}/hf-cache", "TIKTOKEN_CACHE_DIR": f"{VOLUME_MOUNT}/tiktoken-cache",
           **launcher_env()})
-    .add_local_python_source("orchestrator", "models", "pipelines")
 )
 # Lazy references: nothing here talks to Modal until `modal run` deploys the app.
 volume = modal.Volume.from_name(VOLUME_NAME, create_if_missing=True)
@@ -79,10 +91,10 @@ secrets = [modal.Secret.from_name(name) for name in secret_names()]
               timeout=MAX_TIMEOUT_S, retries=RETRIES)
 def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: str | None = None) -> dict:
     """One attempt of the giant run; Modal calls it again (same input) after a preemption or failure."""
-    from orchestrator.backends.giant import GiantFlags
-    from orchestrator.backends.modal_run import run_giant
-    from orchestrator.tracking.uri import explicit_tracking_uri
-    from pipelines.store import default_store_url
+    from nightshift.orchestrator.backends.giant import GiantFlags
+    from nightshift.orchestrator.backends.modal_run import run_giant
+    from nightshift.orchestrator.tracking.uri import explicit_tracking_uri
+    from nightshift.pipelines.store import default_store_url
 
     on_modal = not modal.is_local()
     store_url = store or (STORE_ON_VOLUME if on_modal else default_store_url())
@@ -96,7 +108,7 @@ def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: st
               timeout=MAX_TIMEOUT_S, retries=RETRIES)
 def sweep_cell(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None) -> dict:
     """One cell of `nightshift sweep --backend modal` (its `starmap` target); resumes after preemption."""
-    from orchestrator.backends.sweep_cells import sweep_cell as body
+    from nightshift.orchestrator.backends.sweep_cells import sweep_cell as body
 
     return body(run, store_url, tracking_uri, parent_run_id, backend="modal")
 
@@ -117,7 +129,7 @@ def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | N
     """
     import json
 
-    from orchestrator.backends.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
+    from nightshift.orchestrator.backends.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
 
     flags = GiantFlags(dataset=dataset, model=model, max_samples=max_samples, vocab_size=vocab_size,
                        context_size=context_size, max_attractors=max_attractors, noise_std=noise_std,
@@ -129,8 +141,8 @@ def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | N
     gpus = gpu_count(gpu)
     config, _ = giant_run_config(flags, "flag-check-000000000000")  # bad flags fail before any GPU starts
     check_world(config, gpus)
-    from orchestrator.plan import plan_giant
-    from pipelines.sizes import parse_size
+    from nightshift.orchestrator.plan import plan_giant
+    from nightshift.pipelines.sizes import parse_size
 
     plan = plan_giant(flags, gpu, host_memory=parse_size(host_memory, what="--host-memory") if host_memory else None)
     if dry_run:

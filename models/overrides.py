@@ -8,7 +8,7 @@ import types
 import typing
 from typing import Any
 
-from models.errors import ModelConfigError
+from nightshift.models.errors import ModelConfigError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from models.errors import ModelConfigError
-from models.overrides import apply_overrides
-from models.protocol import Flavor
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.overrides import apply_overrides
+from nightshift.models.protocol import Flavor
 
 FAMILIES: tuple[str, ...] = ("transformer", "attractor", "holographic", "macro_unit")
 
@@ -37,7 +37,7 @@ class ModelSpec:
 def family_module(family: str) -> ModuleType:
     if family not in FAMILIES:
         raise ModelConfigError(f"unknown model family {family!r}; known: {', '.join(FAMILIES)}")
-    return importlib.import_module(f"models.{family}")
+    return importlib.import_module(f"nightshift.models.{family}")
 
 
 def available_families() -> dict[str, ModuleType]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
-from models.protocol import LanguageModel, ablated
-from orchestrator.errors import UserError
+from nightshift.models.protocol import LanguageModel, ablated
+from nightshift.orchestrator.errors import UserError
 
 R = TypeVar("R")
 

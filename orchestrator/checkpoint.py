@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from orchestrator.chunks import ChunkStore
-from orchestrator.errors import UserError
-from pipelines.store import FileSpec, Store, StoreFileError
+from nightshift.orchestrator.chunks import ChunkStore
+from nightshift.orchestrator.errors import UserError
+from nightshift.pipelines.store import FileSpec, Store, StoreFileError
 
 log = logging.getLogger(__name__)
 

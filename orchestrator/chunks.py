@@ -39,8 +39,8 @@ import numpy as np
 import torch
 import xxhash
 
-from orchestrator.errors import UserError
-from pipelines.store import Store
+from nightshift.orchestrator.errors import UserError
+from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,10 @@ import logging
 import os
 import sys
 
-from orchestrator.commands import COMMANDS
-from orchestrator.errors import USER_ERRORS
-from pipelines.store import is_out_of_space, space_message
+from nightshift import DISTRIBUTION, __version__
+from nightshift.orchestrator.commands import COMMANDS
+from nightshift.orchestrator.errors import USER_ERRORS
+from nightshift.pipelines.store import is_out_of_space, space_message
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,15 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-v", "--verbose", action="store_true", help="info-level logs")
+    parser.add_argument("--version", action="version", version=f"nightshift {__version__} ({DISTRIBUTION})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"orchestrator.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"orchestrator.commands.{name}":
-                continue  # command not built yet in this checkout
-            raise
-        module.register(sub)
+    for name in COMMANDS:  # every listed command must import: a missing one is a broken install, not a skip
+        importlib.import_module(f"nightshift.orchestrator.commands.{name}").register(sub)
     return parser
 
 

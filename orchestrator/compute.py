@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.config import TrainConfig
+from nightshift.orchestrator.config import TrainConfig
 
 KINDS = ("step", "data", "sleep", "eval", "ablation", "checkpoint", "samples")
 BUDGETED = ("step", "data", "sleep")  # everything but evaluation, checkpoints and samples

@@ -14,10 +14,10 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from models.overrides import apply_overrides, field_names
-from models.registry import ModelSpec, resolve
-from orchestrator.errors import UserError
-from pipelines.ids import canonical_json, content_id
+from nightshift.models.overrides import apply_overrides, field_names
+from nightshift.models.registry import ModelSpec, resolve
+from nightshift.orchestrator.errors import UserError
+from nightshift.pipelines.ids import canonical_json, content_id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,10 +16,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from orchestrator.errors import UserError
+from nightshift.orchestrator.errors import UserError
 
 if TYPE_CHECKING:
-    from orchestrator.trainer import Trainer
+    from nightshift.orchestrator.trainer import Trainer
 
 log = logging.getLogger(__name__)
 

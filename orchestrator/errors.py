@@ -1,7 +1,7 @@
 """User-fixable errors of the orchestrator, and the set the CLI reports in one line."""
 
-from models.errors import ModelConfigError
-from pipelines.errors import DataError
+from nightshift.models.errors import ModelConfigError
+from nightshift.pipelines.errors import DataError
 
 
 class UserError(ValueError):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from models.protocol import LanguageModel
-from orchestrator import collectives
+from nightshift.models.protocol import LanguageModel
+from nightshift.orchestrator import collectives
 
 # Logits held at once by one scoring forward (rows x width x vocab): a gpt2-vocab batch of 16 x 256 windows is
 # 206 M floats (824 MB, and as much again inside the loss), so batches are scored a few rows at a time.

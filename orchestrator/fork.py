@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.config import RunConfig, build_run_config
-from orchestrator.errors import UserError
-from orchestrator.runs import RunDir, find_run
-from pipelines.store import FileSpec, Store
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.config import RunConfig, build_run_config
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.runs import RunDir, find_run
+from nightshift.pipelines.store import FileSpec, Store
 
 LINEAGE = FileSpec(what="fork lineage",
                    fix="restore it, or delete it (the run then no longer records which run it was forked from)",

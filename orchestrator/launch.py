@@ -10,17 +10,17 @@ import logging
 import os
 from typing import Any
 
-from orchestrator.config import RunConfig
-from orchestrator.errors import UserError
-from orchestrator.runtime import Env
-from pipelines.store import Store
+from nightshift.orchestrator.config import RunConfig
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.runtime import Env
+from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 
 
 def make_tracker(tracking_uri: str | None, store: Store, rank: int, config: RunConfig):  # noqa: ANN201
     """MLflow (embedded sqlite by default) plus a JSONL history beside the run in the store."""
-    from orchestrator.tracking import build_tracker
+    from nightshift.orchestrator.tracking import build_tracker
 
     return build_tracker(tracking_uri, store, rank=rank, run_prefix=config.run_path)
 
@@ -29,7 +29,7 @@ def train_in_process(config: RunConfig, store_url: str, env: Env, tracking_uri: 
                      progress: bool = True, checkpoint_callback=None,  # noqa: ANN001
                      parent_run_id: str | None = None) -> dict[str, Any]:
     """The body every backend runs on every rank (`parent_run_id`: nest the tracked run under a sweep's)."""
-    from orchestrator.trainer import Trainer
+    from nightshift.orchestrator.trainer import Trainer
 
     store = Store.open(store_url)
     tracker = make_tracker(tracking_uri, store, env.rank, config)
@@ -50,11 +50,11 @@ def launch(config: RunConfig, store: Store, *, backend: str = "local", workers: 
         if workers == 1:
             return train_in_process(config, store.url, Env(backend="local"), tracking_uri, progress,
                                     parent_run_id=parent_run_id)
-        from orchestrator.backends.local_ddp import run_local_ddp
+        from nightshift.orchestrator.backends.local_ddp import run_local_ddp
 
         return run_local_ddp(config, store.url, workers, tracking_uri, progress)
     if backend == "ray":
-        from orchestrator.backends.ray_backend import run_on_ray
+        from nightshift.orchestrator.backends.ray_backend import run_on_ray
 
         return run_on_ray(config, store.url, workers=workers, gpus_per_worker=gpus_per_worker,
                           tracking_uri=tracking_uri, parent_run_id=parent_run_id)

@@ -38,12 +38,12 @@ import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import UserError
-from pipelines.store import Store
+from nightshift.orchestrator.errors import UserError
+from nightshift.pipelines.store import Store
 
 if TYPE_CHECKING:
-    from orchestrator.config import RunConfig
-    from orchestrator.runtime import Env
+    from nightshift.orchestrator.config import RunConfig
+    from nightshift.orchestrator.runtime import Env
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class RunLease:
 
 def acquire_run_lease(store: Store, config: "RunConfig", env: "Env") -> RunLease | NullLease:
     """Rank 0 takes the run's lease; every rank learns whether it did (so none is left waiting at a barrier)."""
-    from orchestrator import runtime  # (torch: kept out of the module, which lease holders import alone)
+    from nightshift.orchestrator import runtime  # (torch: kept out of the module, which lease holders import alone)
 
     lease: RunLease | NullLease = NO_LEASE
     error: UserError | None = None

@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
-from models.protocol import LanguageModel
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.errors import UserError
-from orchestrator.runs import RunDir, find_run
-from orchestrator.vocab import vocab_of
-from pipelines.reader import Dataset, open_dataset
-from pipelines.store import Store
+from nightshift.models.protocol import LanguageModel
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.runs import RunDir, find_run
+from nightshift.orchestrator.vocab import vocab_of
+from nightshift.pipelines.reader import Dataset, open_dataset
+from nightshift.pipelines.store import Store
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from orchestrator.config import TrainConfig
+from nightshift.orchestrator.config import TrainConfig
 
 WARMUP_MAX_FRACTION = 0.1  # a fitted warmup is at most this share of the planned steps
 

@@ -17,11 +17,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.protocol import Vocab
-from orchestrator import plan_figures as figures
-from orchestrator.config import RunConfig
-from orchestrator.errors import UserError
-from orchestrator.plan_memory import MemoryEstimate, estimate_memory
+from nightshift.models.protocol import Vocab
+from nightshift.orchestrator import plan_figures as figures
+from nightshift.orchestrator.config import RunConfig
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.plan_memory import MemoryEstimate, estimate_memory
 
 GB = 1e9
 PROCESS_BASE_BYTES = 0.6e9  # interpreter + torch + pyarrow + tokenizer, measured RSS before a model exists
@@ -53,7 +53,7 @@ ASSUMED_HOST_PER_GPU = 100e9  # a planning default, not a guarantee: Modal guara
 
 def device_named(text: str, host_memory: float | None = None) -> tuple[Device, int]:
     """`H100`, `H100:8`, `H200`, `A100`, `A100-80GB`, `CPU` (any case) -> (Device, count)."""
-    from orchestrator.flops import peak_for_name
+    from nightshift.orchestrator.flops import peak_for_name
 
     name, sep, count_text = text.strip().lower().partition(":")
     try:
@@ -282,8 +282,8 @@ def _top(m: MemoryEstimate) -> str:
 
 def plan_giant(flags: Any, gpu: str, *, host_memory: float | None = None) -> Plan:
     """The plan of `modal run jobs/giant.py` flags (a GiantFlags) on `gpu` ("H100:8"), before any GPU starts."""
-    from orchestrator.backends.giant import giant_run_config, tokenizer_for
-    from pipelines.sizes import parse_size
+    from nightshift.orchestrator.backends.giant import giant_run_config, tokenizer_for
+    from nightshift.pipelines.sizes import parse_size
 
     config, _ = giant_run_config(flags, "plan-000000000000")
     data = data_from_bytes(tokenizer_for(flags), parse_size(flags.max_bytes, what="--max-bytes"),

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from orchestrator.config import RunConfig
-    from orchestrator.plan import Device
-    from orchestrator.plan_memory import MemoryEstimate
+    from nightshift.orchestrator.config import RunConfig
+    from nightshift.orchestrator.plan import Device
+    from nightshift.orchestrator.plan_memory import MemoryEstimate
 
 ASSUMED_MFU = 0.35  # an assumption, not a measurement: no GPU run has been recorded yet
 # Chunked checkpoint write rate: 1.08 GB (10 M holographic episodes) in 7.36 s to local disk, load 10.8
@@ -104,8 +104,8 @@ def _reference_cpu_flops() -> float | None:
     """FLOP/s of the recorded CPU transformer run (its config rebuilt on the meta device)."""
     import torch
 
-    from models.protocol import Vocab
-    from models.registry import resolve
+    from nightshift.models.protocol import Vocab
+    from nightshift.models.registry import resolve
 
     spec = resolve("transformer:tiny")
     with torch.device("meta"):

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from models.protocol import Vocab
-from orchestrator.config import RunConfig
+from nightshift.models.protocol import Vocab
+from nightshift.orchestrator.config import RunConfig
 
 # Distinct gpt2 bigrams on pg19: 1,086,750 in 8,248,616 tokens; exponent fitted between 1 M and 8.2 M tokens.
 BIGRAMS_AT, BIGRAMS_TOKENS, BIGRAMS_EXPONENT = 1_086_750, 8_248_616, 0.71
@@ -25,7 +25,7 @@ BIGRAMS_AT, BIGRAMS_TOKENS, BIGRAMS_EXPONENT = 1_086_750, 8_248_616, 0.71
 NGRAMS_AT_2MB = (86, 1649, 11664, 48494, 136391, 286161, 487539, 722270)
 NGRAMS_EXPONENT = (0.13, 0.24, 0.36, 0.45, 0.54, 0.62, 0.77, 0.83)
 OBSERVE_BYTES_PER_TOKEN = 1024  # holographic observe temporaries per window position (keys, signatures, products)
-HOLO_PENDING_CODES = 1 << 23  # models.holographic.backoff.CONSOLIDATE_AT: pair codes parked before a fold
+HOLO_PENDING_CODES = 1 << 23  # nightshift.models.holographic.backoff.CONSOLIDATE_AT: pair codes parked before a fold
 
 
 @dataclass(slots=True)
@@ -64,7 +64,7 @@ def estimate_memory(config: RunConfig, vocab: Vocab, *, world: int, on_gpu: bool
 
 
 def _finish(est: MemoryEstimate, on_gpu: bool, host_parts: dict[str, float], device_parts: dict[str, float]) -> None:
-    from orchestrator.plan import CUDA_CONTEXT_BYTES, PROCESS_BASE_BYTES
+    from nightshift.orchestrator.plan import CUDA_CONTEXT_BYTES, PROCESS_BASE_BYTES
 
     host_parts = {"process": PROCESS_BASE_BYTES, **host_parts}
     if on_gpu:
@@ -111,8 +111,8 @@ def _gradient(config: RunConfig, vocab: Vocab, world: int, on_gpu: bool) -> Memo
 
 # ----------------------------------------------------------------------------- holographic
 def _holographic(config: RunConfig, vocab: Vocab, world: int, on_gpu: bool, train_tokens: int) -> MemoryEstimate:
-    from models.holographic.memory import episode_columns, heldout_columns
-    from models.holographic.store import COLUMN_GROWTH, Reservoir
+    from nightshift.models.holographic.memory import episode_columns, heldout_columns
+    from nightshift.models.holographic.store import COLUMN_GROWTH, Reservoir
 
     cfg, t = config.model.config, config.train
     # the family's own columns (+ priority): 16 floats per key (faithful) or 8 per suffix scale
@@ -169,7 +169,7 @@ def _reservoir_growth(rows: int, capacity: int, growth: int) -> tuple[int, int]:
 
 # ----------------------------------------------------------------------------- macro_unit
 def _macro_unit(config: RunConfig, vocab: Vocab, world: int, on_gpu: bool, train_tokens: int) -> MemoryEstimate:
-    from orchestrator.plan_figures import BYTES_PER_TOKEN
+    from nightshift.orchestrator.plan_figures import BYTES_PER_TOKEN
 
     cfg, t = config.model.config, config.train
     per_token = 1.0 if vocab.name == "bytes" else BYTES_PER_TOKEN.get(vocab.name, 4.0)

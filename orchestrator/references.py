@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.reader import open_dataset
-from pipelines.store import Store
+from nightshift.pipelines.reader import open_dataset
+from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 

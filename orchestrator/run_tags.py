@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines.sizes import format_size
+from nightshift.pipelines.sizes import format_size
 
 if TYPE_CHECKING:  # jobs/giant.py imports this module before anything heavy
-    from orchestrator.config import RunConfig
+    from nightshift.orchestrator.config import RunConfig
 
 COMMIT_ENV = "NIGHTSHIFT_GIT_COMMIT"
 SOURCE_ENV = "NIGHTSHIFT_SOURCE_NAME"

@@ -13,10 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.config import RunConfig
-from orchestrator.errors import USER_ERRORS, UserError
-from pipelines.ids import validate_id
-from pipelines.store import FileSpec, Store
+from nightshift.orchestrator.config import RunConfig
+from nightshift.orchestrator.errors import USER_ERRORS, UserError
+from nightshift.pipelines.ids import validate_id
+from nightshift.pipelines.store import FileSpec, Store
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from orchestrator import collectives
+from nightshift.orchestrator import collectives
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from models.protocol import LanguageModel
+from nightshift.models.protocol import LanguageModel
 
 PROMPTS: tuple[str, ...] = (
     "It was a dark and stormy night",

@@ -26,15 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.registry import FAMILIES
-from orchestrator.backends.sweep_cells import MODAL_APP_ENV, run_local, run_modal, run_ray, sweep_cell  # noqa: F401
-from orchestrator.config import RunConfig, build_run_config, parse_sets
-from orchestrator.errors import UserError
-from orchestrator.run_tags import experiment_name, git_commit, source_tags
-from orchestrator.runs import RunDir
-from pipelines.ids import content_id, validate_id
-from pipelines.sizes import format_size
-from pipelines.store import Store
+from nightshift.models.registry import FAMILIES
+from nightshift.orchestrator.backends.sweep_cells import MODAL_APP_ENV, run_local, run_modal, run_ray, sweep_cell  # noqa: F401
+from nightshift.orchestrator.config import RunConfig, build_run_config, parse_sets
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.run_tags import experiment_name, git_commit, source_tags
+from nightshift.orchestrator.runs import RunDir
+from nightshift.pipelines.ids import content_id, validate_id
+from nightshift.pipelines.sizes import format_size
+from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ class SweepPlan:
         return self.spec.sweep_id
 
     def manifest(self, parent_run_id: str | None, tracking_uri: str | None) -> dict[str, Any]:
-        from orchestrator.tracking.sanitize import redact_text
+        from nightshift.orchestrator.tracking.sanitize import redact_text
 
         return {"format": FORMAT, "sweep_id": self.sweep_id, "spec": self.spec.to_dict(), "bound": self.spec.bound,
                 "experiment": self.experiment, "parent_run_id": parent_run_id or None,
@@ -186,7 +186,7 @@ def read_sweep(store: Store, sweep_id: str) -> dict[str, Any]:
         known = store.listdir("sweeps")
         raise UserError(f"unknown sweep {sweep_id!r} in store {store.url}; "
                         f"{'known: ' + ', '.join(known[:8]) if known else 'the store has no sweeps yet'}")
-    from pipelines.store import FileSpec
+    from nightshift.pipelines.store import FileSpec
 
     spec = FileSpec(what="sweep record", fields={"sweep_id": str, "cells": list, "datasets": list},
                     fix="delete it and re-run the same `nightshift sweep`: finished cells are found by their run "
@@ -197,7 +197,7 @@ def read_sweep(store: Store, sweep_id: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- planning
 def plan_sweep(spec: SweepConfig, store: Store, *, actors: int = 0, progress: bool = True) -> SweepPlan:
     """Prepare every size once (a no-op when prepared) and build every cell's RunConfig (errors before training)."""
-    from pipelines.prepare import PrepareConfig, prepare
+    from nightshift.pipelines.prepare import PrepareConfig, prepare
 
     spec.validate()
     sets = parse_sets(list(spec.sets))
@@ -254,8 +254,8 @@ def _cell_config(spec: SweepConfig, dataset: dict[str, Any], model: str, seed: i
 
 def _train_seq_len(config: RunConfig, store: Store) -> int:
     """Training window length (it may depend on the vocab): build the model once, it is cheap."""
-    from orchestrator.vocab import vocab_of
-    from pipelines.reader import open_dataset
+    from nightshift.orchestrator.vocab import vocab_of
+    from nightshift.pipelines.reader import open_dataset
 
     vocab = vocab_of(open_dataset(store, config.dataset_id).tokenizer())
     return int(config.model.config.build(vocab).train_seq_len)
@@ -284,7 +284,7 @@ def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracki
     threads: torch threads per local cell (0: torch's default); Ray cells use `cpus_per_cell`.
     on_cell(event, cell): "skip", "start" (local), then "finished" / "failed" / "interrupted" per cell.
     """
-    from orchestrator.signals import StopRequest
+    from nightshift.orchestrator.signals import StopRequest
 
     if backend not in BACKENDS:
         raise UserError(f"--backend {backend!r}: accepted {', '.join(BACKENDS)}")
@@ -331,7 +331,7 @@ def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracki
         if not interrupted:
             _adopt_children(tracking_uri, store, plan, parent)
             if report_dir:
-                from orchestrator.report import write_report
+                from nightshift.orchestrator.report import write_report
 
                 write_report(store, plan.sweep_id, report_dir, tracking_uri=tracking_uri, log_to_parent=False)
                 for name in sorted(os.listdir(report_dir)):
@@ -355,8 +355,8 @@ def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracki
 
 def _open_parent(plan: SweepPlan, store: Store, tracking_uri: str | None, backend: str) -> tuple[Any, str | None]:
     """The sweep's MLflow run (reopened when this sweep id was tracked before) and its id."""
-    from orchestrator.tracking import build_tracker
-    from orchestrator.tracking.factory import DISABLED
+    from nightshift.orchestrator.tracking import build_tracker
+    from nightshift.orchestrator.tracking.factory import DISABLED
 
     spec = plan.spec
     tracker = build_tracker(tracking_uri, store, rank=0, run_prefix=sweep_dir(plan.sweep_id))
@@ -391,7 +391,7 @@ def _record(plan: SweepPlan, cell: Cell, result: dict[str, Any] | None, error: s
 
 def _references(plan: SweepPlan, store: Store, tracker: Any) -> None:
     """xz / zstd / PPMd on each size's bytes (cached beside each dataset), noted in sweep.json and on the parent run."""
-    from orchestrator.references import NOTE, reference_metrics, references_for
+    from nightshift.orchestrator.references import NOTE, reference_metrics, references_for
 
     t0 = time.perf_counter()
     for size, dataset in plan.datasets.items():
@@ -416,15 +416,15 @@ def _adopt_children(tracking_uri: str | None, store: Store, plan: SweepPlan, par
     """
     if not parent:
         return
-    from orchestrator.tracking import PARENT_RUN_TAG
-    from orchestrator.tracking.query import find_run
-    from orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
+    from nightshift.orchestrator.tracking import PARENT_RUN_TAG
+    from nightshift.orchestrator.tracking.query import find_run
+    from nightshift.orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
 
     uri = resolve_tracking_uri(tracking_uri, store)
     if uri is None or is_disabled(uri):
         return
     try:
-        from orchestrator.tracking.mlflow_tracker import open_client
+        from nightshift.orchestrator.tracking.mlflow_tracker import open_client
 
         client = open_client(uri)
         for cell in plan.cells:

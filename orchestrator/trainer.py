@@ -20,28 +20,28 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.protocol import LanguageModel, SleepContext
-from orchestrator import collectives, compute, flops, runtime
-from orchestrator.ablation import ablation_metrics, score_ablations
-from orchestrator.checkpoint import CheckpointTrail, Loaded
-from orchestrator.config import RunConfig
-from orchestrator.divergence import DivergenceGuard
-from orchestrator.errors import UserError
-from orchestrator.evaluate import EvalResult, bits_per_byte
-from orchestrator.faults import FaultDrill
-from orchestrator.fork import lineage_of
-from orchestrator.lease import NO_LEASE, LeaseLost, NullLease, RunLease, acquire_run_lease
-from orchestrator.optim import build_optimizer, build_scheduler, fit_schedule
-from orchestrator.run_tags import experiment_name, run_name, run_tags
-from orchestrator.runs import RunDir
-from orchestrator.sampling import generate_samples
-from orchestrator.signals import StopRequest
-from orchestrator.tracking.base import NoopTracker, Tracker
-from orchestrator.tracking.inputs import dataset_inputs
-from orchestrator.tracking.nodes import NODES_TAG, node_name, node_role
-from orchestrator.vocab import vocab_of
-from pipelines.reader import open_dataset
-from pipelines.store import Store
+from nightshift.models.protocol import LanguageModel, SleepContext
+from nightshift.orchestrator import collectives, compute, flops, runtime
+from nightshift.orchestrator.ablation import ablation_metrics, score_ablations
+from nightshift.orchestrator.checkpoint import CheckpointTrail, Loaded
+from nightshift.orchestrator.config import RunConfig
+from nightshift.orchestrator.divergence import DivergenceGuard
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.evaluate import EvalResult, bits_per_byte
+from nightshift.orchestrator.faults import FaultDrill
+from nightshift.orchestrator.fork import lineage_of
+from nightshift.orchestrator.lease import NO_LEASE, LeaseLost, NullLease, RunLease, acquire_run_lease
+from nightshift.orchestrator.optim import build_optimizer, build_scheduler, fit_schedule
+from nightshift.orchestrator.run_tags import experiment_name, run_name, run_tags
+from nightshift.orchestrator.runs import RunDir
+from nightshift.orchestrator.sampling import generate_samples
+from nightshift.orchestrator.signals import StopRequest
+from nightshift.orchestrator.tracking.base import NoopTracker, Tracker
+from nightshift.orchestrator.tracking.inputs import dataset_inputs
+from nightshift.orchestrator.tracking.nodes import NODES_TAG, node_name, node_role
+from nightshift.orchestrator.vocab import vocab_of
+from nightshift.pipelines.reader import open_dataset
+from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -457,7 +457,7 @@ class Trainer:
                                    "nightshift.checkpoint": result["checkpoint"] or ""})
             self.tracker.log_text(_json(result), "result.json")
             if final is not None:  # the run's MLflow model: any MLflow user can load, serve and register it
-                from orchestrator.serving.package import log_final_model
+                from nightshift.orchestrator.serving.package import log_final_model
 
                 log_final_model(self.tracker, self.model, self.config, self.tokenizer, self.state.step,
                                 {"val_bpb": result["val_bpb"]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.protocol import Vocab
+from nightshift.models.protocol import Vocab
 
 
 def vocab_of(tokenizer: Any) -> Vocab:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from pipelines.errors import DataError
+from nightshift.pipelines.errors import DataError
 
 log = logging.getLogger(__name__)
 PARQUET_BRANCH = "refs/convert/parquet"  # the hub's own parquet export of every public dataset

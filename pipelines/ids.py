@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from pipelines.errors import DataError
+from nightshift.pipelines.errors import DataError
 
 HEX_DIGITS = 16  # >= 12 required by the design; 16 keeps collisions irrelevant
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,120}-[0-9a-f]{12,64}$")

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipelines.errors import DataError
+from nightshift.pipelines.errors import DataError
 
 EOT_MARKER = b"<|endoftext|>"
 _BLANK_LINES = re.compile(rb"\n(?:[ \t\r\f\v]*\n)+")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pipelines.errors import DataError
+from nightshift.pipelines.errors import DataError
 
 BATCH_BYTES = 1 << 20  # decoded text per record batch: a pg19 book or ~150 web pages
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import DataError
-from pipelines.ids import canonical_json, content_id, digest
-from pipelines.progress import PrepareProgress
-from pipelines.reader import INTENT, MANIFEST
-from pipelines.sizes import format_size
-from pipelines.sources import HUB_SOURCES, Source, open_source
-from pipelines.split import DRAW, SPLIT_RULES, SPLITS, PlanStats, plan_shards, resolve_rule
-from pipelines.store import FileSpec, Store, StoreFullError
-from pipelines.tokenizers import TOKENIZER_NAMES, Tokenizer, load_tokenizer, token_dtype
-from pipelines.workers import RayPool, ShardWriter, run_in_process
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.ids import canonical_json, content_id, digest
+from nightshift.pipelines.progress import PrepareProgress
+from nightshift.pipelines.reader import INTENT, MANIFEST
+from nightshift.pipelines.sizes import format_size
+from nightshift.pipelines.sources import HUB_SOURCES, Source, open_source
+from nightshift.pipelines.split import DRAW, SPLIT_RULES, SPLITS, PlanStats, plan_shards, resolve_rule
+from nightshift.pipelines.store import FileSpec, Store, StoreFullError
+from nightshift.pipelines.tokenizers import TOKENIZER_NAMES, Tokenizer, load_tokenizer, token_dtype
+from nightshift.pipelines.workers import RayPool, ShardWriter, run_in_process
 
 log = logging.getLogger(__name__)
 

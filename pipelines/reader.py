@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from pipelines.errors import DataError
-from pipelines.ids import validate_id
-from pipelines.shards import ShardData, decode_shard
-from pipelines.store import FileSpec, Store
-from pipelines.tokenizers import Tokenizer, load_tokenizer
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.ids import validate_id
+from nightshift.pipelines.shards import ShardData, decode_shard
+from nightshift.pipelines.store import FileSpec, Store
+from nightshift.pipelines.tokenizers import Tokenizer, load_tokenizer
 
 SHARD_CACHE = 2  # shards held in memory by one reader
 

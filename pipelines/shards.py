@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from pipelines.errors import DataError
-from pipelines.tokenizers import Tokenizer
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.tokenizers import Tokenizer
 
 BATCH_DOCS = 1024  # rows per record batch inside a shard
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pipelines.errors import DataError
+from nightshift.pipelines.errors import DataError
 
 _UNITS = {
     "": 1, "b": 1,

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import DataError
-from pipelines import hub
-from pipelines.local_files import clean_text, jsonl_columns, jsonl_rows, txt_documents
-from pipelines.parquet_io import parquet_columns, parquet_rows
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines import hub
+from nightshift.pipelines.local_files import clean_text, jsonl_columns, jsonl_rows, txt_documents
+from nightshift.pipelines.parquet_io import parquet_columns, parquet_rows
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from pipelines.errors import DataError
-from pipelines.shards import ShardTask
-from pipelines.sources import Document, Source
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.shards import ShardTask
+from nightshift.pipelines.sources import Document, Source
 
 SPLIT_RULES = ("auto", "source", "hash")
 SPLITS = ("train", "validation")

@@ -31,7 +31,7 @@ from typing import Any
 
 import fsspec
 
-from pipelines.errors import DataError
+from nightshift.pipelines.errors import DataError
 
 DEFAULT_STORE_ENV = "NIGHTSHIFT_STORE"
 FAULTS_ENV = "NIGHTSHIFT_STORE_FAULTS"  # drills only: "enospc:<glob>" fails writes to matching paths

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from pipelines.errors import DataError
+from nightshift.pipelines.errors import DataError
 
 TIKTOKEN_NAMES: tuple[str, ...] = ("gpt2", "r50k_base", "cl100k_base", "o200k_base")
 TOKENIZER_NAMES: tuple[str, ...] = (*TIKTOKEN_NAMES, "bytes")

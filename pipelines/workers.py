@@ -14,10 +14,10 @@ import resource
 import time
 from collections.abc import Iterable, Iterator
 
-from pipelines.errors import DataError
-from pipelines.shards import ShardTask, encode_shard
-from pipelines.store import Store
-from pipelines.tokenizers import load_tokenizer
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.shards import ShardTask, encode_shard
+from nightshift.pipelines.store import Store
+from nightshift.pipelines.tokenizers import load_tokenizer
 
 log = logging.getLogger(__name__)
 

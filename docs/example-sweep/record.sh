@@ -9,6 +9,6 @@ export TIKTOKEN_CACHE_DIR="${TIKTOKEN_CACHE_DIR:-$(cd .. && pwd)/shared/data/tok
 python="${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}"  # PYTHON=... to choose
 echo "store: $store   load: $(uptime)" >&2
 start=$(date +%s)
-"$python" -m orchestrator.cli demo --source local:../shared/data/pg19 --store "$store" --report docs/example-sweep \
+"$python" -m nightshift.orchestrator.cli demo --source local:../shared/data/pg19 --store "$store" --report docs/example-sweep \
     --no-progress
 echo "wall: $(( $(date +%s) - start )) s   load: $(uptime)" >&2

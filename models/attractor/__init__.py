@@ -16,9 +16,9 @@ host whether every window has converged. `compile_relaxation=True` compiles on C
 that path is untested (no GPU was available), as is bfloat16 readout on CUDA.
 """
 
-from models.attractor.config import Config
-from models.attractor.model import AttractorLM
-from models.protocol import Flavor
+from nightshift.models.attractor.config import Config
+from nightshift.models.attractor.model import AttractorLM
+from nightshift.models.protocol import Flavor
 
 SUMMARY = "attractor dynamics: K-step energy relaxation of a W-token window, linear readout; sleeps by replay"
 

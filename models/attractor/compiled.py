@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from models.attractor.config import Config
+    from nightshift.models.attractor.config import Config
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from models.errors import ModelConfigError
+from nightshift.models.errors import ModelConfigError
 
 if TYPE_CHECKING:
-    from models.attractor.model import AttractorLM
-    from models.protocol import Vocab
+    from nightshift.models.attractor.model import AttractorLM
+    from nightshift.models.protocol import Vocab
 
 MAX_WINDOW = 4096  # hard bound on W: the W*D -> V readout and the per-position eval windows scale with it
 
@@ -141,7 +141,7 @@ class Config:
             raise ModelConfigError(f"attractor needs a vocabulary of >= 2 tokens, got {vocab_size}")
 
     def build(self, vocab: "Vocab") -> "AttractorLM":
-        from models.attractor.model import AttractorLM
+        from nightshift.models.attractor.model import AttractorLM
 
         self.validate(vocab.size)
         return AttractorLM(self, vocab)

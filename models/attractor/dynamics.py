@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from models.attractor import compiled
-from models.attractor.config import Config
-from models.attractor.fused import BreakMove, EnergyStep, PairDots
+from nightshift.models.attractor import compiled
+from nightshift.models.attractor.config import Config
+from nightshift.models.attractor.fused import BreakMove, EnergyStep, PairDots
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.attractor import readout
-from models.attractor.config import Config
-from models.attractor.dynamics import Relaxation, Relaxed, _inv_softplus
-from models.attractor.sleep import TensionBuffer
-from models.errors import ModelConfigError
-from models.protocol import LanguageModel, SleepContext, Vocab
+from nightshift.models.attractor import readout
+from nightshift.models.attractor.config import Config
+from nightshift.models.attractor.dynamics import Relaxation, Relaxed, _inv_softplus
+from nightshift.models.attractor.sleep import TensionBuffer
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.protocol import LanguageModel, SleepContext, Vocab
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.attractor.config import Config
-from models.attractor.dynamics import _inv_softplus
-from models.attractor.model import AttractorLM
+from nightshift.models.attractor.config import Config
+from nightshift.models.attractor.dynamics import _inv_softplus
+from nightshift.models.attractor.model import AttractorLM
 
 
 class OriginalAttractor(nn.Module):

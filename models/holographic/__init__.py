@@ -44,10 +44,10 @@ Device rule (one rule for every tensor):
 
 from dataclasses import replace
 
-from models.holographic.algebra import PHI
-from models.holographic.config import Config
-from models.holographic.model import HolographicModel
-from models.protocol import Flavor
+from nightshift.models.holographic.algebra import PHI
+from nightshift.models.holographic.config import Config
+from nightshift.models.holographic.model import HolographicModel
+from nightshift.models.protocol import Flavor
 
 SUMMARY = "Cl(3,1) holographic memory: exact kNN over context keys + prototypes/schemas, bigram backoff (no gradients)"
 

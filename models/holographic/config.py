@@ -7,12 +7,12 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from models.errors import ModelConfigError
-from models.holographic.keys import KeyLayout
-from models.protocol import Vocab
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.holographic.keys import KeyLayout
+from nightshift.models.protocol import Vocab
 
 if TYPE_CHECKING:
-    from models.holographic.model import HolographicModel
+    from nightshift.models.holographic.model import HolographicModel
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,6 @@ class Config:
         self.validate(vocab)
         if not vocab.lossless:
             log.warning("holographic: tokenizer %r is not lossless; bits per byte will be refused", vocab.name)
-        from models.holographic.model import HolographicModel
+        from nightshift.models.holographic.model import HolographicModel
 
         return HolographicModel(self, vocab)

@@ -31,7 +31,7 @@ import math
 import torch
 from torch import Tensor
 
-from models.holographic import algebra
+from nightshift.models.holographic import algebra
 
 RESCALE_EVERY = 8  # min singular value of an embedding is ~0.04: 8 steps stay far from underflow
 TWO_LEVEL_ABOVE = 128  # blocks longer than this scan in two levels

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from orchestrator import collectives
+from nightshift.orchestrator import collectives
 
 
 def world() -> tuple[int, int] | None:

@@ -28,12 +28,12 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from models.holographic import distributed
-from models.holographic.backoff import BigramBackoff
-from models.holographic.keys import KeyLayout
-from models.holographic.predict import MixParams
-from models.holographic.prototypes import Prototypes
-from models.holographic.store import Column, Reservoir
+from nightshift.models.holographic import distributed
+from nightshift.models.holographic.backoff import BigramBackoff
+from nightshift.models.holographic.keys import KeyLayout
+from nightshift.models.holographic.predict import MixParams
+from nightshift.models.holographic.prototypes import Prototypes
+from nightshift.models.holographic.store import Column, Reservoir
 
 
 

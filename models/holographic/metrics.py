@@ -21,10 +21,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from models.errors import ModelConfigError
-from models.holographic import context
-from models.holographic.model import HolographicModel
-from models.holographic.predict import full_probs
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.holographic import context
+from nightshift.models.holographic.model import HolographicModel
+from nightshift.models.holographic.predict import full_probs
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.holographic import algebra, distributed, predict
-from models.holographic import sleep as dreaming
-from models.holographic.config import Config
-from models.holographic.memory import Memory, seeded
-from models.holographic.predict import Evidence
-from models.holographic.prototypes import Prototypes
-from models.holographic.reading import reading_neighbours, window_counts
-from models.holographic.store import knn
-from models.protocol import LanguageModel, SleepContext, Vocab, ablated
+from nightshift.models.holographic import algebra, distributed, predict
+from nightshift.models.holographic import sleep as dreaming
+from nightshift.models.holographic.config import Config
+from nightshift.models.holographic.memory import Memory, seeded
+from nightshift.models.holographic.predict import Evidence
+from nightshift.models.holographic.prototypes import Prototypes
+from nightshift.models.holographic.reading import reading_neighbours, window_counts
+from nightshift.models.holographic.store import knn
+from nightshift.models.protocol import LanguageModel, SleepContext, Vocab, ablated
 
 QUERY_CHUNK = 4096  # queries per retrieval call in score()
 HASH_SPAN = 32  # leading tokens of a row that decide whether it is held out
@@ -418,7 +418,7 @@ class HolographicModel(LanguageModel):
                                                     accuracy=False)
                 metrics["heldout_nats_without_prototypes"] = info0["heldout_nats"]
         if mem.res["probe"].size >= 8 and cfg.context_size >= 3:  # the spec's grammar test, on training windows
-            from models.holographic.metrics import vorticity_discriminability
+            from nightshift.models.holographic.metrics import vorticity_discriminability
 
             probe = mem.res["probe"].view("tokens").long()  # (P, n + 1)
             vort = vorticity_discriminability(self, probe, pairs=256, seed=mem.counters["sleeps"])

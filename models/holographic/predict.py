@@ -28,9 +28,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from models.holographic import chain
-from models.holographic.algebra import PHI
-from models.holographic.backoff import BigramBackoff
+from nightshift.models.holographic import chain
+from nightshift.models.holographic.algebra import PHI
+from nightshift.models.holographic.backoff import BigramBackoff
 
 LOG_PHI = math.log(PHI)
 # The narrowest kernel is 1e-5: float32 cosines of identical windows round by ~1e-7, which at

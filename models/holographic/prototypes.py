@@ -19,8 +19,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from models.holographic import algebra
-from models.holographic.keys import KeyLayout
+from nightshift.models.holographic import algebra
+from nightshift.models.holographic.keys import KeyLayout
 
 FIELDS = ("centroid", "scale", "signature", "hist_ids", "hist_counts", "radius", "support", "sigma", "schema")
 

@@ -28,10 +28,10 @@ import math
 import torch
 from torch import Tensor
 
-from models.holographic import algebra
-from models.holographic.context import unit
-from models.holographic.keys import KeyLayout
-from models.holographic.prototypes import Prototypes, histogram
+from nightshift.models.holographic import algebra
+from nightshift.models.holographic.context import unit
+from nightshift.models.holographic.keys import KeyLayout
+from nightshift.models.holographic.prototypes import Prototypes, histogram
 
 PHI = algebra.PHI
 CONSOLIDATE_BELOW = PHI**-2  # sigma threshold of a transient episode

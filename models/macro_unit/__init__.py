@@ -13,9 +13,9 @@ causal unit parse as context), `mixer.py` (bucketed weights, EM on held-out rows
 
 from __future__ import annotations
 
-from models.macro_unit.config import Config
-from models.macro_unit.model import MacroUnitModel
-from models.protocol import Flavor
+from nightshift.models.macro_unit.config import Config
+from nightshift.models.macro_unit.model import MacroUnitModel
+from nightshift.models.protocol import Flavor
 
 SUMMARY = "Byte Kneser-Ney + in-context counts + MDL macro-units as context, mixed (memory family, no gradients)"
 

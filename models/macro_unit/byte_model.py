@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.macro_unit.counts import CountTable
-from models.macro_unit.keys import U64, context_mask, lookup, run_lengths, windows
+from nightshift.models.macro_unit.counts import CountTable
+from nightshift.models.macro_unit.keys import U64, context_mask, lookup, run_lengths, windows
 
 DEFAULT_DISCOUNTS = (0.5, 1.0, 1.5)  # when a table has too few counts to estimate them
 

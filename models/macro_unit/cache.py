@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.macro_unit.context import mix
+from nightshift.models.macro_unit.context import mix
 
 
 def _group_count(keys: np.ndarray, comp: np.ndarray, stride: int, q_keys: np.ndarray, lo: np.ndarray,

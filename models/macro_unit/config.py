@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from models.errors import ModelConfigError
-from models.macro_unit.keys import MAX_ORDER
-from models.protocol import Vocab
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.macro_unit.keys import MAX_ORDER
+from nightshift.models.protocol import Vocab
 
 if TYPE_CHECKING:
-    from models.macro_unit.model import MacroUnitModel
+    from nightshift.models.macro_unit.model import MacroUnitModel
 
 
 def _int(name: str, value: object, lo: int, hi: int | None = None) -> None:
@@ -106,6 +106,6 @@ class Config:
 
     def build(self, vocab: Vocab) -> "MacroUnitModel":
         self.validate()
-        from models.macro_unit.model import MacroUnitModel
+        from nightshift.models.macro_unit.model import MacroUnitModel
 
         return MacroUnitModel(self, vocab)

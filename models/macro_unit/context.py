@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.macro_unit.keys import U64, splitmix64
+from nightshift.models.macro_unit.keys import U64, splitmix64
 
 _GOLD = U64(0x9E3779B97F4A7C15)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.macro_unit.keys import U64, merge_sorted, run_lengths, windows
+from nightshift.models.macro_unit.keys import U64, merge_sorted, run_lengths, windows
 
 
 @dataclass(slots=True)

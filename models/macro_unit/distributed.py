@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from orchestrator import collectives
+from nightshift.orchestrator import collectives
 
 
 def world() -> tuple[int, int] | None:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.macro_unit.byte_model import ByteModel
-from models.macro_unit.units import Codebook
+from nightshift.models.macro_unit.byte_model import ByteModel
+from nightshift.models.macro_unit.units import Codebook
 
 
 def _proposals(book: Codebook, first: np.ndarray) -> list[bytes]:

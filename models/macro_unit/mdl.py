@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.macro_unit.counts import CountTable
-from models.macro_unit.keys import key_to_bytes
-from models.macro_unit.units import Codebook
+from nightshift.models.macro_unit.counts import CountTable
+from nightshift.models.macro_unit.keys import key_to_bytes
+from nightshift.models.macro_unit.units import Codebook
 
 ALPHA = 0.5  # additive smoothing of the unigram code when it codes held-out text
 

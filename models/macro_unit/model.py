@@ -31,22 +31,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from models.errors import ModelConfigError
-from models.macro_unit import distributed
-from models.macro_unit.byte_model import ByteModel
-from models.macro_unit.counts import CountTable, NgramCounts
-from models.macro_unit.generate import generate_bytes
-from models.macro_unit.keys import U64
-from models.macro_unit.context import Stream
-from models.macro_unit.mdl import MdlSettings, consolidate, table_proposals
-from models.macro_unit.predictor import CHUNK_BYTES, Predictor, PredictorSettings
-from models.macro_unit.reservoir import Reservoir
-from models.macro_unit.tokens import DecodedRows, TokenBytes, row_priorities
-from models.macro_unit.units import Codebook
-from models.protocol import LanguageModel, SleepContext, Vocab
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.macro_unit import distributed
+from nightshift.models.macro_unit.byte_model import ByteModel
+from nightshift.models.macro_unit.counts import CountTable, NgramCounts
+from nightshift.models.macro_unit.generate import generate_bytes
+from nightshift.models.macro_unit.keys import U64
+from nightshift.models.macro_unit.context import Stream
+from nightshift.models.macro_unit.mdl import MdlSettings, consolidate, table_proposals
+from nightshift.models.macro_unit.predictor import CHUNK_BYTES, Predictor, PredictorSettings
+from nightshift.models.macro_unit.reservoir import Reservoir
+from nightshift.models.macro_unit.tokens import DecodedRows, TokenBytes, row_priorities
+from nightshift.models.macro_unit.units import Codebook
+from nightshift.models.protocol import LanguageModel, SleepContext, Vocab
 
 if TYPE_CHECKING:
-    from models.macro_unit.config import Config
+    from nightshift.models.macro_unit.config import Config
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1

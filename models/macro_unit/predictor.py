@@ -25,12 +25,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.macro_unit.byte_model import ByteModel
-from models.macro_unit.cache import GlobalCounts, InContextCounts
-from models.macro_unit.context import Stream, byte_contexts
-from models.macro_unit.mixer import Mixer, fit
-from models.macro_unit.unit_context import NO_UNIT, UnitParser, chain_contexts
-from models.macro_unit.units import Codebook
+from nightshift.models.macro_unit.byte_model import ByteModel
+from nightshift.models.macro_unit.cache import GlobalCounts, InContextCounts
+from nightshift.models.macro_unit.context import Stream, byte_contexts
+from nightshift.models.macro_unit.mixer import Mixer, fit
+from nightshift.models.macro_unit.unit_context import NO_UNIT, UnitParser, chain_contexts
+from nightshift.models.macro_unit.units import Codebook
 
 UNITS, CACHE = "units", "cache"
 PARTS = (UNITS, CACHE)

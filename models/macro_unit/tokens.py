@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.errors import ModelConfigError
-from models.macro_unit.keys import U64, splitmix64
-from models.protocol import Vocab
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.macro_unit.keys import U64, splitmix64
+from nightshift.models.protocol import Vocab
 
 
 @dataclass(slots=True)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.macro_unit.context import Stream, mix, string_suffix_hash, suffix_hashes
-from models.macro_unit.keys import U64
-from models.macro_unit.units import Codebook
+from nightshift.models.macro_unit.context import Stream, mix, string_suffix_hash, suffix_hashes
+from nightshift.models.macro_unit.keys import U64
+from nightshift.models.macro_unit.units import Codebook
 
 NO_UNIT = U64(0)  # id of "no context here" (before the fragment start)
 

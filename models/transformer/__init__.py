@@ -1,8 +1,8 @@
 """Transformer baseline: a good decoder-only GPT, so comparisons never flatter the experiments."""
 
-from models.protocol import Flavor
-from models.transformer.config import Config
-from models.transformer.model import Transformer
+from nightshift.models.protocol import Flavor
+from nightshift.models.transformer.config import Config
+from nightshift.models.transformer.model import Transformer
 
 SUMMARY = "decoder-only GPT baseline (pre-norm, RoPE, SDPA, tied embeddings); the control, never sleeps"
 

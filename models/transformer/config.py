@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from models.errors import ModelConfigError
+from nightshift.models.errors import ModelConfigError
 
 if TYPE_CHECKING:
-    from models.protocol import Vocab
-    from models.transformer.model import Transformer
+    from nightshift.models.protocol import Vocab
+    from nightshift.models.transformer.model import Transformer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,7 +45,7 @@ class Config:
             raise ModelConfigError(f"transformer mlp_ratio={self.mlp_ratio} must be > 0")
 
     def build(self, vocab: "Vocab") -> "Transformer":
-        from models.transformer.model import Transformer
+        from nightshift.models.transformer.model import Transformer
 
         self.validate()
         return Transformer(self, vocab)

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.protocol import LanguageModel, Vocab
-from models.transformer.config import Config
-from models.transformer.loss import linear_cross_entropy
+from nightshift.models.protocol import LanguageModel, Vocab
+from nightshift.models.transformer.config import Config
+from nightshift.models.transformer.loss import linear_cross_entropy
 
 
 def _norm(cfg: Config, dim: int) -> nn.Module:

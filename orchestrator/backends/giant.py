@@ -16,10 +16,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from models.overrides import field_names
-from models.registry import resolve
-from orchestrator.config import RunConfig, build_run_config
-from orchestrator.errors import UserError
+from nightshift.models.overrides import field_names
+from nightshift.models.registry import resolve
+from nightshift.orchestrator.config import RunConfig, build_run_config
+from nightshift.orchestrator.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.backends.giant import GiantFlags, check_world, giant_run_config, tokenizer_for
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.config import RunConfig
-from orchestrator.runtime import Env
-from pipelines.store import Store
+from nightshift.orchestrator.backends.giant import GiantFlags, check_world, giant_run_config, tokenizer_for
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.config import RunConfig
+from nightshift.orchestrator.runtime import Env
+from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ class VolumeCommits:
 def ensure_dataset(flags: GiantFlags, store: Store, *, actors: int = 0, progress: bool = False) -> tuple[str, str]:
     """(dataset id, status): an id as given ("given"), else `--dataset` prepared as a source on first
     use ("prepared") and reused afterwards ("exists")."""
-    from pipelines.prepare import PrepareConfig, prepare
-    from pipelines.sizes import parse_size
+    from nightshift.pipelines.prepare import PrepareConfig, prepare
+    from nightshift.pipelines.sizes import parse_size
 
     name = flags.dataset
     if ":" not in name and "/" not in name and store.exists("datasets", name, "manifest.json"):
@@ -67,7 +67,7 @@ def ensure_dataset(flags: GiantFlags, store: Store, *, actors: int = 0, progress
 def run_giant(flags: GiantFlags, *, store_url: str, gpus: int = 0, tracking_uri: str | None = None,
               volume: Any | None = None, prepare_actors: int = 0, progress: bool = False) -> dict[str, Any]:
     """Prepare (first use), then train or resume; DDP over `gpus` processes when there are several."""
-    from orchestrator.launch import train_in_process
+    from nightshift.orchestrator.launch import train_in_process
 
     store = Store.open(store_url)
     commits = VolumeCommits(volume)
@@ -82,7 +82,7 @@ def run_giant(flags: GiantFlags, *, store_url: str, gpus: int = 0, tracking_uri:
         result = train_in_process(config, store.url, Env(backend="modal"), tracking_uri, progress,
                                   checkpoint_callback=commits)
     else:
-        from orchestrator.backends.local_ddp import run_local_ddp
+        from nightshift.orchestrator.backends.local_ddp import run_local_ddp
 
         with commit_on_new_checkpoints(store, config, commits):
             result = run_local_ddp(config, store.url, gpus, tracking_uri, progress)

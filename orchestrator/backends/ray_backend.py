@@ -21,10 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.config import RunConfig
-from orchestrator.errors import USER_ERRORS, UserError
-from orchestrator.runtime import Env
-from pipelines.store import FileSpec, Store, StoreFileError, parse_json
+from nightshift.orchestrator.config import RunConfig
+from nightshift.orchestrator.errors import USER_ERRORS, UserError
+from nightshift.orchestrator.runtime import Env
+from nightshift.pipelines.store import FileSpec, Store, StoreFileError, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class RayJob:
 
 def forwarded_env() -> dict[str, str]:
     """This process's settings plus its git commit, entry point and user (workers' images have no .git)."""
-    from orchestrator.run_tags import launcher_env
+    from nightshift.orchestrator.run_tags import launcher_env
 
     return {**launcher_env(), **{k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}}
 
@@ -115,7 +115,7 @@ def run_on_ray(config: RunConfig, store_url: str, *, workers: int, gpus_per_work
 
 def backend_for(gpus_per_worker: float) -> str:
     """The process-group backend of a worker group: the device rule of orchestrator/collectives.py."""
-    from orchestrator.collectives import backend_for as device_backend
+    from nightshift.orchestrator.collectives import backend_for as device_backend
 
     return device_backend("cuda" if gpus_per_worker > 0 else "cpu")
 
@@ -131,7 +131,7 @@ def _import_ray():  # noqa: ANN202 - the ray module
 
 def _precheck(config: RunConfig, store_url: str, workers: int, gpus_per_worker: float) -> None:
     """User errors found here cost seconds; found inside a worker they would cost every retry."""
-    from pipelines.reader import open_dataset
+    from nightshift.pipelines.reader import open_dataset
 
     if gpus_per_worker < 0:
         raise UserError(f"--gpus-per-worker {gpus_per_worker}: must be >= 0")
@@ -195,9 +195,9 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     import ray.train.torch
     import torch
 
-    from orchestrator import collectives
-    from orchestrator.checkpoint import CheckpointTrail
-    from orchestrator.launch import train_in_process
+    from nightshift.orchestrator import collectives
+    from nightshift.orchestrator.checkpoint import CheckpointTrail
+    from nightshift.orchestrator.launch import train_in_process
 
     job: RayJob = loop_config["job"]
     ctx = ray.train.get_context()

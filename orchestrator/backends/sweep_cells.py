@@ -14,13 +14,13 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.config import RunConfig
-from orchestrator.errors import USER_ERRORS, UserError
-from orchestrator.runtime import Env
-from pipelines.store import Store
+from nightshift.orchestrator.config import RunConfig
+from nightshift.orchestrator.errors import USER_ERRORS, UserError
+from nightshift.orchestrator.runtime import Env
+from nightshift.pipelines.store import Store
 
 if TYPE_CHECKING:
-    from orchestrator.sweep import Cell
+    from nightshift.orchestrator.sweep import Cell
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def sweep_cell(run: dict[str, Any], store_url: str, tracking_uri: str | None, pa
     """Train (or resume, or no-op) one cell; what Ray tasks and Modal's `starmap` call on the far side."""
     import torch
 
-    from orchestrator.launch import train_in_process
+    from nightshift.orchestrator.launch import train_in_process
 
     config, before = RunConfig.from_dict(run), torch.get_num_threads()
     if threads > 0:
@@ -73,7 +73,7 @@ def run_ray(cells: list["Cell"], store: Store, tracking_uri: str | None, parent:
         import ray
     except ImportError as exc:
         raise UserError(f"--backend ray needs ray installed ({exc}); pip install 'ray[default]'") from None
-    from orchestrator.backends.ray_backend import forwarded_env
+    from nightshift.orchestrator.backends.ray_backend import forwarded_env
 
     started = False
     if not ray.is_initialized():

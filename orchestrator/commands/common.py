@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from pipelines.store import Store, default_store_url
+from nightshift.pipelines.store import Store, default_store_url
 
 
 def add_store_arg(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def tracking_uri_of(args: argparse.Namespace) -> str | None:
 
     Resolved here, in the launcher, so Ray workers and Modal containers track where this shell said.
     """
-    from orchestrator.tracking.uri import explicit_tracking_uri
+    from nightshift.orchestrator.tracking.uri import explicit_tracking_uri
 
     return explicit_tracking_uri(getattr(args, "tracking_uri", None))
 

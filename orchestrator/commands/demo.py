@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.commands.sweep import add_sweep_args, run_and_print, spec_from_args
+from nightshift.orchestrator.commands.sweep import add_sweep_args, run_and_print, spec_from_args
 
 # One quick flavor per family (the first that exists); families that do not import are left out.
 DEMO_FLAVORS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_store_and_output_args(p: argparse.ArgumentParser) -> None:
-    from orchestrator.commands.common import add_store_arg, add_tracking_arg
+    from nightshift.orchestrator.commands.common import add_store_arg, add_tracking_arg
 
     p.add_argument("--report", default=None, metavar="DIR",
                    help="where to write the report (default: <store>/sweeps/<sweep id>/report)")
@@ -58,7 +58,7 @@ def add_store_and_output_args(p: argparse.ArgumentParser) -> None:
 
 def demo_models() -> str:
     """`family:flavor` for every family that imports, in the registry's order."""
-    from models.registry import available_families
+    from nightshift.models.registry import available_families
 
     found = available_families()
     picks = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.commands.common import add_store_arg, emit_json, open_store, tracking_uri_of
+from nightshift.orchestrator.commands.common import add_store_arg, emit_json, open_store, tracking_uri_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,12 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.ablation import parts_of, score_ablations
-    from orchestrator.errors import UserError
-    from orchestrator.evaluate import bits_per_byte, online_bits_per_byte
-    from orchestrator.loading import load_run
-    from orchestrator.references import references_for
-    from orchestrator.serving.eval_model import eval_model_target
+    from nightshift.orchestrator.ablation import parts_of, score_ablations
+    from nightshift.orchestrator.errors import UserError
+    from nightshift.orchestrator.evaluate import bits_per_byte, online_bits_per_byte
+    from nightshift.orchestrator.loading import load_run
+    from nightshift.orchestrator.references import references_for
+    from nightshift.orchestrator.serving.eval_model import eval_model_target
 
     store = open_store(args)
     if args.register is not None and args.no_log_model:
@@ -111,8 +111,8 @@ def prepare_model(target, loaded):  # noqa: ANN001, ANN201 - EvalModelTarget | N
     """The evaluated checkpoint packaged for MLflow, or None (no target, or packaging failed without --register)."""
     if target is None:
         return None
-    from orchestrator.errors import UserError
-    from orchestrator.serving.eval_model import EvalModel
+    from nightshift.orchestrator.errors import UserError
+    from nightshift.orchestrator.serving.eval_model import EvalModel
 
     logged = EvalModel(target, loaded)
     try:
@@ -133,7 +133,7 @@ def send_model(logged, out: dict, figures: dict):  # noqa: ANN001, ANN201 - Eval
     --register was asked for, the error to raise once the figures are printed."""
     if logged is None:
         return None
-    from orchestrator.errors import UserError
+    from nightshift.orchestrator.errors import UserError
 
     try:
         out["mlflow_model"] = logged.send(figures)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from models.registry import available_families
-from orchestrator.commands.common import emit_json
+from nightshift.models.registry import available_families
+from nightshift.orchestrator.commands.common import emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:

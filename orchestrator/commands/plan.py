@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 
-from orchestrator.commands.common import add_store_arg, emit_json, open_store
-from orchestrator.config import build_run_config, parse_sets
-from orchestrator.errors import UserError
+from nightshift.orchestrator.commands.common import add_store_arg, emit_json, open_store
+from nightshift.orchestrator.config import build_run_config, parse_sets
+from nightshift.orchestrator.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,13 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.plan import data_from_bytes, data_from_manifest, plan_run
-    from pipelines.sizes import parse_size
+    from nightshift.orchestrator.plan import data_from_bytes, data_from_manifest, plan_run
+    from nightshift.pipelines.sizes import parse_size
 
     if args.steps is not None and args.samples is not None:
         raise UserError("give --steps or --samples, not both")
     if args.dataset:
-        from pipelines.reader import open_dataset
+        from nightshift.pipelines.reader import open_dataset
 
         data = data_from_manifest(open_dataset(open_store(args), args.dataset).manifest)
     else:

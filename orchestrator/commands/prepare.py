@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from pipelines.sizes import format_size, parse_size
-from pipelines.store import default_store_url
+from nightshift.pipelines.sizes import format_size, parse_size
+from nightshift.pipelines.store import default_store_url
 
 SOURCES_HELP = "pg19 | fineweb | fineweb-edu | tinystories | local:PATH (parquet/jsonl/txt file or folder)"
 
@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.prepare import PrepareConfig, prepare
-    from pipelines.store import Store
+    from nightshift.pipelines.prepare import PrepareConfig, prepare
+    from nightshift.pipelines.store import Store
 
     config = PrepareConfig(
         source=args.source, text_field=args.text_field, id_field=args.id_field, config=args.config,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
+from nightshift.orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.report import write_report
+    from nightshift.orchestrator.report import write_report
 
     store = open_store(args)
     files = write_report(store, args.sweep, os.path.abspath(args.out), experiment=args.experiment,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.commands.common import add_store_arg, emit_json, open_store
-from orchestrator.errors import UserError
+from nightshift.orchestrator.commands.common import add_store_arg, emit_json, open_store
+from nightshift.orchestrator.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.loading import load_run
-    from orchestrator.sampling import generate_text
+    from nightshift.orchestrator.loading import load_run
+    from nightshift.orchestrator.sampling import generate_text
 
     if args.tokens < 1:
         raise UserError(f"--tokens {args.tokens}: must be >= 1")

@@ -15,8 +15,8 @@ import argparse
 import os
 import tempfile
 
-from orchestrator.commands.common import add_store_arg, add_tracking_arg, open_store
-from orchestrator.errors import UserError
+from nightshift.orchestrator.commands.common import add_store_arg, add_tracking_arg, open_store
+from nightshift.orchestrator.errors import UserError
 
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 
@@ -39,13 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_target(target: str, args: argparse.Namespace):  # noqa: ANN201 - (Bundle, default name)
     """A Bundle and its default model name from a store run, an MLflow URI, or a model folder."""
-    from orchestrator.serving.bundle import Bundle, bundle_in, load_bundle
+    from nightshift.orchestrator.serving.bundle import Bundle, bundle_in, load_bundle
 
     if target.startswith(MLFLOW_SCHEMES):
         import mlflow
         import mlflow.artifacts
 
-        from orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
+        from nightshift.orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
 
         uri = resolve_tracking_uri(args.tracking_uri, open_store(args))
         if uri is None or is_disabled(uri):
@@ -65,7 +65,7 @@ def load_target(target: str, args: argparse.Namespace):  # noqa: ANN201 - (Bundl
     if os.path.isdir(target):
         bundle = load_bundle(*bundle_in(target))
         return bundle, bundle.config.run_id
-    from orchestrator.loading import load_run
+    from nightshift.orchestrator.loading import load_run
 
     loaded = load_run(open_store(args), target, step=args.step)
     return Bundle(model=loaded.model, tokenizer=loaded.tokenizer, config=loaded.run.config, step=loaded.step), target
@@ -74,8 +74,8 @@ def load_target(target: str, args: argparse.Namespace):  # noqa: ANN201 - (Bundl
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from orchestrator.commands.ui import _port_free
-    from orchestrator.serving.server import Limits, build_app
+    from nightshift.orchestrator.commands.ui import _port_free
+    from nightshift.orchestrator.serving.server import Limits, build_app
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port} is not a port number (1-65535)")

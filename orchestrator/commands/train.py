@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
-from orchestrator.config import RunConfig, build_run_config, parse_sets
-from orchestrator.errors import UserError
-from orchestrator.runs import find_run
-from pipelines.ids import validate_id
+from nightshift.orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
+from nightshift.orchestrator.config import RunConfig, build_run_config, parse_sets
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.runs import find_run
+from nightshift.pipelines.ids import validate_id
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,8 @@ def resolve_dataset(args: argparse.Namespace, store) -> str:  # noqa: ANN001 - S
         return validate_id(args.dataset, "dataset id")
     if not args.source:
         raise UserError("no dataset: give --dataset ID (see `nightshift prepare`) or --source SRC")
-    from pipelines.prepare import PrepareConfig, prepare
-    from pipelines.sizes import parse_size
+    from nightshift.pipelines.prepare import PrepareConfig, prepare
+    from nightshift.pipelines.sizes import parse_size
 
     extra = {"text_field": args.text_field} if args.text_field else {}
     config = PrepareConfig(source=args.source, max_bytes=parse_size(args.max_bytes, what="--max-bytes"),
@@ -86,7 +86,7 @@ def run_config_from_args(args: argparse.Namespace, store) -> RunConfig:  # noqa:
 
 
 def describe_diff(a: RunConfig, b: RunConfig) -> str:
-    from orchestrator.config import OPERATIONAL_FIELDS
+    from nightshift.orchestrator.config import OPERATIONAL_FIELDS
 
     da, db = a.to_dict(), b.to_dict()
     diffs = []
@@ -105,7 +105,7 @@ def describe_diff(a: RunConfig, b: RunConfig) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.launch import launch
+    from nightshift.orchestrator.launch import launch
 
     store = open_store(args)
     registry = registry_uri(args, store)  # a bad --register fails here, before any training
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                     gpus_per_worker=args.gpus_per_worker, tracking_uri=tracking_uri_of(args),
                     progress=not args.no_progress)
     if registry and result.get("stop_reason") in ("finished", "budget"):
-        from orchestrator.tracking.mlflow_outputs import register_tracked_run
+        from nightshift.orchestrator.tracking.mlflow_outputs import register_tracked_run
 
         result["registered"] = register_tracked_run(registry, config.run_id, args.register)
     if args.json:
@@ -128,8 +128,8 @@ def registry_uri(args: argparse.Namespace, store) -> str | None:  # noqa: ANN001
     """The tracking URI `--register` registers in (checked up front), or None without --register."""
     if args.register is None:
         return None
-    from orchestrator.tracking.mlflow_outputs import check_model_name
-    from orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
+    from nightshift.orchestrator.tracking.mlflow_outputs import check_model_name
+    from nightshift.orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
 
     check_model_name(args.register)
     uri = resolve_tracking_uri(tracking_uri_of(args), store)

@@ -20,12 +20,12 @@ import sys
 import time
 import urllib.request
 
-from orchestrator.commands.common import add_store_arg
-from orchestrator.errors import UserError
-from orchestrator.tracking.factory import (
+from nightshift.orchestrator.commands.common import add_store_arg
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.tracking.factory import (
     ARTIFACTS_DIR, check_tracking_uri, default_artifact_root, open_store,
 )
-from orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
+from nightshift.orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
 
 READY_TIMEOUT_S = 180.0
 

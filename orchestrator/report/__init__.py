@@ -5,7 +5,7 @@
 sweep's MLflow parent run.
 """
 
-from orchestrator.report.collect import ReportData, cell_data
-from orchestrator.report.write import ReportFiles, load, write, write_report
+from nightshift.orchestrator.report.collect import ReportData, cell_data
+from nightshift.orchestrator.report.write import ReportFiles, load, write, write_report
 
 __all__ = ["ReportData", "ReportFiles", "cell_data", "load", "write", "write_report"]

@@ -13,10 +13,10 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import UserError
-from orchestrator.tracking.jsonl import metric_series, read_history
-from pipelines.sizes import format_size
-from pipelines.store import Store
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.tracking.jsonl import metric_series, read_history
+from nightshift.pipelines.sizes import format_size
+from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def from_sweep(store: Store, sweep: dict[str, Any]) -> ReportData:
 
 def references_by_size(store: Store, datasets: dict[int, str]) -> dict[int, dict[str, Any]]:
     """The reference compressors of each size's dataset (cached beside it; computed once when missing)."""
-    from orchestrator.references import references_for
+    from nightshift.orchestrator.references import references_for
 
     out = {}
     for size, dataset_id in sorted(datasets.items()):
@@ -222,7 +222,7 @@ def last_samples(store: Store, run_path: str) -> tuple[str, int | None]:
 
 def infer_bound(cells: list[dict[str, Any]]) -> dict[str, Any]:
     """For runs that were not one sweep: what bounded them, in words (unequal budgets are said to be unequal)."""
-    from orchestrator.sweep import MINUTES_STEP_CAP
+    from nightshift.orchestrator.sweep import MINUTES_STEP_CAP
 
     minutes = {float(c["budget_minutes"] or 0) for c in cells}
     steps = sorted({c["steps_planned"] for c in cells})

@@ -7,8 +7,8 @@ import html
 import time
 from typing import Any
 
-from orchestrator.report.collect import ReportData
-from pipelines.sizes import format_size
+from nightshift.orchestrator.report.collect import ReportData
+from nightshift.pipelines.sizes import format_size
 
 CAPTIONS = {
     "bpb_vs_size.png": "Final validation bits per byte against training-set size (log x), one line per variant; "
@@ -116,7 +116,7 @@ def cells_table(data: ReportData) -> str:
 
 def comparison_table(data: ReportData) -> str:
     """Variants x sizes (mean over seeds, with the spread) and the reference compressors beneath."""
-    from orchestrator.report.collect import seed_summary
+    from nightshift.orchestrator.report.collect import seed_summary
 
     summary, sizes = seed_summary(data.cells), data.sizes
     rows = []

@@ -11,8 +11,8 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from orchestrator.report.collect import ReportData
-from pipelines.sizes import format_size
+from nightshift.orchestrator.report.collect import ReportData
+from nightshift.pipelines.sizes import format_size
 
 STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P")

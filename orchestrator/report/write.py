@@ -12,12 +12,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.errors import UserError
-from orchestrator.report.collect import ReportData, from_runs, from_sweep
-from orchestrator.report.html import render
-from orchestrator.report.plots import all_plots
-from pipelines.sizes import format_size
-from pipelines.store import Store
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.report.collect import ReportData, from_runs, from_sweep
+from nightshift.orchestrator.report.html import render
+from nightshift.orchestrator.report.plots import all_plots
+from nightshift.pipelines.sizes import format_size
+from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ class ReportFiles:
 
 def tracking_uri_for(store: Store, given: str | None, recorded: str | None = None) -> str | None:
     """--tracking-uri (or $MLFLOW_TRACKING_URI), else the one the sweep recorded (unless it held a secret), else the store's sqlite DB."""
-    from orchestrator.tracking import default_tracking_uri
-    from orchestrator.tracking.factory import DISABLED
-    from orchestrator.tracking.sanitize import REDACTED
-    from orchestrator.tracking.uri import explicit_tracking_uri
+    from nightshift.orchestrator.tracking import default_tracking_uri
+    from nightshift.orchestrator.tracking.factory import DISABLED
+    from nightshift.orchestrator.tracking.sanitize import REDACTED
+    from nightshift.orchestrator.tracking.uri import explicit_tracking_uri
 
     given = explicit_tracking_uri(given)  # --tracking-uri > $MLFLOW_TRACKING_URI > recorded > the store's DB
     uri = given or (recorded if recorded and REDACTED not in recorded else None) or default_tracking_uri(store)
@@ -49,12 +49,12 @@ def tracking_uri_for(store: Store, given: str | None, recorded: str | None = Non
 def load(store: Store, *, sweep: str | None = None, experiment: str | None = None,
          tracking_uri: str | None = None) -> ReportData:
     """`--sweep` (a sweep id, or the MLflow parent run id) or `--experiment NAME` -> ReportData."""
-    from orchestrator.sweep import read_sweep, sweep_dir
+    from nightshift.orchestrator.sweep import read_sweep, sweep_dir
 
     if bool(sweep) == bool(experiment):
         raise UserError("give --sweep SWEEP_ID (or its MLflow run id) or --experiment NAME")
     if experiment:
-        from orchestrator.tracking.query import runs_of_experiment
+        from nightshift.orchestrator.tracking.query import runs_of_experiment
 
         uri = _need_uri(store, tracking_uri, f"--experiment {experiment}")
         runs = runs_of_experiment(uri, experiment)
@@ -67,8 +67,8 @@ def load(store: Store, *, sweep: str | None = None, experiment: str | None = Non
         data = from_sweep(store, read_sweep(store, sweep))
         _attach_mlflow_ids(store, data, tracking_uri)
         return data
-    from orchestrator.sweep import SWEEP_TAG
-    from orchestrator.tracking.query import child_runs, get_run
+    from nightshift.orchestrator.sweep import SWEEP_TAG
+    from nightshift.orchestrator.tracking.query import child_runs, get_run
 
     uri = _need_uri(store, tracking_uri, f"--sweep {sweep}")
     try:
@@ -99,7 +99,7 @@ def _attach_mlflow_ids(store: Store, data: ReportData, given: str | None) -> Non
         return
     data.tracking_uri = uri
     try:
-        from orchestrator.tracking.query import child_runs
+        from nightshift.orchestrator.tracking.query import child_runs
 
         ids = {r["tags"].get("run.id"): r["run_id"] for r in child_runs(uri, data.parent_run_id)}
     except Exception as exc:  # noqa: BLE001
@@ -110,7 +110,7 @@ def _attach_mlflow_ids(store: Store, data: ReportData, given: str | None) -> Non
 
 
 def report_json(data: ReportData, plots: list[str]) -> dict[str, Any]:
-    from orchestrator.report.collect import seed_summary
+    from nightshift.orchestrator.report.collect import seed_summary
 
     table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for c in data.finished():
@@ -146,7 +146,7 @@ def write(data: ReportData, out_dir: str) -> ReportFiles:
 def log_to_run(uri: str, run_id: str, files: ReportFiles) -> bool:
     """Attach the report's files to an MLflow run under `report/`; False (with a warning) when that fails."""
     try:
-        from orchestrator.tracking.mlflow_tracker import open_client
+        from nightshift.orchestrator.tracking.mlflow_tracker import open_client
 
         client = open_client(uri)
         for path in (files.html, files.json, *files.plots):

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from models.protocol import LanguageModel
-from orchestrator.config import RunConfig
-from orchestrator.errors import UserError
-from orchestrator.vocab import vocab_of
-from pipelines.tokenizers import ByteTokenizer, TiktokenTokenizer, load_tokenizer, token_dtype
+from nightshift.models.protocol import LanguageModel
+from nightshift.orchestrator.config import RunConfig
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.vocab import vocab_of
+from nightshift.pipelines.tokenizers import ByteTokenizer, TiktokenTokenizer, load_tokenizer, token_dtype
 
 FORMAT = "nightshift.model/1"
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from orchestrator.serving.bundle import Bundle
+from nightshift.orchestrator.serving.bundle import Bundle
 
 CHUNK_TOKENS = 8  # tokens per generate() call: the granularity of streaming and of stop-string checks
 REPLACEMENT = "\ufffd"  # what a token ending inside a UTF-8 character decodes to, until the next token lands

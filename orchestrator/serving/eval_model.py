@@ -21,10 +21,10 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.errors import UserError
-from orchestrator.loading import LoadedRun
-from orchestrator.serving.package import MODEL_NAME, save_model_folder
-from pipelines.store import Store
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.loading import LoadedRun
+from nightshift.orchestrator.serving.package import MODEL_NAME, save_model_folder
+from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ class EvalModelTarget:
 def eval_model_target(flag_uri: str | None, store: Store, run_key: str, register: str | None) -> EvalModelTarget | None:
     """The MLflow run `nightshift eval` logs into, or None (why: logged); a `UserError` when `--register`
     was asked for and cannot happen (bad name, tracking off, server down, run not tracked)."""
-    from orchestrator.tracking.batching import probe
-    from orchestrator.tracking.mlflow_outputs import check_model_name
-    from orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
+    from nightshift.orchestrator.tracking.batching import probe
+    from nightshift.orchestrator.tracking.mlflow_outputs import check_model_name
+    from nightshift.orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
 
     if register is not None:
         check_model_name(register)
@@ -58,8 +58,8 @@ def eval_model_target(flag_uri: str | None, store: Store, run_key: str, register
         return skip(f"run {run_key} is not tracked in {uri} (no such database)")
     if (down := probe(uri)) is not None:
         return skip(f"MLflow at {uri} is unreachable ({down})")
-    from orchestrator.tracking.mlflow_outputs import find_tracked_run_id
-    from orchestrator.tracking.mlflow_tracker import open_client
+    from nightshift.orchestrator.tracking.mlflow_outputs import find_tracked_run_id
+    from nightshift.orchestrator.tracking.mlflow_tracker import open_client
 
     run_id = find_tracked_run_id(open_client(uri), run_key)
     if run_id is None:
@@ -87,8 +87,8 @@ class EvalModel:
     def prepare(self) -> None:
         """Write the model folder from the model as loaded (before `--online` changes its memory); nothing
         to write when the run already has this logged model (the final checkpoint's, logged by training)."""
-        from orchestrator.tracking.mlflow_outputs import find_logged_model
-        from orchestrator.tracking.mlflow_tracker import open_client
+        from nightshift.orchestrator.tracking.mlflow_outputs import find_logged_model
+        from nightshift.orchestrator.tracking.mlflow_tracker import open_client
 
         found = find_logged_model(open_client(self.target.uri), self.target.mlflow_run_id, self.name)
         if found is not None:
@@ -101,8 +101,8 @@ class EvalModel:
     def send(self, figures: dict[str, Any]) -> dict[str, Any]:
         """Log the folder as the run's logged model `name` (kept if that name is there already) and register
         it where asked; {run_id, model_id, name, uri[, registered]}."""
-        from orchestrator.tracking.mlflow_outputs import register_run_model, send_model
-        from orchestrator.tracking.mlflow_tracker import open_client
+        from nightshift.orchestrator.tracking.mlflow_outputs import register_run_model, send_model
+        from nightshift.orchestrator.tracking.mlflow_tracker import open_client
 
         if self._folder is None and self._existing is None:
             raise RuntimeError("EvalModel.send() before prepare()")

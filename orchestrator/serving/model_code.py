@@ -6,6 +6,6 @@ model folder; loading executes it with the folder's `code/` on sys.path.
 
 from mlflow.models import set_model
 
-from orchestrator.serving.pyfunc import NightshiftModel
+from nightshift.orchestrator.serving.pyfunc import NightshiftModel
 
 set_model(NightshiftModel())

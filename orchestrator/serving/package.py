@@ -4,14 +4,17 @@ The folder is a standard pyfunc model, saved from code (`model_code.py`:
 nothing is pickled): `MLmodel` with a signature and an
 input example, `artifacts/checkpoint.pt` (loads with weights_only=True) and
 `artifacts/tokenizer/`, pinned pip requirements, and nightshift's own code
-(`code/models`, `code/orchestrator`, `code/pipelines`) so the model loads in
-an environment where only the requirements are installed. The tracker
+(`code/nightshift/`, its layers inside it as in a wheel) so the model loads
+in an environment where only the requirements are installed. Only the
+`nightshift` name joins the loader's sys.path, so a user's own `models/` or
+`pipelines/` package never meets ours. The tracker
 uploads it (to the run's artifact store: S3 when the server has one) as the
 run's logged model `model`, so `runs:/<run id>/model` resolves to it.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shutil
@@ -21,14 +24,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from models.protocol import LanguageModel
-from orchestrator.config import RunConfig
-from orchestrator.serving.bundle import CHECKPOINT_FILE, TOKENIZER_DIR, write_checkpoint, write_tokenizer
+import nightshift
+from nightshift.models.protocol import LanguageModel
+from nightshift.orchestrator.config import RunConfig
+from nightshift.orchestrator.serving.bundle import CHECKPOINT_FILE, TOKENIZER_DIR, write_checkpoint, write_tokenizer
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[2]
-CODE_PACKAGES = ("models", "orchestrator", "pipelines")
+NAMESPACE_DIR = Path(nightshift.__file__).resolve().parent
 REQUIREMENTS = ("torch", "numpy", "pandas", "tiktoken", "pyarrow", "fsspec", "mlflow")
 MODEL_NAME = "model"
 
@@ -45,13 +48,15 @@ def requirements() -> list[str]:
 
 
 def _stage_code(into: str) -> list[str]:
-    """Copies of the packages' .py files only (no caches, no data), for the model's code/ folder."""
-    paths = []
-    for package in CODE_PACKAGES:
-        target = os.path.join(into, package)
-        shutil.copytree(ROOT / package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        paths.append(target)
-    return paths
+    """`into/nightshift/` laid out as an installed wheel (the layers inside it), .py files only."""
+    target = os.path.join(into, "nightshift")
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(NAMESPACE_DIR, target, ignore=skip)
+    for layer in nightshift.LAYERS:
+        source = Path(importlib.import_module(f"nightshift.{layer}").__file__).resolve().parent
+        if not os.path.exists(os.path.join(target, layer)):  # a source checkout: the layers sit beside it
+            shutil.copytree(source, os.path.join(target, layer), ignore=skip)
+    return [target]
 
 
 def save_model_folder(model: LanguageModel, config: RunConfig, tokenizer: Any, step: int, path: str,
@@ -59,8 +64,8 @@ def save_model_folder(model: LanguageModel, config: RunConfig, tokenizer: Any, s
     """Write the pyfunc model folder at `path` (must not exist yet); returns `path`."""
     import mlflow.pyfunc
 
-    from orchestrator.serving import model_code
-    from orchestrator.serving.pyfunc import input_example, signature
+    from nightshift.orchestrator.serving import model_code
+    from nightshift.orchestrator.serving.pyfunc import input_example, signature
 
     with tempfile.TemporaryDirectory(prefix="nightshift-model-") as tmp:
         checkpoint = write_checkpoint(model, config, tokenizer, step, os.path.join(tmp, CHECKPOINT_FILE))

@@ -48,7 +48,7 @@ def score_text(bundle: Any, text: str) -> dict[str, float]:
     """Bits per byte of `text` as one document, exactly as validation is scored."""
     import numpy as np
 
-    from orchestrator.evaluate import bits_per_byte
+    from nightshift.orchestrator.evaluate import bits_per_byte
 
     doc = SimpleNamespace(tokens=np.asarray(bundle.tokenizer.encode_batch([text])[0], dtype=np.int64),
                           n_bytes=len(text.encode("utf-8")))
@@ -60,7 +60,7 @@ class NightshiftModel(mlflow.pyfunc.PythonModel):
     """Loads `checkpoint.pt` + `tokenizer/` from the model's artifacts; one prediction at a time."""
 
     def load_context(self, context: Any) -> None:
-        from orchestrator.serving.bundle import load_bundle
+        from nightshift.orchestrator.serving.bundle import load_bundle
 
         self._bundle = load_bundle(context.artifacts["checkpoint"], context.artifacts["tokenizer"])
         self._lock = threading.Lock()  # families keep caches: concurrent predicts must not interleave
@@ -68,7 +68,7 @@ class NightshiftModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201 - MLflow reads hints as a schema
         import pandas as pd
 
-        from orchestrator.serving.complete import Sampling, complete
+        from nightshift.orchestrator.serving.complete import Sampling, complete
 
         p = {**PARAM_DEFAULTS, **(params or {})}
         if p["task"] not in TASKS:

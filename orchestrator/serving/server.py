@@ -28,8 +28,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator.serving.bundle import Bundle
-from orchestrator.serving.complete import Sampling, prompt_ids, request_seed, stream, supports_top_p
+from nightshift.orchestrator.serving.bundle import Bundle
+from nightshift.orchestrator.serving.complete import Sampling, prompt_ids, request_seed, stream, supports_top_p
 
 log = logging.getLogger(__name__)
 

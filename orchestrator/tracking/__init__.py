@@ -7,12 +7,12 @@ tracker that logs nothing but its node's system metrics (`nodes`).
 MLflow is actually used; `query` reads runs back as plain dicts.
 """
 
-from orchestrator.tracking.base import (
+from nightshift.orchestrator.tracking.base import (
     PARENT_RUN_TAG, RUN_KEY_TAG, CompositeTracker, NoopTracker, RunStatus, Tracker,
 )
-from orchestrator.tracking.factory import build_tracker, default_artifact_root, default_tracking_uri
-from orchestrator.tracking.jsonl import JsonlTracker, metric_series, read_history
-from orchestrator.tracking.sanitize import flatten, sanitize_params, sanitize_tags
+from nightshift.orchestrator.tracking.factory import build_tracker, default_artifact_root, default_tracking_uri
+from nightshift.orchestrator.tracking.jsonl import JsonlTracker, metric_series, read_history
+from nightshift.orchestrator.tracking.sanitize import flatten, sanitize_params, sanitize_tags
 
 __all__ = [
     "PARENT_RUN_TAG", "RUN_KEY_TAG", "CompositeTracker", "JsonlTracker", "NoopTracker", "RunStatus", "Tracker",

@@ -14,14 +14,14 @@ import posixpath
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from orchestrator.errors import UserError
-from orchestrator.tracking.base import CompositeTracker, NoopTracker, Tracker
-from orchestrator.tracking.jsonl import JsonlTracker
-from orchestrator.tracking.nodes import NodeMetricsTracker
-from orchestrator.tracking.uri import (  # noqa: F401 - DISABLED, TRACKING_DB re-exported for callers
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.tracking.base import CompositeTracker, NoopTracker, Tracker
+from nightshift.orchestrator.tracking.jsonl import JsonlTracker
+from nightshift.orchestrator.tracking.nodes import NodeMetricsTracker
+from nightshift.orchestrator.tracking.uri import (  # noqa: F401 - DISABLED, TRACKING_DB re-exported for callers
     DISABLED, TRACKING_DB, default_tracking_uri, is_disabled, open_store, resolve_tracking_uri,
 )
-from pipelines.store import Store
+from nightshift.pipelines.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
             logger.warning("store %s is not local, so there is no embedded MLflow DB; pass --tracking-uri "
                            "to track in MLflow (the JSONL history in the store is still written)", store.url)
         else:
-            from orchestrator.tracking.mlflow_tracker import MlflowTracker  # the only mlflow import
+            from nightshift.orchestrator.tracking.mlflow_tracker import MlflowTracker  # the only mlflow import
 
             local = default_tracking_uri(store)
             if on_unreachable == "auto":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pipelines.store import Store
+from nightshift.pipelines.store import Store
 
 TRAINING, VALIDATION = "training", "validation"
 

@@ -16,11 +16,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.tracking.base import RunStatus, StepFilter, Tracker, check_status, event_records
-from orchestrator.tracking.sanitize import (
+from nightshift.orchestrator.tracking.base import RunStatus, StepFilter, Tracker, check_status, event_records
+from nightshift.orchestrator.tracking.sanitize import (
     metric_values, sanitize_params, sanitize_structure, sanitize_tags,
 )
-from pipelines.store import FileSpec, Store
+from nightshift.pipelines.store import FileSpec, Store
 
 logger = logging.getLogger(__name__)
 

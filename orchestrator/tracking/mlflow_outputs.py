@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.tracking import MlflowClient
 
-from orchestrator.errors import UserError
+from nightshift.orchestrator.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def find_tracked_run_id(client: MlflowClient, run_key: str) -> str | None:
     """The MLflow run id tracking nightshift run `run_key` (in whichever experiment), or None."""
     from mlflow.entities import ViewType
 
-    from orchestrator.tracking.base import RUN_KEY_TAG
+    from nightshift.orchestrator.tracking.base import RUN_KEY_TAG
 
     ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
     found = client.search_runs(ids, filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'",

@@ -32,20 +32,20 @@ from mlflow.entities import Metric, Param, RunTag, ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from orchestrator.errors import UserError
-from orchestrator.run_tags import user as _user  # the launcher's user where it handed one ($NIGHTSHIFT_USER)
-from orchestrator.tracking.base import (
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.run_tags import user as _user  # the launcher's user where it handed one ($NIGHTSHIFT_USER)
+from nightshift.orchestrator.tracking.base import (
     PARENT_RUN_TAG, RUN_KEY_TAG, RunStatus, StepFilter, Tracker, check_status, event_records,
 )
-from orchestrator.tracking.batching import coalesce, probe
-from orchestrator.tracking.mlflow_outputs import SystemMetrics, send_inputs, send_model
-from orchestrator.tracking.redact_files import redacted_artifact
-from orchestrator.tracking.sanitize import (
+from nightshift.orchestrator.tracking.batching import coalesce, probe
+from nightshift.orchestrator.tracking.mlflow_outputs import SystemMetrics, send_inputs, send_model
+from nightshift.orchestrator.tracking.redact_files import redacted_artifact
+from nightshift.orchestrator.tracking.sanitize import (
     metric_values, redact_text, sanitize_params, sanitize_structure, sanitize_tags,
 )
-from orchestrator.tracking.spool import Spool, default_spool_prefix
-from pipelines.ids import slugify
-from pipelines.store import Store
+from nightshift.orchestrator.tracking.spool import Spool, default_spool_prefix
+from nightshift.pipelines.ids import slugify
+from nightshift.pipelines.store import Store
 
 logger = logging.getLogger(__name__)
 

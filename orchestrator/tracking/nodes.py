@@ -23,7 +23,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.tracking.base import NoopTracker, RunStatus, check_status
+from nightshift.orchestrator.tracking.base import NoopTracker, RunStatus, check_status
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class NodeMetricsTracker(NoopTracker):
     def monitor_node(self, node_id: str | None, run_id: str = "") -> None:
         if not run_id or not self._interval or self._system is not None:
             return
-        from orchestrator.tracking.mlflow_outputs import SystemMetrics  # imports mlflow: only when used
+        from nightshift.orchestrator.tracking.mlflow_outputs import SystemMetrics  # imports mlflow: only when used
 
         logger.info("logging system metrics of node %s into MLflow run %s", node_id or "(the only one)", run_id)
         self._system = SystemMetrics(self.uri, run_id, sampling_interval_s=self._interval, node_id=node_id)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.tracking.base import PARENT_RUN_TAG, RUN_KEY_TAG
+from nightshift.orchestrator.tracking.base import PARENT_RUN_TAG, RUN_KEY_TAG
 
 _PAGE = 1000
 
 
 def _client(uri: str) -> Any:
-    from orchestrator.tracking.mlflow_tracker import open_client
+    from nightshift.orchestrator.tracking.mlflow_tracker import open_client
 
     return open_client(uri)
 

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
-from orchestrator.tracking.sanitize import redact_text, sanitize_structure
+from nightshift.orchestrator.tracking.sanitize import redact_text, sanitize_structure
 
 TEXT_SUFFIXES = frozenset({".json", ".jsonl", ".txt", ".md", ".log", ".yaml", ".yml", ".toml", ".ini",
                            ".cfg", ".env", ".csv", ".html", ".py", ".sh"})

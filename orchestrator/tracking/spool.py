@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from pipelines.store import FileSpec, Store
+from nightshift.pipelines.store import FileSpec, Store
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +122,6 @@ class Spool:
 
 def default_spool_prefix(experiment: str, run_key: str) -> str:
     """Default spool location inside a store for one (experiment, run_key): readable and collision-free."""
-    from pipelines.ids import content_id
+    from nightshift.pipelines.ids import content_id
 
     return posixpath.join("tracking-spool", content_id(run_key[-60:], {"experiment": experiment, "run_key": run_key}))

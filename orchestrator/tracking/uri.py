@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pipelines.store import Store
+from nightshift.pipelines.store import Store
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 TRACKING_DB = "mlflow.db"

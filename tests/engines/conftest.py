@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.store import Store
+from nightshift.pipelines.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ class TinyData:
 
 
 def prepare_tiny(store_dir: Path, pg19_dir: Path) -> str:
-    from pipelines.prepare import PrepareConfig, prepare
+    from nightshift.pipelines.prepare import PrepareConfig, prepare
 
     config = PrepareConfig(source=f"local:{pg19_dir}", max_bytes=200_000, valid_bytes=12_000, tokenizer="bytes")
     return prepare(config, Store.open(str(store_dir)), actors=0, progress=False).dataset_id

@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator import collectives
-from orchestrator.backends.local_ddp import rank_device, run_local_ddp
-from orchestrator.backends.ray_backend import backend_for as ray_backend_for
-from orchestrator.config import build_run_config
-from orchestrator.errors import UserError
-from orchestrator.launch import launch
-from orchestrator.runtime import Env, resolve_device
-from pipelines.store import Store
+from nightshift.orchestrator import collectives
+from nightshift.orchestrator.backends.local_ddp import rank_device, run_local_ddp
+from nightshift.orchestrator.backends.ray_backend import backend_for as ray_backend_for
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.launch import launch
+from nightshift.orchestrator.runtime import Env, resolve_device
+from nightshift.pipelines.store import Store
 from tests.engines.conftest import ROOT, copy_datasets
 from tests.engines.ddp_ranks import run_many
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.config import build_run_config
-from orchestrator.runs import find_run
-from orchestrator.tracking import build_tracker
-from orchestrator.trainer import Hook, Trainer
-from pipelines.store import Store
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.tracking import build_tracker
+from nightshift.orchestrator.trainer import Hook, Trainer
+from nightshift.pipelines.store import Store
 from tests.engines.conftest import copy_datasets
 from tests.engines.fake_cuda import DeviceMixup, fake_accelerator
 

@@ -21,7 +21,7 @@ import mlflow
 import ray
 import yaml
 
-from orchestrator.cli import build_parser
+from nightshift.orchestrator.cli import build_parser
 from tests.engines.conftest import ROOT
 
 INFRA = ROOT / "infra"

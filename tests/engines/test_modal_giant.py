@@ -17,11 +17,11 @@ from types import ModuleType
 
 import pytest
 
-from orchestrator.backends.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
-from orchestrator.backends.modal_run import run_giant
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.errors import UserError
-from pipelines.store import Store
+from nightshift.orchestrator.backends.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
+from nightshift.orchestrator.backends.modal_run import run_giant
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.errors import UserError
+from nightshift.pipelines.store import Store
 from tests.engines.conftest import ROOT
 
 GIANT_FLAGS = ("dataset", "max_samples", "vocab_size", "context_size", "max_attractors", "noise_std", "log_every",

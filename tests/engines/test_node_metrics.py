@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.config import build_run_config
-from orchestrator.tracking.nodes import NODE_ENV, node_name, node_role
-from pipelines.store import Store
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.tracking.nodes import NODE_ENV, node_name, node_role
+from nightshift.pipelines.store import Store
 from tests.engines.conftest import copy_datasets
 
 SETS = {f"train.{k}": v for k, v in {
@@ -45,7 +45,7 @@ def test_the_first_rank_of_each_node_reports_it_and_one_node_keeps_plain_keys(
 def ranks_worker(rank: int, world: int, cases: list[tuple[int, dict, bool]], store_url: str, uri: str,
                  results: Any) -> None:
     """Spawned rank: each case runs `local_ddp._worker` (what `--workers 2` runs), as its own node or not."""
-    from orchestrator.backends.local_ddp import _worker
+    from nightshift.orchestrator.backends.local_ddp import _worker
 
     for port, config, own_node in cases:
         if own_node:
@@ -56,8 +56,8 @@ def ranks_worker(rank: int, world: int, cases: list[tuple[int, dict, bool]], sto
 
 
 def _run_id(uri: str, run_key: str) -> str:
-    from orchestrator.tracking.mlflow_outputs import find_tracked_run_id
-    from orchestrator.tracking.mlflow_tracker import open_client
+    from nightshift.orchestrator.tracking.mlflow_outputs import find_tracked_run_id
+    from nightshift.orchestrator.tracking.mlflow_tracker import open_client
 
     run_id = find_tracked_run_id(open_client(uri), run_key)
     assert run_id, run_key
@@ -71,7 +71,7 @@ def test_two_gloo_ranks_log_each_nodes_system_metrics_into_rank_0s_run(
     import torch.multiprocessing as mp
     from mlflow.tracking import MlflowClient
 
-    from orchestrator.backends.local_ddp import _free_port
+    from nightshift.orchestrator.backends.local_ddp import _free_port
 
     monkeypatch.delenv(NODE_ENV, raising=False)
     monkeypatch.delenv("MLFLOW_SYSTEM_METRICS_NODE_ID", raising=False)

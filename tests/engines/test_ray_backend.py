@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends.ray_backend import POINTER_FILE, RESULT_FILE, run_on_ray
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.config import build_run_config
-from orchestrator.errors import UserError
-from orchestrator.launch import launch
-from pipelines.store import Store
+from nightshift.orchestrator.backends.ray_backend import POINTER_FILE, RESULT_FILE, run_on_ray
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.launch import launch
+from nightshift.pipelines.store import Store
 from tests.engines.conftest import copy_datasets
 from tests.engines.procs import alive, matching
 

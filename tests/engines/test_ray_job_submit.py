@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import build_run_config
-from orchestrator.runs import RunDir
-from orchestrator.tracking import query
-from pipelines.store import Store
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.runs import RunDir
+from nightshift.orchestrator.tracking import query
+from nightshift.pipelines.store import Store
 from tests.engines.conftest import ROOT, copy_datasets
 from tests.engines.ray_head import VENV_BIN, ray_head
 

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.config import RunConfig, build_run_config
-from orchestrator.runs import find_run
-from orchestrator.trainer import Hook, Trainer
-from pipelines.store import Store
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.config import RunConfig, build_run_config
+from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.trainer import Hook, Trainer
+from nightshift.pipelines.store import Store
 from tests.orchestrator.conftest import ROOT, nightshift, prepare_pg19
 
 STEPS = 8
@@ -110,7 +110,7 @@ def cli(capsys: pytest.CaptureFixture) -> Callable[..., Cli]:
 
     Log lines go to pytest's log capture (caplog) here, not to stderr; what the CLI prints is captured.
     """
-    from orchestrator.cli import main
+    from nightshift.orchestrator.cli import main
 
     def call(*args: str) -> Cli:
         capsys.readouterr()
@@ -123,7 +123,7 @@ def cli(capsys: pytest.CaptureFixture) -> Callable[..., Cli]:
 
 def spawn(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """The real CLI in the background (for kills and races)."""
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT, text=True,
+    return subprocess.Popen([sys.executable, "-m", "nightshift.orchestrator.cli", *args], cwd=ROOT, text=True,
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 

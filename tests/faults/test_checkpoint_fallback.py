@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.tracking import default_tracking_uri, query
-from pipelines.store import Store
+from nightshift.orchestrator.tracking import default_tracking_uri, query
+from nightshift.pipelines.store import Store
 from tests.faults.conftest import STEPS, Reference, interrupted_run, run_config, same_weights, weights
 
 

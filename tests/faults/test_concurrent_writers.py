@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.lease import LEASE_FILE, MACHINE_ENV, LeaseHeld, RunLease
-from orchestrator.runs import find_run
-from pipelines.prepare import PrepareConfig, prepare
-from pipelines.store import Store
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.lease import LEASE_FILE, MACHINE_ENV, LeaseHeld, RunLease
+from nightshift.orchestrator.runs import find_run
+from nightshift.pipelines.prepare import PrepareConfig, prepare
+from nightshift.pipelines.store import Store
 from tests.faults.conftest import (
     ROOT, STEPS, TRAIN_FLAGS, Reference, kill9, run_config, same_weights, spawn, wait_for, weights,
 )
@@ -44,8 +44,8 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from orchestrator.lease import LeaseLost, RunLease
-    from pipelines.store import Store
+    from nightshift.orchestrator.lease import LeaseLost, RunLease
+    from nightshift.pipelines.store import Store
     lease = RunLease(Store.open(sys.argv[1]), tuple(sys.argv[2].split("/")), ttl=float(sys.argv[3]))
     lease.acquire(wait_s=0)
     print("held", flush=True)
@@ -102,7 +102,7 @@ def test_lease_of_a_killed_holder_expires_and_a_stalled_one_is_lost(any_store: s
             RunLease(store, RUN, ttl=1.0).acquire(wait_s=1.0)
         kill9(holder)  # no release. Elsewhere: only expiry frees it; here: its pid is visibly gone
         taker = RunLease(store, RUN, ttl=1.0)
-        with caplog.at_level(logging.WARNING, logger="orchestrator.lease"):
+        with caplog.at_level(logging.WARNING, logger="nightshift.orchestrator.lease"):
             taker.acquire()
         assert why in caplog.text, caplog.text
         assert json.loads(store.read_bytes(*RUN, LEASE_FILE))["owner"] == taker.owner

@@ -21,11 +21,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.runs import find_run
-from orchestrator.tracking.spool import Spool
-from pipelines.prepare import PrepareConfig, prepare
-from pipelines.store import FAULTS_ENV, Store, StoreFullError
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.tracking.spool import Spool
+from nightshift.pipelines.prepare import PrepareConfig, prepare
+from nightshift.pipelines.store import FAULTS_ENV, Store, StoreFullError
 from tests.faults.conftest import STEPS, Reference, TRAIN_FLAGS, nightshift, run_config, same_weights, weights
 
 
@@ -162,8 +162,8 @@ def test_spool_write_out_of_space_names_the_record(tmp_path: Path, monkeypatch: 
 
 def test_mlflow_artifacts_on_a_full_disk_are_kept_and_sent_later(tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
-    from orchestrator.tracking import query
-    from orchestrator.tracking.mlflow_tracker import MlflowTracker
+    from nightshift.orchestrator.tracking import query
+    from nightshift.orchestrator.tracking.mlflow_tracker import MlflowTracker
     from tests.orchestrator.tracking.conftest import FAST, wait_until
 
     with small_disk(tmp_path / "disk", "1m") as disk:

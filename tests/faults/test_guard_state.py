@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import UserError
-from orchestrator.faults import ENV as FAULTS
-from orchestrator.trainer import Trainer
-from pipelines.store import Store
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.faults import ENV as FAULTS
+from nightshift.orchestrator.trainer import Trainer
+from nightshift.pipelines.store import Store
 from tests.faults.conftest import interrupted_run, run_config
 
 

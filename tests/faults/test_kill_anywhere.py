@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.runs import find_run
-from pipelines.store import Store
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.runs import find_run
+from nightshift.pipelines.store import Store
 from tests.orchestrator.conftest import ROOT, nightshift, prepare_pg19
 
 ARGS = ["train", "--model", "transformer:debug", "--steps", "24", "--set", "checkpoint_every=2",
@@ -39,7 +39,7 @@ def test_kill_9_anywhere_then_resume_matches_an_uninterrupted_run(tmp_path: Path
     kills, attempts = [], 0
     while attempts < 12:
         attempts += 1
-        proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *ARGS, "--dataset", dataset_id,
+        proc = subprocess.Popen([sys.executable, "-m", "nightshift.orchestrator.cli", *ARGS, "--dataset", dataset_id,
                                  "--store", str(killed)], cwd=ROOT, env={**os.environ, "NIGHTSHIFT_FAULTS": "slow@0:0.12,slowckpt@0:0.08"},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # wait until this process is training (it rewrites status.json when its loop starts), then a random instant

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import build_run_config
-from orchestrator.trainer import Trainer
-from pipelines.store import Store
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.trainer import Trainer
+from nightshift.pipelines.store import Store
 from tests.orchestrator.conftest import nightshift, prepare_pg19
 
 BAD_ID = "transformer-debug-s0-0123456789abcdef"

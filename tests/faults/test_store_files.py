@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.checkpoint import POINTER, CheckpointTrail
-from orchestrator.fork import LINEAGE, fork_run, lineage_of
-from orchestrator.runs import RESULT, RUN_CONFIG, STATUS, find_run
-from orchestrator.sweep import read_sweep
-from orchestrator.tracking.jsonl import HISTORY_SPEC, JsonlTracker, read_history
-from orchestrator.tracking.spool import META_SPEC, RECORD_SPEC, Spool
-from pipelines.prepare import LEDGER, PrepareConfig, prepare
-from pipelines.reader import INTENT, MANIFEST, open_dataset
-from pipelines.store import FileSpec, Store, StoreFileError
-from orchestrator.trainer import Trainer
+from nightshift.orchestrator.checkpoint import POINTER, CheckpointTrail
+from nightshift.orchestrator.fork import LINEAGE, fork_run, lineage_of
+from nightshift.orchestrator.runs import RESULT, RUN_CONFIG, STATUS, find_run
+from nightshift.orchestrator.sweep import read_sweep
+from nightshift.orchestrator.tracking.jsonl import HISTORY_SPEC, JsonlTracker, read_history
+from nightshift.orchestrator.tracking.spool import META_SPEC, RECORD_SPEC, Spool
+from nightshift.pipelines.prepare import LEDGER, PrepareConfig, prepare
+from nightshift.pipelines.reader import INTENT, MANIFEST, open_dataset
+from nightshift.pipelines.store import FileSpec, Store, StoreFileError
+from nightshift.orchestrator.trainer import Trainer
 from tests.faults.conftest import nightshift, run_config
 
 SWEEP_ID = "sweep-0123456789abcdef"
@@ -147,7 +147,7 @@ def test_a_damaged_ray_checkpoint_pointer_is_logged_and_ignored(tmp_path: Path, 
     """The pointer in a Ray checkpoint is a record; the store trail decides the resume. Damage: a warning, None."""
     from ray.train import Checkpoint
 
-    from orchestrator.backends.ray_backend import POINTER_FILE, read_pointer
+    from nightshift.orchestrator.backends.ray_backend import POINTER_FILE, read_pointer
 
     (tmp_path / POINTER_FILE).write_bytes(content)
     with caplog.at_level("WARNING"):

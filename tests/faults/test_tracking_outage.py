@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import UserError
-from orchestrator.tracking import build_tracker, query
-from orchestrator.tracking.factory import OUTAGE_ENV
-from orchestrator.tracking.spool import Spool
-from pipelines.store import Store
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.tracking import build_tracker, query
+from nightshift.orchestrator.tracking.factory import OUTAGE_ENV
+from nightshift.orchestrator.tracking.spool import Spool
+from nightshift.pipelines.store import Store
 from tests.faults.conftest import (
     STEPS, Reference, interrupted_run, run_config, same_weights, spawn, wait_for, weights,
 )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from models.protocol import Flavor, LanguageModel, Vocab
+from nightshift.models.protocol import Flavor, LanguageModel, Vocab
 
 NAME = "bigram_test"
 
@@ -68,8 +68,8 @@ SUMMARY = "test-only bigram memory family"
 
 
 def register(monkeypatch) -> None:  # noqa: ANN001 - pytest.MonkeyPatch
-    """Make `bigram_test:tiny` resolvable for one test (the registry imports models.<family>)."""
-    import models.registry as registry
+    """Make `bigram_test:tiny` resolvable for one test (the registry imports nightshift.models.<family>)."""
+    import nightshift.models.registry as registry
 
     monkeypatch.setattr(registry, "FAMILIES", (*registry.FAMILIES, NAME))
-    monkeypatch.setitem(sys.modules, f"models.{NAME}", sys.modules[__name__])
+    monkeypatch.setitem(sys.modules, f"nightshift.models.{NAME}", sys.modules[__name__])

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.store import Store
+from nightshift.pipelines.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def prepare_pg19(store_dir: Path, pg19_dir: Path, *, max_bytes: int = 200_000, valid_bytes: int = 30_000,
                  tokenizer: str = "bytes") -> str:
-    from pipelines.prepare import PrepareConfig, prepare
+    from nightshift.pipelines.prepare import PrepareConfig, prepare
 
     config = PrepareConfig(source=f"local:{pg19_dir}", max_bytes=max_bytes, valid_bytes=valid_bytes,
                            tokenizer=tokenizer)
@@ -32,7 +32,7 @@ def pg19_bytes(store_dir: Path, pg19_dir: Path) -> str:
 def nightshift(*args: str, env: dict[str, str] | None = None, check: bool = True,
                timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the real CLI in a subprocess, as a user would."""
-    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "nightshift.orchestrator.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"nightshift {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")

@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.protocol import LanguageModel, ablated
-from models.registry import FAMILIES, family_module
-from orchestrator.cli import main as nightshift_main
-from orchestrator.config import build_run_config
-from orchestrator.errors import UserError
-from orchestrator.evaluate import bits_per_byte
-from orchestrator.loading import load_run
-from orchestrator.trainer import Trainer
-from pipelines.prepare import PrepareConfig, prepare
-from pipelines.store import Store
+from nightshift.models.protocol import LanguageModel, ablated
+from nightshift.models.registry import FAMILIES, family_module
+from nightshift.orchestrator.cli import main as nightshift_main
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.evaluate import bits_per_byte
+from nightshift.orchestrator.loading import load_run
+from nightshift.orchestrator.trainer import Trainer
+from nightshift.pipelines.prepare import PrepareConfig, prepare
+from nightshift.pipelines.store import Store
 from tests.orchestrator import ablation_family
 
 FAST = {"eval_every": "0", "log_every": "5", "sample_tokens": "8"}
@@ -71,7 +71,7 @@ def test_the_trainer_scores_each_part_off_and_eval_ablate_reports_the_same(
         repeats: tuple[Store, str], monkeypatch: pytest.MonkeyPatch, mlflow_server) -> None:
     from mlflow.tracking import MlflowClient
 
-    from orchestrator.tracking import build_tracker
+    from nightshift.orchestrator.tracking import build_tracker
 
     ablation_family.register(monkeypatch)
     store, dataset_id = repeats

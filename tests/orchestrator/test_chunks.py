@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.holographic import Config
-from models.protocol import Vocab
-from orchestrator.checkpoint import CheckpointTrail, step_dir
-from orchestrator.chunks import REFS_FILE, ChunkStore
-from orchestrator.errors import UserError
-from pipelines.store import Store
+from nightshift.models.holographic import Config
+from nightshift.models.protocol import Vocab
+from nightshift.orchestrator.checkpoint import CheckpointTrail, step_dir
+from nightshift.orchestrator.chunks import REFS_FILE, ChunkStore
+from nightshift.orchestrator.errors import UserError
+from nightshift.pipelines.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 CHUNK = 4096  # small chunks and threshold so a test-sized memory spans many chunks
@@ -148,7 +148,7 @@ def test_a_missing_or_altered_chunk_is_refused_by_name(tmp_path: Path, pg19_text
 
 KILLED_WRITER = textwrap.dedent("""
     import sys, time, torch
-    from orchestrator import chunks
+    from nightshift.orchestrator import chunks
     from tests.orchestrator.test_chunks import small_trail, memory_model
     from tests.conftest import SHARED_DATA
     import pyarrow.parquet as pq

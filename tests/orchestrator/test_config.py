@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.config import OPERATIONAL_FIELDS, RunConfig, build_run_config, parse_sets
-from orchestrator.errors import UserError
+from nightshift.orchestrator.config import OPERATIONAL_FIELDS, RunConfig, build_run_config, parse_sets
+from nightshift.orchestrator.errors import UserError
 
 DATASET = "pg19-0123456789abcdef"
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.protocol import LanguageModel, Vocab
-from orchestrator.evaluate import bits_per_byte, windows
+from nightshift.models.protocol import LanguageModel, Vocab
+from nightshift.orchestrator.evaluate import bits_per_byte, windows
 
 
 @dataclass

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator.config import build_run_config
-from orchestrator.evaluate import bits_per_byte
-from orchestrator.tracking import build_tracker
-from orchestrator.trainer import Trainer
-from orchestrator.vocab import vocab_of
-from pipelines.reader import open_dataset
-from pipelines.store import Store
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.evaluate import bits_per_byte
+from nightshift.orchestrator.tracking import build_tracker
+from nightshift.orchestrator.trainer import Trainer
+from nightshift.orchestrator.vocab import vocab_of
+from nightshift.pipelines.reader import open_dataset
+from nightshift.pipelines.store import Store
 from tests.orchestrator.conftest import nightshift
 
 CASES = {

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import build_run_config
-from orchestrator.flops import FlopsMeter, device_peak_flops, mfu, peak_for_name
-from orchestrator.tracking import build_tracker
-from orchestrator.trainer import Trainer
-from pipelines.store import Store
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.flops import FlopsMeter, device_peak_flops, mfu, peak_for_name
+from nightshift.orchestrator.tracking import build_tracker
+from nightshift.orchestrator.trainer import Trainer
+from nightshift.pipelines.store import Store
 
 
 @pytest.mark.parametrize(("name", "peak"), [

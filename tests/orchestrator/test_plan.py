@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.holographic import Config as HoloConfig
-from models.protocol import Vocab
-from orchestrator.config import build_run_config
-from orchestrator.errors import UserError
-from orchestrator.plan import data_from_bytes, device_named, plan_run
-from orchestrator.plan_memory import estimate_memory
+from nightshift.models.holographic import Config as HoloConfig
+from nightshift.models.protocol import Vocab
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.plan import data_from_bytes, device_named, plan_run
+from nightshift.orchestrator.plan_memory import estimate_memory
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def nightshift(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "nightshift.orchestrator.cli", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
 
 

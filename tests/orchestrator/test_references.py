@@ -11,9 +11,9 @@ import pyppmd
 import pytest
 import zstandard
 
-from orchestrator import references
-from pipelines.prepare import PrepareConfig, prepare
-from pipelines.store import Store
+from nightshift.orchestrator import references
+from nightshift.pipelines.prepare import PrepareConfig, prepare
+from nightshift.pipelines.store import Store
 
 
 def _docs(rng: random.Random, n: int, prefix: str) -> list[str]:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from models.transformer.model import Transformer
-from orchestrator.config import TrainConfig, build_run_config
-from orchestrator.optim import WARMUP_MAX_FRACTION, fit_schedule
-from orchestrator.trainer import Hook, Trainer
-from pipelines.store import Store
+from nightshift.models.transformer.model import Transformer
+from nightshift.orchestrator.config import TrainConfig, build_run_config
+from nightshift.orchestrator.optim import WARMUP_MAX_FRACTION, fit_schedule
+from nightshift.orchestrator.trainer import Hook, Trainer
+from nightshift.pipelines.store import Store
 
 FAST = {"eval_every": "0", "log_every": "5", "sample_tokens": "8"}
 

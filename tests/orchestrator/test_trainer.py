@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.config import build_run_config
-from orchestrator.evaluate import bits_per_byte
-from orchestrator.fork import fork_run
-from orchestrator.runs import find_run
-from orchestrator.trainer import Trainer
-from orchestrator.vocab import vocab_of
-from pipelines.reader import open_dataset
-from pipelines.store import Store
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.evaluate import bits_per_byte
+from nightshift.orchestrator.fork import fork_run
+from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.trainer import Trainer
+from nightshift.orchestrator.vocab import vocab_of
+from nightshift.pipelines.reader import open_dataset
+from nightshift.pipelines.store import Store
 from tests.orchestrator.conftest import ROOT, nightshift, prepare_pg19
 
 FAST = {"eval_every": "0", "log_every": "5", "sample_tokens": "8"}
@@ -66,7 +66,7 @@ def test_resume_after_kill_9_is_bitwise_identical(tmp_path: Path, pg19_dir: Path
     done = json.loads(nightshift(*args, "--store", str(straight)).stdout)
 
     env = {**os.environ, "NIGHTSHIFT_FAULTS": "pause@15:120"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args, "--store", str(killed)],
+    proc = subprocess.Popen([sys.executable, "-m", "nightshift.orchestrator.cli", *args, "--store", str(killed)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     latest = None
     deadline = time.time() + 300
@@ -94,7 +94,7 @@ def test_sigterm_checkpoints_then_exits_and_resume_finishes(store_dir: Path, pg1
     args = ["train", "--dataset", pg19_bytes, "--model", "transformer:debug", "--steps", "20",
             "--set", "checkpoint_every=0", "--set", "eval_every=0", "--store", str(store_dir),
             "--tracking-uri", "none", "--no-progress", "--json"]
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "nightshift.orchestrator.cli", *args], cwd=ROOT,
                             env={**os.environ, "NIGHTSHIFT_FAULTS": "pause@5:120"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120

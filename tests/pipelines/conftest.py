@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.prepare import PrepareConfig, prepare
-from pipelines.store import Store
+from nightshift.pipelines.prepare import PrepareConfig, prepare
+from nightshift.pipelines.store import Store
 
 
 @pytest.fixture(scope="session")

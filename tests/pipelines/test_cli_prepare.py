@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
+from nightshift.orchestrator.cli import main
 from tests.pipelines.conftest import write_jsonl
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from pipelines.errors import DataError
-from pipelines.prepare import PrepareConfig, dataset_id, prepare
-from pipelines.store import Store
-from pipelines.tokenizers import load_tokenizer
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.prepare import PrepareConfig, dataset_id, prepare
+from nightshift.pipelines.store import Store
+from nightshift.pipelines.tokenizers import load_tokenizer
 from tests.pipelines.conftest import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,7 +129,7 @@ def test_killed_prepare_resumes_redoing_only_unfinished_shards(shared_data, tmp_
     store_dir = tmp_path / "store"
     args = ["--source", source, "--max-bytes", "3MB", "--valid-bytes", "100KB",
             "--shard-bytes", "50KB", "--actors", "0", "--store", str(store_dir), "--no-progress"]
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "prepare", *args], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "nightshift.orchestrator.cli", "prepare", *args], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     ledger: list[Path] = []

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.errors import DataError
-from pipelines.prepare import PrepareConfig, prepare
-from pipelines.reader import list_datasets, open_dataset
-from pipelines.store import Store
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.prepare import PrepareConfig, prepare
+from nightshift.pipelines.reader import list_datasets, open_dataset
+from nightshift.pipelines.store import Store
 from tests.fixtures.servers import VENV_BIN, free_port
 from tests.pipelines.conftest import shard_hashes
 

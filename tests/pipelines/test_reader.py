@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tiktoken
 
-from pipelines.errors import DataError
-from pipelines.prepare import PrepareConfig, prepare
-from pipelines.reader import list_datasets, open_dataset
-from pipelines.sources import open_source
-from pipelines.split import PlanStats, plan_shards
-from pipelines.store import Store
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.prepare import PrepareConfig, prepare
+from nightshift.pipelines.reader import list_datasets, open_dataset
+from nightshift.pipelines.sources import open_source
+from nightshift.pipelines.split import PlanStats, plan_shards
+from nightshift.pipelines.store import Store
 
 SEQ, BATCH = 32, 8
 

@@ -8,10 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import hub
-from pipelines.errors import DataError
-from pipelines.parquet_io import parquet_rows
-from pipelines.sources import HubSpec, Source, open_source, text_hash_id
+from nightshift.pipelines import hub
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.parquet_io import parquet_rows
+from nightshift.pipelines.sources import HubSpec, Source, open_source, text_hash_id
 from tests.pipelines.conftest import write_jsonl
 
 

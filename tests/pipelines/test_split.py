@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.errors import DataError
-from pipelines.prepare import PrepareConfig, prepare
-from pipelines.reader import open_dataset
-from pipelines.sources import open_source
-from pipelines.split import PlanStats, hash_to_validation, plan_shards
-from pipelines.store import Store
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.prepare import PrepareConfig, prepare
+from nightshift.pipelines.reader import open_dataset
+from nightshift.pipelines.sources import open_source
+from nightshift.pipelines.split import PlanStats, hash_to_validation, plan_shards
+from nightshift.pipelines.store import Store
 from tests.pipelines.conftest import shard_hashes, write_jsonl
 
 

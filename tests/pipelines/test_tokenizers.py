@@ -10,8 +10,8 @@ import tiktoken
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pipelines.errors import DataError
-from pipelines.tokenizers import chunk_text, load_tokenizer, token_dtype
+from nightshift.pipelines.errors import DataError
+from nightshift.pipelines.tokenizers import chunk_text, load_tokenizer, token_dtype
 
 
 @pytest.mark.parametrize("name", ["gpt2", "cl100k_base"])

@@ -7,9 +7,9 @@ import logging
 import pytest
 import torch
 
-import models.attractor.compiled as compiled
-from models.protocol import Vocab
-from models.registry import resolve
+import nightshift.models.attractor.compiled as compiled
+from nightshift.models.protocol import Vocab
+from nightshift.models.registry import resolve
 
 
 def _loss(model: torch.nn.Module, tokens: torch.Tensor) -> float:
@@ -32,7 +32,7 @@ def test_a_compile_failure_at_the_first_call_falls_back_to_the_same_step_eagerly
     torch.manual_seed(0)
     eager = resolve("attractor:debug", {"compile_relaxation": False}).config.build(vocab)
     tokens = torch.randint(0, 256, (8, fast.train_seq_len + 1), generator=torch.Generator().manual_seed(1))
-    with caplog.at_level(logging.WARNING, logger="models.attractor.dynamics"):
+    with caplog.at_level(logging.WARNING, logger="nightshift.models.attractor.dynamics"):
         first = _loss(fast, tokens)
         second = _loss(fast, tokens)  # later calls go straight to the eager step, without retrying
     assert "relaxing eagerly" in caplog.text and caplog.text.count("relaxing eagerly") == 1

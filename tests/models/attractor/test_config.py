@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from models import registry
-from models.attractor import FLAVORS, Config
-from models.errors import ModelConfigError
-from models.protocol import Vocab
+from nightshift.models import registry
+from nightshift.models.attractor import FLAVORS, Config
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.protocol import Vocab
 
 VOCAB = Vocab(name="syn", size=64, eot_id=0)
 
@@ -41,7 +41,7 @@ def test_bad_config_is_one_clear_line(change: dict, fragment: str) -> None:
 
 def test_bad_config_allocates_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Validation runs before the model (and its V x W*D readout) is constructed."""
-    import models.attractor.model as model_module
+    import nightshift.models.attractor.model as model_module
 
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("model constructed before validation")

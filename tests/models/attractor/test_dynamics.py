@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.attractor import Config
-from models.attractor.dynamics import WaveEnergy, normalize_waves
-from models.attractor.fused import BreakMove, EnergyStep, PairDots
-from models.attractor.reference import OriginalAttractor
-from models.protocol import Vocab
+from nightshift.models.attractor import Config
+from nightshift.models.attractor.dynamics import WaveEnergy, normalize_waves
+from nightshift.models.attractor.fused import BreakMove, EnergyStep, PairDots
+from nightshift.models.attractor.reference import OriginalAttractor
+from nightshift.models.protocol import Vocab
 
 VOCAB = Vocab(name="syn", size=40, eot_id=0)
 SMALL = Config(d_model=16, n_waves=4, window=5, steps=6)

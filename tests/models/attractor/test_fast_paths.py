@@ -14,9 +14,9 @@ import dataclasses
 import pytest
 import torch
 
-from models.attractor import FLAVORS, Config
-from models.attractor.readout import LowPrecisionLinear
-from models.protocol import Vocab
+from nightshift.models.attractor import FLAVORS, Config
+from nightshift.models.attractor.readout import LowPrecisionLinear
+from nightshift.models.protocol import Vocab
 
 VOCAB = Vocab(name="syn", size=300, eot_id=0)
 
@@ -67,7 +67,7 @@ def test_bf16_readout_trains_like_float32_and_scores_in_float32() -> None:
 
 
 def test_a1_flavors_train_fast_and_the_auto_precision_resolves() -> None:
-    from models.attractor.readout import resolve
+    from nightshift.models.attractor.readout import resolve
 
     for name in ("a1", "a1-unroll", "default"):
         cfg = FLAVORS[name].model

@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from models.attractor import Config
-from models.protocol import Vocab
+from nightshift.models.attractor import Config
+from nightshift.models.protocol import Vocab
 
 TRAIN_CHARS = 300_000  # per training book, first two books
 VAL_CHARS = 8_000  # per validation book (all three)

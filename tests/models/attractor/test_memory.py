@@ -6,8 +6,8 @@ import dataclasses
 
 import torch
 
-from models.attractor import Config
-from models.protocol import Vocab
+from nightshift.models.attractor import Config
+from nightshift.models.protocol import Vocab
 
 VOCAB = Vocab(name="syn", size=64, eot_id=0)
 

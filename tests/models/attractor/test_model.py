@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.attractor import FLAVORS
-from models.protocol import SleepContext, Vocab
+from nightshift.models.attractor import FLAVORS
+from nightshift.models.protocol import SleepContext, Vocab
 
 VOCAB = Vocab(name="syn", size=50, eot_id=49)
 DEBUG = FLAVORS["debug"].model  # D 32, H 4, W 4, K 4
@@ -168,7 +168,7 @@ def test_sleep_without_an_optimizer_only_measures() -> None:
 
 
 def test_relaxation_ablation_reads_out_the_embedded_window_and_changes_the_score() -> None:
-    from models.protocol import ablated
+    from nightshift.models.protocol import ablated
 
     model = build().eval()
     assert model.ablatable == ("relaxation",)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.holographic import Config
-from models.protocol import Vocab
+from nightshift.models.holographic import Config
+from nightshift.models.protocol import Vocab
 
 
 @pytest.fixture(autouse=True)

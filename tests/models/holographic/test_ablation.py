@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.holographic import predict
-from models.protocol import ablated
+from nightshift.models.holographic import predict
+from nightshift.models.protocol import ablated
 from tests.models.holographic.conftest import small_config
 
 SUFFIX = dict(context_size=8, key_scales=(1, 2, 3, 4, 6, 8), vote="depth", noise_std=1.0, train_seq_multiple=16,
@@ -53,7 +53,7 @@ def test_memory_off_is_exactly_the_refit_backoff(trained):
 
 
 def test_prototypes_off_equals_a_model_without_prototypes(trained, byte_vocab):
-    from models.protocol import SleepContext
+    from nightshift.models.protocol import SleepContext
 
     model, val = trained
     model.sleep(SleepContext(step=1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.holographic import algebra as A
+from nightshift.models.holographic import algebra as A
 
 
 def test_generators_square_and_anticommute():

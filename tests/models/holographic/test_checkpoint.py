@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.protocol import SleepContext
+from nightshift.models.protocol import SleepContext
 from tests.models.holographic.conftest import small_config
 
 

@@ -7,11 +7,11 @@ import logging
 import pytest
 import torch
 
-from models import registry
-from models.errors import ModelConfigError
-from models.holographic import FLAVORS, Config, HolographicModel
-from models.holographic.metrics import bits_per_byte
-from models.protocol import Vocab
+from nightshift.models import registry
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.holographic import FLAVORS, Config, HolographicModel
+from nightshift.models.holographic.metrics import bits_per_byte
+from nightshift.models.protocol import Vocab
 
 
 @pytest.mark.parametrize(

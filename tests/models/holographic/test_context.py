@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.holographic import algebra as A
-from models.holographic import context as C
+from nightshift.models.holographic import algebra as A
+from nightshift.models.holographic import context as C
 
 
 @pytest.mark.parametrize(("n", "length"), [(1, 9), (3, 20), (5, 5), (7, 40), (16, 50), (40, 30), (150, 420)])

@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from models.protocol import SleepContext, Vocab
+from nightshift.models.protocol import SleepContext, Vocab
 from tests.models.holographic.conftest import small_config
 
 WORLD = 2

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from models.protocol import SleepContext
+from nightshift.models.protocol import SleepContext
 from tests.models.holographic.conftest import small_config
 
 TRANSFERS = {"to", "cpu", "cuda", "copy_", "__get__", "__set__", "device", "is_cuda", "numel", "dim", "size"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from models.holographic import algebra as A
-from models.holographic import context as C
-from models.holographic.keys import KeyLayout
+from nightshift.models.holographic import algebra as A
+from nightshift.models.holographic import context as C
+from nightshift.models.holographic.keys import KeyLayout
 
 SCALES = (1, 2, 3, 4, 6, 8, 16, 32)
 V = 5000

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from models.holographic import metrics
-from models.protocol import SleepContext
+from nightshift.models.holographic import metrics
+from nightshift.models.protocol import SleepContext
 from tests.models.holographic.conftest import byte_rows, small_config
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import tiktoken
 import torch
 
-from models.holographic.predict import BETAS, WIDTHS
-from models.protocol import Vocab
+from nightshift.models.holographic.predict import BETAS, WIDTHS
+from nightshift.models.protocol import Vocab
 from tests.models.holographic.conftest import small_config
 
 

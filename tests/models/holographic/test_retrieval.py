@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.holographic import metrics
+from nightshift.models.holographic import metrics
 from tests.models.holographic.conftest import byte_rows, small_config
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from models.holographic import algebra
-from models.holographic import sleep as dreaming
-from models.holographic.keys import KeyLayout
-from models.holographic.prototypes import Prototypes, histogram
-from models.protocol import SleepContext
+from nightshift.models.holographic import algebra
+from nightshift.models.holographic import sleep as dreaming
+from nightshift.models.holographic.keys import KeyLayout
+from nightshift.models.holographic.prototypes import Prototypes, histogram
+from nightshift.models.protocol import SleepContext
 from tests.models.holographic.conftest import small_config
 
 EXPECTED = {"prototypes", "schemas", "consolidation_ratio", "compression_ratio", "mean_sigma", "witness_stability",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.holographic.store import Column, Reservoir, block_topk, knn
+from nightshift.models.holographic.store import Column, Reservoir, block_topk, knn
 
 COLS = {"x": Column(0, torch.int32), "v": Column(3, torch.float32)}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import tiktoken
 
-from models.macro_unit import Config
-from models.protocol import Vocab
+from nightshift.models.macro_unit import Config
+from nightshift.models.protocol import Vocab
 from tests.models.macro_unit.helpers import train
 
 SMALL = dict(max_order=5, max_entries_per_order=1 << 16, chunk_bytes=1 << 16, train_seq_len=1024,
@@ -17,7 +17,7 @@ SMALL = dict(max_order=5, max_entries_per_order=1 << 16, chunk_bytes=1 << 16, tr
 @pytest.fixture(scope="module")
 def trained(pg19_texts):
     """Order-5 model on 300 KB of a pg19 book, after one sleep (so it has units)."""
-    from models.protocol import SleepContext
+    from nightshift.models.protocol import SleepContext
 
     model = Config(**SMALL).build(Vocab.bytes_vocab())
     train(model, pg19_texts["train"][2].encode()[:300_000])

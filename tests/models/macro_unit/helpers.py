@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from models.protocol import Vocab
+from nightshift.models.protocol import Vocab
 
 
 def byte_rows(text: bytes, row_len: int, eot: int | None = None) -> torch.Tensor:

@@ -8,9 +8,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from models.macro_unit.byte_model import ByteModel
-from models.macro_unit.counts import NgramCounts
-from models.macro_unit.keys import key_to_bytes
+from nightshift.models.macro_unit.byte_model import ByteModel
+from nightshift.models.macro_unit.counts import NgramCounts
+from nightshift.models.macro_unit.keys import key_to_bytes
 
 
 def _fragments_text(rng: np.random.Generator, n_frags: int = 12) -> list[bytes]:

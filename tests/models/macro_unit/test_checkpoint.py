@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.errors import ModelConfigError
-from models.macro_unit import Config
-from models.protocol import SleepContext, Vocab
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.macro_unit import Config
+from nightshift.models.protocol import SleepContext, Vocab
 from tests.models.macro_unit.conftest import SMALL
 from tests.models.macro_unit.helpers import byte_rows, train
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from models import registry
-from models.errors import ModelConfigError
-from models.macro_unit import DEFAULT_FLAVOR, FLAVORS, SUMMARY, Config, MacroUnitModel
-from models.protocol import Vocab
+from nightshift.models import registry
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.macro_unit import DEFAULT_FLAVOR, FLAVORS, SUMMARY, Config, MacroUnitModel
+from nightshift.models.protocol import Vocab
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from models.macro_unit import Config
-from models.protocol import SleepContext, Vocab
+from nightshift.models.macro_unit import Config
+from nightshift.models.protocol import SleepContext, Vocab
 from tests.models.macro_unit.conftest import SMALL
 from tests.models.macro_unit.helpers import byte_rows
 

@@ -6,8 +6,8 @@ import math
 
 import numpy as np
 
-from models.macro_unit import Config
-from models.protocol import SleepContext, Vocab, ablated
+from nightshift.models.macro_unit import Config
+from nightshift.models.protocol import SleepContext, Vocab, ablated
 from tests.models.macro_unit.conftest import SMALL
 from tests.models.macro_unit.helpers import bits_per_byte, train
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.macro_unit import Config
-from models.macro_unit.mdl import MdlSettings, consolidate, description_length, parse
-from models.macro_unit.tokens import row_priorities
-from models.macro_unit.units import Codebook
-from models.protocol import SleepContext, Vocab
+from nightshift.models.macro_unit import Config
+from nightshift.models.macro_unit.mdl import MdlSettings, consolidate, description_length, parse
+from nightshift.models.macro_unit.tokens import row_priorities
+from nightshift.models.macro_unit.units import Codebook
+from nightshift.models.protocol import SleepContext, Vocab
 from tests.models.macro_unit.conftest import SMALL
 from tests.models.macro_unit.helpers import train
 

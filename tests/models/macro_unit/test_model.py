@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.macro_unit import Config
-from models.macro_unit.generate import generate_bytes
-from models.macro_unit.units import Codebook
-from models.protocol import Vocab, ablated
+from nightshift.models.macro_unit import Config
+from nightshift.models.macro_unit.generate import generate_bytes
+from nightshift.models.macro_unit.units import Codebook
+from nightshift.models.protocol import Vocab, ablated
 from tests.models.macro_unit.conftest import SMALL
 from tests.models.macro_unit.helpers import bits_per_byte, windowed_bits_per_byte
 

@@ -7,12 +7,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.macro_unit.cache import InContextCounts
-from models.macro_unit.context import Stream, byte_contexts
-from models.macro_unit.mixer import Mixer, fit
-from models.macro_unit.unit_context import NO_UNIT, UnitParser
-from models.macro_unit.units import Codebook
-from models.protocol import ablated
+from nightshift.models.macro_unit.cache import InContextCounts
+from nightshift.models.macro_unit.context import Stream, byte_contexts
+from nightshift.models.macro_unit.mixer import Mixer, fit
+from nightshift.models.macro_unit.unit_context import NO_UNIT, UnitParser
+from nightshift.models.macro_unit.units import Codebook
+from nightshift.models.protocol import ablated
 from tests.models.macro_unit.helpers import bits_per_byte
 
 ABLATIONS = ((), ("units",), ("cache",), ("units", "cache"))

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.macro_unit.units import Codebook
+from nightshift.models.macro_unit.units import Codebook
 
 units_st = st.lists(st.binary(min_size=2, max_size=12), max_size=40, unique=True)
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.protocol import Vocab
-from models.transformer import loss as chunked
-from models.transformer.config import Config
+from nightshift.models.protocol import Vocab
+from nightshift.models.transformer import loss as chunked
+from nightshift.models.transformer.config import Config
 
 
 @pytest.mark.parametrize("chunk_elements", [1 << 24, 3 * 128 + 5])  # one chunk; many uneven chunks

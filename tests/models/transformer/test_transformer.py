@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from models.errors import ModelConfigError
-from models.protocol import Vocab
-from models.registry import flavors, resolve
+from nightshift.models.errors import ModelConfigError
+from nightshift.models.protocol import Vocab
+from nightshift.models.registry import flavors, resolve
 
 
 @pytest.fixture()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator.cli import main
+from nightshift.orchestrator.cli import main
 from tests.fixtures.servers import free_port
 from tests.orchestrator.serving.conftest import LoggedRun, tracked_run_id
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from orchestrator.errors import UserError
+from nightshift.orchestrator.errors import UserError
 from tests.fixtures.servers import VENV_BIN, free_port, stop_process, wait_http
 from tests.orchestrator.conftest import ROOT
 from tests.orchestrator.serving.conftest import LoggedRun
@@ -72,7 +72,7 @@ def test_runs_uri_loads_with_mlflow_and_the_checkpoint_with_weights_only(logged_
 
 
 def test_register_made_a_ready_version_and_bad_names_register_nothing(logged_run: LoggedRun, capsys) -> None:
-    from orchestrator.cli import main
+    from nightshift.orchestrator.cli import main
 
     client = _client(logged_run.uri)
     [version] = client.search_model_versions(f"name = '{logged_run.registered}'")
@@ -89,7 +89,7 @@ def test_register_made_a_ready_version_and_bad_names_register_nothing(logged_run
         assert err.startswith("nightshift: error: --register") and err.count("\n") == 1, err
     assert main([*base, "--tracking-uri", "none", "--register", "ok"]) == 2
     assert "needs MLflow tracking" in capsys.readouterr().err
-    from orchestrator.tracking.mlflow_outputs import register_tracked_run
+    from nightshift.orchestrator.tracking.mlflow_outputs import register_tracked_run
 
     with pytest.raises(UserError, match="not tracked"):
         register_tracked_run(logged_run.uri, "no-such-run-000000000000", "never-made")

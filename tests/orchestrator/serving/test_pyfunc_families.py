@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 import torch
 
-from models.protocol import LanguageModel, Vocab
-from orchestrator.config import build_run_config
-from orchestrator.evaluate import bits_per_byte
-from orchestrator.serving.bundle import bundle_in
-from orchestrator.serving.package import save_model_folder
-from orchestrator.vocab import vocab_of
-from pipelines.reader import ValidationDoc
-from pipelines.tokenizers import load_tokenizer
+from nightshift.models.protocol import LanguageModel, Vocab
+from nightshift.orchestrator.config import build_run_config
+from nightshift.orchestrator.evaluate import bits_per_byte
+from nightshift.orchestrator.serving.bundle import bundle_in
+from nightshift.orchestrator.serving.package import save_model_folder
+from nightshift.orchestrator.vocab import vocab_of
+from nightshift.pipelines.reader import ValidationDoc
+from nightshift.pipelines.tokenizers import load_tokenizer
 
 DATASET = "local-pg19-100kb-bytes-0123456789abcdef"
 FAMILIES = ("transformer:debug", "attractor:debug", "holographic:tiny", "macro_unit:small")
@@ -116,8 +116,8 @@ class Scripted(LanguageModel):
 def test_stop_strings_cut_at_their_first_occurrence_even_across_a_split_character(stop: str) -> None:
     """A chunk of 8 bytes ends inside the 2-byte character \u04a4: the text before a stop string that ends
     with it must not leak out with the chunk (nor anything after the stop); streamed pieces join up."""
-    from orchestrator.serving.bundle import Bundle
-    from orchestrator.serving.complete import CHUNK_TOKENS, Sampling, stream
+    from nightshift.orchestrator.serving.bundle import Bundle
+    from nightshift.orchestrator.serving.complete import CHUNK_TOKENS, Sampling, stream
 
     text = "b\x04\x07\u07b0\x08\x1e\u04a4I>te\x0cK4de"
     script = text.encode()

@@ -38,7 +38,7 @@ def live(logged_run: LoggedRun, tmp_path_factory: pytest.TempPathFactory) -> Ite
     port = free_port()
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "serve", f"runs:/{logged_run.mlflow_run_id}/model",
+        [sys.executable, "-m", "nightshift.orchestrator.cli", "serve", f"runs:/{logged_run.mlflow_run_id}/model",
          "--tracking-uri", logged_run.uri, "--port", str(port), "--name", NAME, "--max-tokens", "64",
          "--max-prompt-bytes", "2000"],
         cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **logged_run.env})

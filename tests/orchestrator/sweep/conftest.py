@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sweep import SweepConfig, SweepOutcome, run_sweep
-from pipelines.store import Store
+from nightshift.orchestrator.sweep import SweepConfig, SweepOutcome, run_sweep
+from nightshift.pipelines.store import Store
 
 MODELS = ("transformer:debug", "macro_unit:small")
 SIZES = (100_000, 200_000)

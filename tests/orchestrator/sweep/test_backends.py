@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.backends.sweep_cells import modal_args
-from orchestrator.sweep import plan_sweep
-from pipelines.store import Store
+from nightshift.orchestrator.backends.sweep_cells import modal_args
+from nightshift.orchestrator.sweep import plan_sweep
+from nightshift.pipelines.store import Store
 from tests.engines.test_modal_giant import load_giant
 from tests.orchestrator.sweep.conftest import alias_source, tiny_spec
 

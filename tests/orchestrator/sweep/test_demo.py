@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from models.registry import available_families
-from orchestrator.commands.demo import demo_models
+from nightshift.models.registry import available_families
+from nightshift.orchestrator.commands.demo import demo_models
 from tests.orchestrator.conftest import nightshift
 from tests.orchestrator.sweep.conftest import alias_source
 

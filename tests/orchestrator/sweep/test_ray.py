@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.runs import find_run
-from orchestrator.sweep import run_sweep
-from orchestrator.tracking.query import child_runs, get_run
-from pipelines.store import Store
+from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.sweep import run_sweep
+from nightshift.orchestrator.tracking.query import child_runs, get_run
+from nightshift.pipelines.store import Store
 from tests.orchestrator.sweep.conftest import alias_source, tiny_spec
 
 

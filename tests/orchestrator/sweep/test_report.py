@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import UserError
-from orchestrator.report import write_report
-from orchestrator.tracking.query import list_artifacts
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.report import write_report
+from nightshift.orchestrator.tracking.query import list_artifacts
 from tests.orchestrator.conftest import nightshift
 from tests.orchestrator.sweep.conftest import Recorded
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.checkpoint import CheckpointTrail
-from orchestrator.runs import find_run
-from orchestrator.sweep import read_sweep
-from orchestrator.tracking.jsonl import read_history
-from orchestrator.tracking.query import child_runs, get_run, runs_of_experiment
-from pipelines.store import Store
+from nightshift.orchestrator.checkpoint import CheckpointTrail
+from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.sweep import read_sweep
+from nightshift.orchestrator.tracking.jsonl import read_history
+from nightshift.orchestrator.tracking.query import child_runs, get_run, runs_of_experiment
+from nightshift.pipelines.store import Store
 from tests.orchestrator.conftest import ROOT, nightshift
 from tests.orchestrator.sweep.conftest import alias_source
 
@@ -34,7 +34,7 @@ def test_interrupted_sweep_resumes_the_unfinished_cell_from_its_checkpoint(tmp_p
             "--no-progress", "--no-report"]
     # hold still after the step-4 checkpoint of the first cell, then stop the sweep like Ctrl-C / a preemption
     env = {**os.environ, "NIGHTSHIFT_FAULTS": "pause@4:120"}
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "nightshift.orchestrator.cli", *args], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 300
     while time.time() < deadline:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import UserError
-from orchestrator.sweep import plan_sweep
-from pipelines.store import Store
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.sweep import plan_sweep
+from nightshift.pipelines.store import Store
 from tests.orchestrator.conftest import nightshift
 from tests.orchestrator.sweep.conftest import alias_source, tiny_spec
 
@@ -84,7 +84,7 @@ def test_planned_cells_share_one_validation_split_and_honour_each_bound(tmp_path
 
 
 def _bytes_vocab():  # noqa: ANN202
-    from models.protocol import Vocab
+    from nightshift.models.protocol import Vocab
 
     return Vocab.bytes_vocab()
 
@@ -100,7 +100,7 @@ def test_cli_refuses_an_unknown_model_before_preparing_anything(tmp_path: Path, 
 
 
 def test_seeds_are_aggregated_with_their_spread_and_overlaps_are_marked() -> None:
-    from orchestrator.report.collect import seed_summary
+    from nightshift.orchestrator.report.collect import seed_summary
 
     def cell(variant: str, seed: int, bpb: float) -> dict:
         return {"variant": variant, "size_bytes": 1_000_000, "seed": seed, "val_bpb": bpb}
@@ -122,7 +122,7 @@ def test_seeds_are_aggregated_with_their_spread_and_overlaps_are_marked() -> Non
 
 @pytest.mark.parametrize(("text", "seeds"), [("1", (0,)), ("3", (0, 1, 2)), ("0,1,2", (0, 1, 2)), ("5,", (5,))])
 def test_seeds_flag_takes_a_count_or_a_list(text: str, seeds: tuple[int, ...]) -> None:
-    from orchestrator.commands.sweep import parse_seeds
+    from nightshift.orchestrator.commands.sweep import parse_seeds
 
     assert parse_seeds(text) == seeds
     with pytest.raises(UserError, match="--seeds"):

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from orchestrator.launch import launch
-from orchestrator.runs import find_run
-from orchestrator.sweep import plan_sweep, read_sweep, run_sweep
-from orchestrator.tracking.query import child_runs, get_run, list_artifacts, runs_of_experiment
-from pipelines.store import Store
+from nightshift.orchestrator.launch import launch
+from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.sweep import plan_sweep, read_sweep, run_sweep
+from nightshift.orchestrator.tracking.query import child_runs, get_run, list_artifacts, runs_of_experiment
+from nightshift.pipelines.store import Store
 from tests.orchestrator.test_ablation import _family_class
 from tests.orchestrator.sweep.conftest import MODELS, SIZES, Recorded, alias_source, tiny_spec
 
@@ -88,7 +88,7 @@ def test_rerunning_the_sweep_skips_finished_cells_without_new_runs(recorded_swee
 
 
 def runs_of_experiment_by_id(uri: str, experiment_id: str) -> list[dict]:
-    from orchestrator.tracking.mlflow_tracker import open_client
+    from nightshift.orchestrator.tracking.mlflow_tracker import open_client
 
     name = open_client(uri).get_experiment(experiment_id).name
     return runs_of_experiment(uri, name)
@@ -131,8 +131,8 @@ def test_report_numbers_equal_each_runs_result(recorded_sweep: Recorded) -> None
 
 def test_rebuilt_training_time_matches_the_trainers_own_count(recorded_sweep: Recorded) -> None:
     """The wall-clock axis is rebuilt from logged throughput windows; at the last step it must be train_seconds."""
-    from orchestrator.report.collect import _elapsed
-    from orchestrator.tracking.jsonl import read_history
+    from nightshift.orchestrator.report.collect import _elapsed
+    from nightshift.orchestrator.tracking.jsonl import read_history
 
     store = recorded_sweep.store
     for cell in recorded_sweep.outcome.cells:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.store import Store
+from nightshift.pipelines.store import Store
 
 # Short intervals so outage/recovery happens within a test; production defaults are seconds.
 FAST: dict[str, Any] = {"flush_interval_s": 0.1, "retry_interval_s": 0.3, "probe_timeout_s": 1.0,

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import UserError
-from orchestrator.tracking import (
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.tracking import (
     CompositeTracker, JsonlTracker, NoopTracker, build_tracker, metric_series, read_history,
 )
-from orchestrator.tracking.base import StepFilter
-from pipelines.store import Store
+from nightshift.orchestrator.tracking.base import StepFilter
+from nightshift.pipelines.store import Store
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -94,7 +94,7 @@ def test_factory_gives_noop_off_rank_zero_and_history_without_mlflow(store: Stor
 
 
 def test_factory_default_is_embedded_mlflow_plus_history(store: Store) -> None:
-    from orchestrator.tracking.mlflow_tracker import MlflowTracker
+    from nightshift.orchestrator.tracking.mlflow_tracker import MlflowTracker
 
     tracker = build_tracker(None, store, rank=0, run_prefix=("runs", "d", "m", "r"))
     assert isinstance(tracker, CompositeTracker)
@@ -120,6 +120,6 @@ def test_only_the_mlflow_modules_import_mlflow() -> None:
     assert tracking == ["orchestrator/tracking/mlflow_outputs.py", "orchestrator/tracking/mlflow_tracker.py"]
     others = [p for p in importers if p not in tracking]
     assert all(p.startswith("orchestrator/serving/") or p == "orchestrator/commands/serve.py" for p in others)
-    code = ("import sys, orchestrator.tracking, orchestrator.tracking.query, orchestrator.trainer; "
+    code = ("import sys, nightshift.orchestrator.tracking, nightshift.orchestrator.tracking.query, nightshift.orchestrator.trainer; "
             "assert 'mlflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.tracking.batching import MAX_ENTITIES, MAX_METRICS, MAX_PARAMS_OR_TAGS, coalesce, probe
+from nightshift.orchestrator.tracking.batching import MAX_ENTITIES, MAX_METRICS, MAX_PARAMS_OR_TAGS, coalesce, probe
 from tests.fixtures.servers import free_port
 
 

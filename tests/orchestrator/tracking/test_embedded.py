@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.tracking import build_tracker, default_tracking_uri, metric_series, query, read_history
-from pipelines.store import Store
+from nightshift.orchestrator.tracking import build_tracker, default_tracking_uri, metric_series, query, read_history
+from nightshift.pipelines.store import Store
 from tests.orchestrator.tracking.conftest import FAST, steps_of
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.tracking import JsonlTracker, metric_series, read_history
-from orchestrator.tracking.sanitize import REDACTED
-from pipelines.store import Store
+from nightshift.orchestrator.tracking import JsonlTracker, metric_series, read_history
+from nightshift.orchestrator.tracking.sanitize import REDACTED
+from nightshift.pipelines.store import Store
 
 
 def _log(tracker: JsonlTracker, steps: range, scale: float = 1.0) -> None:

@@ -10,11 +10,11 @@ import boto3
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestrator.errors import UserError
-from orchestrator.tracking import query
-from orchestrator.tracking.mlflow_tracker import MlflowTracker, replay_spool
-from orchestrator.tracking.sanitize import REDACTED
-from pipelines.store import Store
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.tracking import query
+from nightshift.orchestrator.tracking.mlflow_tracker import MlflowTracker, replay_spool
+from nightshift.orchestrator.tracking.sanitize import REDACTED
+from nightshift.pipelines.store import Store
 from tests.fixtures.servers import free_port
 from tests.orchestrator.tracking.conftest import FAST, steps_of
 

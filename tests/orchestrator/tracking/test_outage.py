@@ -8,9 +8,9 @@ import json
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestrator.tracking import query
-from orchestrator.tracking.mlflow_tracker import MlflowTracker
-from pipelines.store import Store
+from nightshift.orchestrator.tracking import query
+from nightshift.orchestrator.tracking.mlflow_tracker import MlflowTracker
+from nightshift.pipelines.store import Store
 from tests.fixtures.servers import start_mlflow_server
 from tests.orchestrator.tracking.conftest import FAST, steps_of, wait_until
 

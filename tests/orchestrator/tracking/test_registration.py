@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.tracking.mlflow_outputs import REGISTRATION_TAG, register_run_model
+from nightshift.orchestrator.tracking.mlflow_outputs import REGISTRATION_TAG, register_run_model
 
 pytestmark = [pytest.mark.mlflow]
 

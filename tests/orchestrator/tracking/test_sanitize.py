@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.tracking.sanitize import (
+from nightshift.orchestrator.tracking.sanitize import (
     MAX_KEY_LENGTH, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, REDACTED, flatten, is_secret_key,
     metric_values, redact_text, sanitize_params, sanitize_structure, sanitize_tags,
 )

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.tracking import build_tracker
-from pipelines.store import Store
+from nightshift.orchestrator.tracking import build_tracker
+from nightshift.pipelines.store import Store
 from tests.fixtures.servers import free_port
 from tests.orchestrator.tracking.conftest import FAST
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "orchestrator.cli", *args]
+    return [sys.executable, "-m", "nightshift.orchestrator.cli", *args]
 
 
 def _lines(proc: subprocess.Popen) -> "queue.Queue[str]":

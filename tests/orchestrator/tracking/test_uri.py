@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.tracking import build_tracker
-from orchestrator.tracking.uri import TRACKING_URI_ENV, explicit_tracking_uri, resolve_tracking_uri
-from pipelines.store import Store
+from nightshift.orchestrator.tracking import build_tracker
+from nightshift.orchestrator.tracking.uri import TRACKING_URI_ENV, explicit_tracking_uri, resolve_tracking_uri
+from nightshift.pipelines.store import Store
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -35,7 +35,7 @@ def test_flag_beats_environment_beats_the_store_db(store: Store, monkeypatch: py
 
 def test_the_tracker_and_every_command_follow_the_rule(store: Store, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.commands.common import tracking_uri_of
+    from nightshift.orchestrator.commands.common import tracking_uri_of
 
     elsewhere = "http://127.0.0.1:9"  # never contacted: the tracker is built, not started
     monkeypatch.setenv(TRACKING_URI_ENV, elsewhere)
@@ -48,7 +48,7 @@ def test_the_tracker_and_every_command_follow_the_rule(store: Store, tmp_path: P
 
 def test_ui_prints_a_server_url_from_the_environment(store: Store, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture) -> None:
-    from orchestrator.cli import main
+    from nightshift.orchestrator.cli import main
 
     monkeypatch.setenv(TRACKING_URI_ENV, "http://127.0.0.1:5999")
     assert main(["ui", "--store", store.url]) == 0
@@ -56,8 +56,8 @@ def test_ui_prints_a_server_url_from_the_environment(store: Store, monkeypatch: 
 
 
 def test_commit_source_and_user_come_from_the_launcher_when_handed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.backends.ray_backend import forwarded_env
-    from orchestrator.run_tags import COMMIT_ENV, SOURCE_ENV, USER_ENV, git_commit, source_name, source_tags
+    from nightshift.orchestrator.backends.ray_backend import forwarded_env
+    from nightshift.orchestrator.run_tags import COMMIT_ENV, SOURCE_ENV, USER_ENV, git_commit, source_name, source_tags
 
     for name in (COMMIT_ENV, SOURCE_ENV, USER_ENV):
         monkeypatch.delenv(name, raising=False)
@@ -77,7 +77,7 @@ def test_commit_source_and_user_come_from_the_launcher_when_handed(monkeypatch: 
 
 @pytest.mark.modal
 def test_the_modal_image_carries_the_launchers_commit(monkeypatch: pytest.MonkeyPatch) -> None:
-    from orchestrator.run_tags import COMMIT_ENV, SOURCE_ENV
+    from nightshift.orchestrator.run_tags import COMMIT_ENV, SOURCE_ENV
     from tests.engines.test_modal_giant import load_giant
 
     monkeypatch.delenv(COMMIT_ENV, raising=False)

@@ -6,7 +6,7 @@ AVX512-BF16 / AMX and on CUDA). This script checks that the speed costs no
 quality: both variants start from the same weights, see the same batches
 (pg19 sample, gpt2 tokens, the trainer's fused AdamW and clipping, one
 thread), alternate step by step, and are scored with the project's evaluator
-(`nightshift.orchestrator.evaluate.bits_per_byte`, plain NLL, float32 readout) at the
+(`nightshift.orchestrator.evaluation.bits_per_byte.bits_per_byte`, plain NLL, float32 readout) at the
 same step counts (and, at the end, with the relaxation ablated: what it
 adds). A third variant, compiled but float32, differs from the eager one
 only in the order of float rounding: its gap is the noise floor the fast
@@ -33,9 +33,9 @@ os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT.parent / "shared" / "data" 
 
 from nightshift.models import registry  # noqa: E402
 from nightshift.models.protocol import Vocab, ablated  # noqa: E402
-from nightshift.orchestrator.config import TrainConfig  # noqa: E402
-from nightshift.orchestrator.evaluate import bits_per_byte  # noqa: E402
-from nightshift.orchestrator.optim import build_optimizer  # noqa: E402
+from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte  # noqa: E402
+from nightshift.orchestrator.runs.config import TrainConfig  # noqa: E402
+from nightshift.orchestrator.training.optim import build_optimizer  # noqa: E402
 
 
 @dataclasses.dataclass

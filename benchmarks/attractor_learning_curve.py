@@ -3,7 +3,7 @@
 Both models train in the same process on one thread, alternating slices of
 CPU time (process time, so a shared box's load hits both alike), and are
 evaluated at the same budget points with the project's evaluator
-(`nightshift.orchestrator.evaluate.bits_per_byte`: every validation token scored once,
+(`nightshift.orchestrator.evaluation.bits_per_byte.bits_per_byte`: every validation token scored once,
 full left context, plain NLL) on the first `--val-chars` of each validation
 book.
 
@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT.parent / "shared" / "data" / "tokenizers" / "tiktoken_cache"))
 
+from attractor_equal_steps import load  # noqa: E402 - the same pg19 gpt2 loader
+
 from nightshift.models import registry  # noqa: E402
 from nightshift.models.protocol import Vocab  # noqa: E402
-from nightshift.orchestrator.evaluate import bits_per_byte  # noqa: E402
-
-from attractor_equal_steps import load  # noqa: E402 - the same pg19 gpt2 loader
+from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte  # noqa: E402
 
 
 class Runner:

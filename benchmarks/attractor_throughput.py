@@ -42,9 +42,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nightshift.models.attractor import FLAVORS  # noqa: E402
-from nightshift.models.attractor.reference import OriginalAttractor  # noqa: E402
-from nightshift.models.protocol import Vocab  # noqa: E402
+from nightshift.models.attractor import FLAVORS
+from nightshift.models.attractor.reference import OriginalAttractor
+from nightshift.models.protocol import Vocab
 
 
 def tune_malloc() -> bool:

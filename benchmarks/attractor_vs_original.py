@@ -20,7 +20,7 @@ thread, steps of the variants interleaved rep by rep in each process:
             trajectory loss + readout aux CE + token aux CE, backward, clip, Adam (weight decay
             1e-5), with the model built from the original's own argparse defaults
 - ours      `attractor:a1` through the trainer's update: forward, backward, clip 1.0, the
-            trainer's optimizer (`nightshift.orchestrator.optim.build_optimizer`, fused AdamW)
+            trainer's optimizer (`nightshift.orchestrator.training.optim.build_optimizer`, fused AdamW)
 - reference `models/attractor/reference.py` (the original's per-step structure, a test yardstick)
             with the original's optimizer: how its timing compares with the original itself
 - bound     the W*D -> V readout's three float32 matmuls (forward, grad input, grad weight):
@@ -89,7 +89,7 @@ def pg19_batches(n: int, seed: int) -> list[torch.Tensor]:
 
 
 # ----------------------------------------------------------------------------- the original
-def original_args(sandbox) -> SimpleNamespace:  # noqa: ANN001  (their module)
+def original_args(sandbox) -> SimpleNamespace:
     """The namespace the original's main() parses for the A1 command: run main() up to parse_args."""
 
     class Parsed(Exception):
@@ -97,7 +97,7 @@ def original_args(sandbox) -> SimpleNamespace:  # noqa: ANN001  (their module)
 
     real = argparse.ArgumentParser.parse_args
 
-    def grab(self, args=None, namespace=None):  # noqa: ANN001, ANN202
+    def grab(self, args=None, namespace=None):
         raise Parsed(real(self, args, namespace))
 
     argv, sys.argv = sys.argv, ["sandbox.py", *A1_ARGS]
@@ -157,8 +157,8 @@ def ours(seed: int, flavor: str, overrides: str = ""
     """(fwd+bwd, full trainer update) closures for attractor:<flavor> with the trainer's optimizer."""
     from nightshift.models import registry
     from nightshift.models.protocol import Vocab
-    from nightshift.orchestrator.config import TrainConfig
-    from nightshift.orchestrator.optim import build_optimizer
+    from nightshift.orchestrator.runs.config import TrainConfig
+    from nightshift.orchestrator.training.optim import build_optimizer
 
     spec = registry.resolve(f"attractor:{flavor}", dict(kv.split("=", 1) for kv in overrides.split(",") if kv))
     torch.manual_seed(seed)

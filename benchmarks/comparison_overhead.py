@@ -19,12 +19,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nightshift.orchestrator.evaluate import bits_per_byte  # noqa: E402
-from nightshift.orchestrator.loading import load_run  # noqa: E402
-from nightshift.orchestrator.references import compute_references, dataset_texts  # noqa: E402
-from nightshift.orchestrator.sweep import read_sweep  # noqa: E402
-from nightshift.pipelines.sizes import format_size  # noqa: E402
-from nightshift.pipelines.store import Store  # noqa: E402
+from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte
+from nightshift.orchestrator.evaluation.references import compute_references, dataset_texts
+from nightshift.orchestrator.runs.loading import load_run
+from nightshift.orchestrator.sweeps.record import read_sweep
+from nightshift.pipelines.sizes import format_size
+from nightshift.pipelines.store import Store
 
 
 def main() -> None:

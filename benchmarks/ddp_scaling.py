@@ -25,7 +25,7 @@ from pathlib import Path
 # (measured alone, this is worth ~15-20 % on the in-process run here).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,7 @@ def fresh_store(root: Path, name: str) -> str:
     return str(target)
 
 
-def run(name: str, fn) -> dict:  # noqa: ANN001 - a zero-argument callable returning a trainer result
+def run(name: str, fn) -> dict:
     t0 = time.perf_counter()
     result = fn()
     wall = time.perf_counter() - t0
@@ -69,10 +69,10 @@ def main() -> None:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
+    from nightshift.orchestrator.backends import launch
     from nightshift.orchestrator.backends.local_ddp import run_local_ddp
     from nightshift.orchestrator.backends.ray_backend import run_on_ray
-    from nightshift.orchestrator.config import build_run_config
-    from nightshift.orchestrator.launch import launch
+    from nightshift.orchestrator.runs.config import build_run_config
     from nightshift.pipelines.store import Store
 
     torch.set_num_threads(1)  # one thread per worker everywhere: the comparison is about workers

@@ -91,7 +91,7 @@ def finish(name: str, running: tuple, timeout: float) -> dict[str, Any]:
     return entry
 
 
-def _sections():  # noqa: ANN202 - the gpu_sections module
+def _sections():
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import gpu_sections
 

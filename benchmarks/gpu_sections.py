@@ -114,7 +114,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def attempt(out: dict[str, Any], key: str, fn: Callable[[], Any]) -> Any:  # noqa: ANN401
+def attempt(out: dict[str, Any], key: str, fn: Callable[[], Any]) -> Any:
     """Run one measurement; a failure becomes `<key>.error` (the section then fails, its other figures stay)."""
     try:
         return fn()
@@ -136,7 +136,7 @@ def timed_rate(step: Callable[[], Any], device: str, *, warmup: int, seconds: fl
     return n / (time.perf_counter() - start)
 
 
-def synthetic_vocab(size: int):  # noqa: ANN201 - Vocab
+def synthetic_vocab(size: int):
     """A vocabulary of `size` ids (the last one end-of-text) for throughput runs on random tokens."""
     from nightshift.models.protocol import Vocab
 
@@ -156,8 +156,8 @@ FAMILY_RUNS = {  # family: (GPU flavor, smoke flavor, sleeps)
 def train_family(ctx: Ctx, family: str) -> dict[str, Any]:
     """Train (sleep, eval, samples, checkpoints) on the device, stop with SIGTERM half way, resume to the
     end, then score the CUDA-written checkpoint in a fresh CPU process (`nightshift eval`)."""
-    from nightshift.orchestrator.checkpoint import CheckpointTrail
-    from nightshift.orchestrator.runs import find_run
+    from nightshift.orchestrator.checkpointing.trail import CheckpointTrail
+    from nightshift.orchestrator.runs.folders import find_run
     from nightshift.pipelines.store import Store
 
     gpu_flavor, smoke_flavor, sleeps = FAMILY_RUNS[family]
@@ -228,11 +228,11 @@ def ddp_nccl(ctx: Ctx) -> dict[str, Any]:
     backend and under a CUDA-only one (as `backend="nccl"` makes), then whole runs via run_local_ddp."""
     import numpy as np
 
+    from nightshift import collectives
     from nightshift.models.holographic import distributed as holo
     from nightshift.models.macro_unit import distributed as macro
-    from nightshift.orchestrator import collectives
     from nightshift.orchestrator.backends.local_ddp import _free_port, run_local_ddp
-    from nightshift.orchestrator.config import build_run_config
+    from nightshift.orchestrator.runs.config import build_run_config
 
     device = torch.device(ctx.device, 0) if ctx.device == "cuda" else torch.device("cpu")
     out: dict[str, Any] = {}
@@ -280,7 +280,7 @@ def ray_gpu(ctx: Ctx) -> dict[str, Any]:
     import ray
 
     from nightshift.orchestrator.backends.ray_backend import run_on_ray
-    from nightshift.orchestrator.config import build_run_config
+    from nightshift.orchestrator.runs.config import build_run_config
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=True, num_cpus=4,
@@ -331,7 +331,7 @@ def modal_local(ctx: Ctx) -> dict[str, Any]:
 def bench_transformer(ctx: Ctx) -> dict[str, Any]:
     """gpt2-124m training steps (bf16 autocast, fused AdamW), eager and compiled, side by side."""
     from nightshift.models.registry import resolve
-    from nightshift.orchestrator.flops import device_peak_flops, mfu
+    from nightshift.orchestrator.training.flops import device_peak_flops, mfu
 
     flavor, batch = ("debug", 2) if ctx.smoke else ("gpt2-124m", 16)
     cfg = resolve(f"transformer:{flavor}").config
@@ -415,7 +415,7 @@ def bench_holographic(ctx: Ctx) -> dict[str, Any]:
 def bench_attractor(ctx: Ctx) -> dict[str, Any]:
     """`a1` training steps (batch 64, V 8192 as benchmarks/attractor_throughput.py), bf16 autocast on CUDA."""
     from nightshift.models.registry import resolve
-    from nightshift.orchestrator.flops import device_peak_flops, mfu
+    from nightshift.orchestrator.training.flops import device_peak_flops, mfu
 
     device = torch.device(ctx.device)
     cfg = resolve("attractor:debug" if ctx.smoke else "attractor:a1").config

@@ -25,7 +25,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ["OMP_NUM_THREADS"] = "1"
 
-import torch  # noqa: E402
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,7 +37,7 @@ MILLION = 1_000_000
 OLD_REV = "7682f24"  # main before issue 14: tiles of 65,536 keys, scores written to memory
 
 
-def old_knn(rev: str):  # noqa: ANN201 - the previous knn function, or None
+def old_knn(rev: str):
     src = None
     for where in (ROOT, Path.cwd()):  # a checkout, or run from one (e.g. on a snapshot of the tree)
         try:

@@ -45,8 +45,8 @@ def measure(args: argparse.Namespace, size: str) -> dict:
 
     from nightshift.models.holographic import FLAVORS, metrics
     from nightshift.models.protocol import ablated
-    from nightshift.orchestrator.evaluate import bits_per_byte
-    from nightshift.orchestrator.loading import load_run
+    from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte
+    from nightshift.orchestrator.runs.loading import load_run
     from nightshift.pipelines.store import Store
 
     prep = cli("prepare", "--source", args.source, "--max-bytes", size, "--tokenizer", "gpt2", "--store",

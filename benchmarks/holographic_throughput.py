@@ -25,7 +25,7 @@ from pathlib import Path
 # 100x slower with 2 threads; passive waiting keeps 2 threads useful. Must be set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

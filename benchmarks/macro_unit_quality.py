@@ -73,8 +73,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(DATA / "tokenizers" / "tiktoken_cache"))
     from nightshift.models.protocol import ablated
-    from nightshift.orchestrator.evaluate import bits_per_byte
-    from nightshift.orchestrator.loading import load_run
+    from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte
+    from nightshift.orchestrator.runs.loading import load_run
     from nightshift.pipelines.store import Store
 
     print(f"macro_unit:{args.flavor} on pg19 (gpt2 tokens); load average {os.getloadavg()[0]:.1f} on "

@@ -5,7 +5,7 @@ Phase 1 (distinct text only): the pg19 train split (31.6 MB) then the FineWeb ro
 of the distinct text: a sleep (MDL consolidation) and bits per byte on the pg19 validation split
 (3 books, full left context). Phase 2 (memory and speed only, never quality): the same distinct
 stream repeated until 300 MB, a sleep every 50 MB; RSS, model memory and observe MB/s at each mark,
-next to the pre-flight plan's host-memory estimate for the same run (orchestrator/plan.py).
+next to the pre-flight plan's host-memory estimate for the same run (orchestrator/planning/preflight.py).
 
 One thread, pinned to one CPU (as benchmarks/macro_unit_throughput.py).
 
@@ -51,7 +51,7 @@ def status_mb(field: str) -> float:
     return 0.0
 
 
-def bits_per_byte(model, docs: list[bytes]) -> float:  # noqa: ANN001
+def bits_per_byte(model, docs: list[bytes]) -> float:
     nats, n = 0.0, 0
     for doc in docs:
         seq = torch.tensor([[model.vocab.eot_id, *doc]], dtype=torch.long)
@@ -61,8 +61,8 @@ def bits_per_byte(model, docs: list[bytes]) -> float:  # noqa: ANN001
 
 
 def plan_host_mb(flavor: str, total_bytes: int, distinct_bytes: int, row: int) -> float:
-    from nightshift.orchestrator.config import build_run_config
-    from nightshift.orchestrator.plan import data_from_bytes, plan_run
+    from nightshift.orchestrator.planning.preflight import data_from_bytes, plan_run
+    from nightshift.orchestrator.runs.config import build_run_config
 
     steps = math.ceil(total_bytes / (BATCH * row))
     config = build_run_config("x" * 16, f"macro_unit:{flavor}", {"batch_size": str(BATCH)}, steps=steps)

@@ -3,9 +3,9 @@
 One fresh process per size (so peak RSS is its own). In it, side by side on the
 same model state, interleaved:
 
-  original  the checkpoint code before incremental chunks (`git show REV:orchestrator/checkpoint.py`,
+  original  the checkpoint code before incremental chunks (`git show REV:orchestrator/checkpointing/trail.py`,
             written to a scratch folder outside the project and imported from there)
-  chunked   this checkout's CheckpointTrail (orchestrator/chunks.py)
+  chunked   this checkout's CheckpointTrail (orchestrator/checkpointing/chunks.py)
 
 Phases: fill the store to N - 2 delta episodes (the store still has room: it appends) and save
 (both write everything); observe delta more and save again (append: the chunked save writes only the
@@ -33,7 +33,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,13 +73,13 @@ class PeakRSS:
         self.extra = max(0, self.peak - self.base)
 
 
-def original_trail_class(rev: str):  # noqa: ANN201
+def original_trail_class(rev: str):
     """CheckpointTrail as it was at `rev`, from a file in the scratch folder (never copied into the project)."""
     folder = SCRATCH / "original"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"checkpoint_{rev}.py"
     if not path.exists():
-        text = subprocess.run(["git", "show", f"{rev}:orchestrator/checkpoint.py"], cwd=ROOT, check=True,
+        text = subprocess.run(["git", "show", f"{rev}:orchestrator/checkpointing/trail.py"], cwd=ROOT, check=True,
                               capture_output=True, text=True).stdout
         path.write_text(text)
     spec = importlib.util.spec_from_file_location(f"original_checkpoint_{rev}", path)
@@ -109,7 +109,7 @@ def dir_bytes(path: Path) -> int:
 def measure(n: int, threads: int, rev: str, store_root: Path) -> dict:
     from nightshift.models.holographic import Config
     from nightshift.models.holographic.store import knn
-    from nightshift.orchestrator.checkpoint import CheckpointTrail
+    from nightshift.orchestrator.checkpointing.trail import CheckpointTrail
     from nightshift.pipelines.store import Store
 
     torch.set_num_threads(threads)

@@ -2,7 +2,7 @@
 
 Prepares 8 MB of the pg19 sample (gpt2) into a scratch store, then runs `nightshift train` (a fresh
 process each, CPU, no tracking) for a few configs and compares each run's peak RSS (ru_maxrss,
-reported in its result) with `nightshift.orchestrator.plan`'s host-memory estimate for the same config and
+reported in its result) with `nightshift.orchestrator.planning.preflight`'s host-memory estimate for the same config and
 dataset manifest. Goal: within 25 %. The plan's process baseline (PROCESS_BASE_BYTES) is a measured
 constant; the first row (transformer:debug, which holds almost nothing else) shows it.
 
@@ -42,8 +42,8 @@ def nightshift(*args: str) -> subprocess.CompletedProcess:
 
 
 def main() -> None:
-    from nightshift.orchestrator.config import build_run_config, parse_sets
-    from nightshift.orchestrator.plan import data_from_manifest, plan_run
+    from nightshift.orchestrator.planning.preflight import data_from_manifest, plan_run
+    from nightshift.orchestrator.runs.config import build_run_config, parse_sets
     from nightshift.pipelines.reader import open_dataset
     from nightshift.pipelines.store import Store
 

@@ -42,7 +42,7 @@ OUT = ROOT / "docs" / "scale" / "prepare.json"
 VENV_BIN = Path(sys.executable).parent
 
 
-def _sibling(name: str):  # noqa: ANN202
+def _sibling(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -97,12 +97,12 @@ def child_reader(store: str, dataset_id: str, seconds: float, families: bool) ->
     return out
 
 
-def family_rates(reader, seconds: float) -> dict:  # noqa: ANN001
+def family_rates(reader, seconds: float) -> dict:
     """Tokens/s each memory family consumes from the same reader's batches (the fastest consumers)."""
     import torch
 
     from nightshift.models.registry import resolve
-    from nightshift.orchestrator.vocab import vocab_of
+    from nightshift.orchestrator.runs.vocab import vocab_of
 
     vocab = vocab_of(reader.dataset.tokenizer())
     rates = {}

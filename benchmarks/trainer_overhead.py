@@ -50,14 +50,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from nanogpt_reference import GPTConfig  # noqa: E402
 
 from nightshift.models.transformer.model import Transformer  # noqa: E402
-from nanogpt_reference import GPTConfig  # noqa: E402
-from nightshift.orchestrator.config import RunConfig, TrainConfig, build_run_config  # noqa: E402
-from nightshift.orchestrator.optim import lr_factor  # noqa: E402
+from nightshift.orchestrator.runs.config import RunConfig, TrainConfig, build_run_config  # noqa: E402
+from nightshift.orchestrator.runs.vocab import vocab_of  # noqa: E402
 from nightshift.orchestrator.tracking import build_tracker  # noqa: E402
-from nightshift.orchestrator.trainer import Hook, Trainer  # noqa: E402
-from nightshift.orchestrator.vocab import vocab_of  # noqa: E402
+from nightshift.orchestrator.training.optim import lr_factor  # noqa: E402
+from nightshift.orchestrator.training.trainer import Hook, Trainer  # noqa: E402
 from nightshift.pipelines.prepare import PrepareConfig, prepare  # noqa: E402
 from nightshift.pipelines.reader import open_dataset  # noqa: E402
 from nightshift.pipelines.store import Store  # noqa: E402
@@ -149,13 +149,13 @@ class TimedTrainer(Trainer):
                             "bytes": getattr(out, "n_bytes", 0)})
         return out
 
-    def evaluate(self, max_bytes: int = 0):  # noqa: ANN201
+    def evaluate(self, max_bytes: int = 0):
         return self._timed("eval", super().evaluate, max_bytes)
 
     def write_samples(self) -> str:
         return self._timed("samples", super().write_samples)
 
-    def checkpoint(self):  # noqa: ANN201
+    def checkpoint(self):
         return self._timed("checkpoint", super().checkpoint)
 
     def finish(self, reason: str) -> dict[str, Any]:
@@ -294,7 +294,7 @@ def report(args: argparse.Namespace, config: RunConfig, result: dict, trainer: T
         ("ours / nanoGPT training tokens/s (goal >= 1.0)", "ratio", False),
     ]
     for label, key, pct in rows:
-        fmt = (lambda v: f"{v * 100:+9.1f} %") if pct else (lambda v: f"{v:11.3f}")  # noqa: E731
+        fmt = (lambda v: f"{v * 100:+9.1f} %") if pct else (lambda v: f"{v:11.3f}")
         print(f"{label:<68}{fmt(w[key])}{fmt(c[key])}")
     print(f"\nevents (wall s): setup {w['setup']:.1f}, periodic evals+ckpts {w['periodic']:.1f}, final eval+samples+"
           f"ckpt {w['final']:.1f}, finish total {w['finish']:.1f}; one checkpoint {w['ckpt']:.1f} s, "

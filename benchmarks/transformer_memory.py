@@ -39,7 +39,7 @@ elif mode == "eval-whole-batch":
     with torch.no_grad():
         model.eval(); model.score(x)
 elif mode == "eval-bits-per-byte":
-    from nightshift.orchestrator.evaluate import bits_per_byte
+    from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte
     doc = types.SimpleNamespace(tokens=np.random.randint(0, 50256, 16 * 129), n_bytes=16 * 129 * 4)
     bits_per_byte(model, [doc], batch_size=16)
 print(json.dumps({"mode": mode, "model_mb": base, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

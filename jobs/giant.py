@@ -6,7 +6,7 @@
     modal run -d jobs/giant.py ... --gpu H100:8     # detached: keeps running after you disconnect
 
 `--model` picks any family (default holographic); flags a family has no field
-for are ignored with a warning. The body is `nightshift.orchestrator.backends.modal_run.run_giant`,
+for are ignored with a warning. The body is `nightshift.orchestrator.backends.modal_body.run_giant`,
 a plain function: `giant.local(...)` runs it here, on CPU, without Modal.
 Secrets (created once with `modal secret create`): `nightshift-s3` (AWS_* for an
 s3:// store) and `nightshift-mlflow` (MLFLOW_TRACKING_URI and credentials); set
@@ -58,7 +58,8 @@ def launcher_env() -> dict[str, str]:
     """Commit, entry point and user of the launcher, baked into the image's environment: the container has
     no .git and runs as root, yet its runs carry the commit of the code the image holds (and who launched it).
     Inside the container the same call reads them back from that environment, so the image is unchanged."""
-    from nightshift.orchestrator.run_tags import SOURCE_ENV, launcher_env as here
+    from nightshift.orchestrator.runs.tags import SOURCE_ENV
+    from nightshift.orchestrator.runs.tags import launcher_env as here
 
     return {**here(), SOURCE_ENV: os.environ.get(SOURCE_ENV) or "jobs/giant.py"}
 
@@ -91,8 +92,8 @@ secrets = [modal.Secret.from_name(name) for name in secret_names()]
               timeout=MAX_TIMEOUT_S, retries=RETRIES)
 def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: str | None = None) -> dict:
     """One attempt of the giant run; Modal calls it again (same input) after a preemption or failure."""
-    from nightshift.orchestrator.backends.giant import GiantFlags
-    from nightshift.orchestrator.backends.modal_run import run_giant
+    from nightshift.orchestrator.backends.modal_body import run_giant
+    from nightshift.orchestrator.runs.giant import GiantFlags
     from nightshift.orchestrator.tracking.uri import explicit_tracking_uri
     from nightshift.pipelines.store import default_store_url
 
@@ -106,9 +107,22 @@ def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: st
 
 @app.function(image=image, gpu=DEFAULT_GPU, volumes={VOLUME_MOUNT: volume}, secrets=secrets,
               timeout=MAX_TIMEOUT_S, retries=RETRIES)
+def train_run(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None, gpus: int = 1) -> dict:
+    """One run of `nightshift train --backend modal` (its `.remote()` target); resumes after preemption."""
+    from nightshift.orchestrator.backends.modal_body import VolumeCommits, train_on_volume
+    from nightshift.orchestrator.runs.config import RunConfig
+    from nightshift.pipelines.store import Store
+
+    uses_volume = not modal.is_local() and store_url.startswith(VOLUME_MOUNT)
+    return train_on_volume(RunConfig.from_dict(run), Store.open(store_url), gpus=gpus, tracking_uri=tracking_uri,
+                           commits=VolumeCommits(volume if uses_volume else None), parent_run_id=parent_run_id)
+
+
+@app.function(image=image, gpu=DEFAULT_GPU, volumes={VOLUME_MOUNT: volume}, secrets=secrets,
+              timeout=MAX_TIMEOUT_S, retries=RETRIES)
 def sweep_cell(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None) -> dict:
     """One cell of `nightshift sweep --backend modal` (its `starmap` target); resumes after preemption."""
-    from nightshift.orchestrator.backends.sweep_cells import sweep_cell as body
+    from nightshift.orchestrator.backends.body import sweep_cell as body
 
     return body(run, store_url, tracking_uri, parent_run_id, backend="modal")
 
@@ -124,12 +138,12 @@ def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | N
          dry_run: bool = False, host_memory: str = "") -> None:
     """Validate the flags here (seconds), then run on Modal (hours); `--sets "lr=3e-4;n_layer=8"`.
 
-    The pre-flight plan (orchestrator/plan.py) runs first: `--dry-run` prints it and stops; without it a
+    The pre-flight plan (orchestrator/planning/preflight.py) runs first: `--dry-run` prints it and stops; without it a
     run that cannot fit the device (or `--host-memory`, e.g. 200GB) is refused before any GPU starts.
     """
     import json
 
-    from nightshift.orchestrator.backends.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
+    from nightshift.orchestrator.runs.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
 
     flags = GiantFlags(dataset=dataset, model=model, max_samples=max_samples, vocab_size=vocab_size,
                        context_size=context_size, max_attractors=max_attractors, noise_std=noise_std,
@@ -141,7 +155,7 @@ def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | N
     gpus = gpu_count(gpu)
     config, _ = giant_run_config(flags, "flag-check-000000000000")  # bad flags fail before any GPU starts
     check_world(config, gpus)
-    from nightshift.orchestrator.plan import plan_giant
+    from nightshift.orchestrator.planning.preflight import plan_giant
     from nightshift.pipelines.sizes import parse_size
 
     plan = plan_giant(flags, gpu, host_memory=parse_size(host_memory, what="--host-memory") if host_memory else None)

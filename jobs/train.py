@@ -17,8 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from the job's working directory
     sys.path.insert(0, str(ROOT))
 
-from nightshift.orchestrator.cli import main  # noqa: E402 - after the path fix above
-
+from nightshift.orchestrator.cli import main
 
 GLOBAL_FLAGS = ("--debug", "-v", "--verbose")  # options of `nightshift` itself, placed before `train`
 

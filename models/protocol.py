@@ -28,10 +28,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from nightshift.models.footprint import Footprint, RunShape
 
 BYTE_VOCAB_NAME = "bytes"
 
@@ -81,6 +84,8 @@ class LanguageModel(nn.Module):
     trains_by_gradient: ClassVar[bool] = True
     # Mechanisms that `set_ablation` can switch off for evaluation (empty: nothing to ablate).
     ablatable: ClassVar[tuple[str, ...]] = ()
+    # DDP: parameters that get no gradient in some steps (e.g. the attractor's detached relaxation)
+    ddp_find_unused_parameters: bool = False
 
     def __init__(self, vocab: Vocab) -> None:
         super().__init__()
@@ -123,7 +128,7 @@ class LanguageModel(nn.Module):
         return self.context_length
 
     # --------------------------------------------------------------- training
-    def forward(self, tokens: Tensor) -> tuple[Tensor, dict[str, Tensor]]:  # noqa: D401
+    def forward(self, tokens: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Gradient families: tokens (B, T+1) -> (scalar loss, detached metric tensors)."""
         raise NotImplementedError(f"{self.family} does not train by gradient; call observe()")
 
@@ -138,6 +143,10 @@ class LanguageModel(nn.Module):
 
     def synchronize(self) -> None:
         """Merge memory across torch.distributed ranks (memory families); gradient families: no-op."""
+
+    def check_dataset(self, *, max_doc_tokens: int, total_tokens: int | None = None) -> None:
+        """Refuse a dataset this model cannot train on (e.g. windows longer than any document), before
+        any compute; ModelConfigError in one line. Most families accept any dataset."""
 
     # ------------------------------------------------------------- evaluation
     def log_probs(self, tokens: Tensor) -> Tensor:
@@ -210,15 +219,25 @@ def ablated(model: LanguageModel, parts: Collection[str]) -> Iterator[LanguageMo
 
 
 class ModelConfig(Protocol):
-    """What the registry needs from a family's frozen config dataclass."""
+    """What the registry, the run config and the planner need from a family's frozen config dataclass."""
 
-    def build(self, vocab: Vocab) -> LanguageModel: ...
+    def build(self, vocab: Vocab) -> LanguageModel:
+        """The model for this vocabulary (every check runs here, the vocabulary-dependent ones included)."""
+        ...
+
+    def check(self) -> None:
+        """The checks that need no vocabulary, run when a run is configured (ModelConfigError: one line)."""
+        ...
+
+    def footprint(self, vocab: Vocab, shape: RunShape) -> Footprint:
+        """The memory one rank of a run of this shape holds (models/footprint.py), for the pre-flight plan."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class Flavor:
     """A recipe: a model config plus the trainer settings it was designed for (lr, batch size...)."""
 
-    model: Any  # the family's frozen Config instance
+    model: ModelConfig  # the family's frozen Config instance
     train: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""

@@ -15,7 +15,7 @@ from typing import Any
 
 from nightshift.models.errors import ModelConfigError
 from nightshift.models.overrides import apply_overrides
-from nightshift.models.protocol import Flavor
+from nightshift.models.protocol import Flavor, ModelConfig
 
 FAMILIES: tuple[str, ...] = ("transformer", "attractor", "holographic", "macro_unit")
 
@@ -26,7 +26,7 @@ class ModelSpec:
 
     family: str
     flavor: str
-    config: Any
+    config: ModelConfig  # the family's frozen Config, overrides applied
     train: dict[str, Any]
 
     @property

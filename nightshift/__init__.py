@@ -40,7 +40,8 @@ _CHECKOUT = _HERE.parent
 class _CheckoutFinder(importlib.abc.MetaPathFinder):
     """`nightshift.<layer>` -> `<checkout>/<layer>/`, for a source checkout that is not installed."""
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(self, fullname: str, path: object = None,
+                  target: object = None) -> importlib.machinery.ModuleSpec | None:
         root, _, layer = fullname.partition(".")
         if root != __name__ or layer not in LAYERS:
             return None

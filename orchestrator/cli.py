@@ -21,7 +21,8 @@ from nightshift.pipelines.store import is_out_of_space, space_message
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nightshift",
-        description="Train attractor, holographic, macro-unit and transformer language models; compare them in bits per byte.",
+        description="Train attractor, holographic, macro-unit and transformer language models; "
+                    "compare them in bits per byte.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-v", "--verbose", action="store_true", help="info-level logs")

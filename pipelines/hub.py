@@ -8,6 +8,7 @@ local parquet); anything else streams through `datasets.load_dataset`.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from nightshift.pipelines.errors import DataError
 
@@ -21,7 +22,7 @@ def _fail(repo: str, config: str | None, split: str, exc: Exception) -> DataErro
                      f"{type(exc).__name__}: {first}; use --source local:PATH for files on disk")
 
 
-def _builder(repo: str, config: str | None, revision: str | None):
+def _builder(repo: str, config: str | None, revision: str | None) -> Any:
     import datasets
 
     try:
@@ -49,7 +50,7 @@ def parquet_files(repo: str, config: str | None, revision: str | None, split: st
     return [str(f) for f in files]
 
 
-def stream(repo: str, config: str | None, revision: str | None, split: str):
+def stream(repo: str, config: str | None, revision: str | None, split: str) -> Any:
     """A `datasets` IterableDataset for non-parquet hub repos."""
     import datasets
 

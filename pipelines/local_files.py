@@ -73,7 +73,8 @@ def jsonl_rows(path: Path) -> Iterator[dict]:
             try:
                 row = json.loads(decode_utf8(raw))
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg}); expected one JSON object per line") from None
+                raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg}); "
+                                "expected one JSON object per line") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{lineno} is a JSON {type(row).__name__}; expected one JSON object per line")
             yield row

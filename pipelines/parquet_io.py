@@ -11,13 +11,14 @@ has (see hub.py), so local and hub parquet share this reader.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import BinaryIO
 
 from nightshift.pipelines.errors import DataError
 
 BATCH_BYTES = 1 << 20  # decoded text per record batch: a pg19 book or ~150 web pages
 
 
-def _open(url: str):
+def _open(url: str) -> BinaryIO:
     import fsspec
 
     return fsspec.open(url, "rb").open() if "://" in url else open(url, "rb")

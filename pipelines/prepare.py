@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from nightshift.pipelines.errors import DataError
 from nightshift.pipelines.ids import canonical_json, content_id, digest
 from nightshift.pipelines.progress import PrepareProgress
 from nightshift.pipelines.reader import INTENT, MANIFEST
+from nightshift.pipelines.shards import ShardTask
 from nightshift.pipelines.sizes import format_size
 from nightshift.pipelines.sources import HUB_SOURCES, Source, open_source
 from nightshift.pipelines.split import DRAW, SPLIT_RULES, SPLITS, PlanStats, plan_shards, resolve_rule
@@ -171,13 +173,15 @@ def prepare(config: PrepareConfig, store: Store, *, actors: int = 1, progress: b
     store.write_json(manifest, plan.dir, "manifest.json")
     seconds = time.perf_counter() - start
     written = run.written
-    log.info("prepared %s: %d shards written, %d reused, %.1fs", plan.dataset_id, written, len(entries) - written, seconds)
+    log.info("prepared %s: %d shards written, %d reused, %.1fs", plan.dataset_id, written, len(entries) - written,
+             seconds)
     return Manifest(plan.dataset_id, store.uri(plan.dir), manifest, "prepared", written_shards=written,
                     reused_shards=len(entries) - written, seconds=seconds, worker_peak_rss_mb=run.peak_rss_mb,
                     worker_cpu_seconds=sum(run.cpu_by_pid.values()))
 
 
-def _run(plan: PreparePlan, store: Store, ledger: dict[str, dict], *, actors: int, progress: bool):
+def _run(plan: PreparePlan, store: Store, ledger: dict[str, dict], *, actors: int,
+         progress: bool) -> tuple[Any, ...]:
     cfg = plan.config
     stats = PlanStats()
     entries: dict[str, dict] = {}
@@ -185,7 +189,7 @@ def _run(plan: PreparePlan, store: Store, ledger: dict[str, dict], *, actors: in
                         shard_bytes=cfg.shard_bytes, valid_permille=cfg.valid_permille,
                         split_seed=cfg.split_seed, stats=stats, valid_docs=cfg.valid_docs)
 
-    def todo():
+    def todo() -> Iterator[ShardTask]:
         for task in tasks:
             done = ledger.get(task.path)
             if done is not None and done["digest"] == task.digest and _shard_intact(store, plan.dir, done):

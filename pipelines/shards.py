@@ -102,7 +102,8 @@ def decode_shard(data: bytes, entry: dict, where: str) -> ShardData:
     if len(data) != entry.get("size", len(data)) or actual != expected:
         raise DataError(
             f"shard {where} is truncated or altered ({len(data)} bytes, sha256 {actual[:16]}...); "
-            f"expected {entry.get('size')} bytes with sha256 {expected}; delete the dataset folder and re-run nightshift prepare"
+            f"expected {entry.get('size')} bytes with sha256 {expected}; "
+            "delete the dataset folder and re-run nightshift prepare"
         )
     try:
         table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()

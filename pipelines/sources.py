@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nightshift.pipelines.errors import DataError
 from nightshift.pipelines import hub
+from nightshift.pipelines.errors import DataError
 from nightshift.pipelines.local_files import clean_text, jsonl_columns, jsonl_rows, txt_documents
 from nightshift.pipelines.parquet_io import parquet_columns, parquet_rows
 
@@ -171,7 +171,7 @@ class Source:
             return list(self.files)
         return [f for f in self.files if f.split == split]
 
-    def _dataset_docs(self, ds, split: str | None) -> Iterator[Document]:
+    def _dataset_docs(self, ds: Any, split: str | None) -> Iterator[Document]:
         """A `datasets` stream (non-parquet hub repos), narrowed to the text and id columns."""
         cols = ds.column_names
         if cols is not None:
@@ -212,7 +212,8 @@ def open_source(spec: str, *, text_field: str = "text", id_field: str | None = N
         raise DataError(f"unknown source {spec!r}; accepted: {ACCEPTED}")
     root = Path(spec[len("local:"):]).expanduser()
     if not root.exists():
-        raise DataError(f"local source path {str(root)!r} does not exist; expected a parquet/jsonl/txt file or a folder of them")
+        raise DataError(f"local source path {str(root)!r} does not exist; "
+                        "expected a parquet/jsonl/txt file or a folder of them")
     root = root.resolve()
     files = _local_files(root)
     return Source(spec=f"local:{root}", text_field=text_field, id_field=id_field, config=config,

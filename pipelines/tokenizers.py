@@ -15,7 +15,7 @@ import functools
 import hashlib
 import os
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -176,7 +176,7 @@ def load_tokenizer(name: str, *, threads: int = 1) -> Tokenizer:
 
 
 @functools.lru_cache(maxsize=None)
-def _tiktoken_encoding(name: str):
+def _tiktoken_encoding(name: str) -> Any:
     """Load once per process; offline without a cached file -> one line naming TIKTOKEN_CACHE_DIR."""
     import tiktoken
 

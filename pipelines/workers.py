@@ -14,6 +14,7 @@ import resource
 import time
 from collections.abc import Iterable, Iterator
 
+from nightshift import ray_session
 from nightshift.pipelines.errors import DataError
 from nightshift.pipelines.shards import ShardTask, encode_shard
 from nightshift.pipelines.store import Store
@@ -22,12 +23,6 @@ from nightshift.pipelines.tokenizers import load_tokenizer
 log = logging.getLogger(__name__)
 
 IN_FLIGHT_PER_ACTOR = 2
-# Settings a worker on another process or node needs to reach the store and the tokenizer files.
-FORWARDED_ENV_PREFIXES = ("AWS_", "TIKTOKEN_", "NIGHTSHIFT_", "HF_", "FSSPEC_", "S3_")
-
-
-def forwarded_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
 class ShardWriter:
@@ -55,18 +50,12 @@ def run_in_process(tasks: Iterable[ShardTask], writer: ShardWriter) -> Iterator[
         yield writer.write(task)
 
 
-def ensure_ray(actors: int):
-    """Connect to `$RAY_ADDRESS` if set, else start a small local Ray; reuse one already running."""
+def ensure_ray(actors: int):  # noqa: ANN201 - the ray module
+    """Ray for the actors (nightshift/ray_session.py: reuse, `$RAY_ADDRESS`, or a private local one), left
+    running for the rest of the process."""
     import ray
 
-    if not ray.is_initialized():
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        address = os.environ.get("RAY_ADDRESS") or None
-        quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
-        if address:
-            ray.init(address=address, **quiet)
-        else:  # "local": never attach by surprise to some other `ray start` cluster on this machine
-            ray.init(address="local", include_dashboard=False, num_cpus=max(2, actors), **quiet)
+    ray_session.connect(num_cpus=max(2, actors), quiet=True)
     return ray
 
 
@@ -78,7 +67,7 @@ class RayPool:
         cpus = float(ray.cluster_resources().get("CPU", actors))
         per_actor = min(1.0, cpus / actors)  # never ask for more CPUs than exist: that would hang, not fail
         remote = ray.remote(ShardWriter).options(num_cpus=per_actor, max_restarts=0)
-        env = forwarded_env()
+        env = ray_session.forwarded_env()
         self.actors = [remote.remote(store_url, dataset_dir, tokenizer, env) for _ in range(actors)]
 
     def run(self, tasks: Iterable[ShardTask]) -> Iterator[dict]:

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.servers"]
+from tests.helpers.paths import SHARED_DATA, TIKTOKEN_CACHE
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data")).resolve()
-TIKTOKEN_CACHE = SHARED_DATA / "tokenizers" / "tiktoken_cache"
+pytest_plugins = ["tests.helpers.servers"]
+
 
 # Offline tokenizers for every test and every subprocess a test starts.
 os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(TIKTOKEN_CACHE))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import nightshift
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 BARE = "|".join(nightshift.LAYERS)
 # A bare import (python, or a snippet in the docs), `python -m orchestrator...`, a bare Modal source.
@@ -167,9 +167,9 @@ def test_a_user_project_with_its_own_models_package_imports_both(tmp_path: Path)
 
 @pytest.mark.slow
 def test_a_logged_pyfunc_model_loads_in_a_user_project_with_its_own_models(tmp_path: Path) -> None:
-    from nightshift.orchestrator.config import build_run_config
+    from nightshift.orchestrator.runs.config import build_run_config
+    from nightshift.orchestrator.runs.vocab import vocab_of
     from nightshift.orchestrator.serving.package import save_model_folder
-    from nightshift.orchestrator.vocab import vocab_of
     from nightshift.pipelines.tokenizers import load_tokenizer
 
     tokenizer = load_tokenizer("bytes")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cdp import Browser  # noqa: E402 - a sibling file of this script
+from cdp import Browser
 
 WINDOW = (1600, 900)
 COLUMNS = ("attributes.`Dataset`", "attributes.`Source`", "attributes.`Models`", "metrics.`final/val_bpb`")

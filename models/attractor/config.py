@@ -17,6 +17,7 @@ from nightshift.models.errors import ModelConfigError
 
 if TYPE_CHECKING:
     from nightshift.models.attractor.model import AttractorLM
+    from nightshift.models.footprint import Footprint, RunShape
     from nightshift.models.protocol import Vocab
 
 MAX_WINDOW = 4096  # hard bound on W: the W*D -> V readout and the per-position eval windows scale with it
@@ -140,8 +141,24 @@ class Config:
         if vocab_size is not None and vocab_size < 2:
             raise ModelConfigError(f"attractor needs a vocabulary of >= 2 tokens, got {vocab_size}")
 
+    def check(self) -> None:
+        """The checks that need no vocabulary (ModelConfig protocol)."""
+        self.validate()
+
     def build(self, vocab: "Vocab") -> "AttractorLM":
         from nightshift.models.attractor.model import AttractorLM
 
         self.validate(vocab.size)
         return AttractorLM(self, vocab)
+
+    def footprint(self, vocab: "Vocab", shape: "RunShape") -> "Footprint":
+        """Memory of one rank (models/footprint.py): weights + AdamW, and a rough count of the relaxation's
+        activations (all K steps kept when unrolled) plus the readout logits, or one scoring chunk if larger."""
+        from nightshift.models.footprint import gradient_footprint, meta_build
+
+        model = meta_build(self, vocab)
+        B, T = shape.per_rank_batch, model.train_seq_len
+        kept = self.steps if self.gradients == "unroll" else 1
+        train = B * T * self.window * self.d_model * 4 * 6 * kept + B * T * vocab.size * 12
+        note = f"rough: B x T x W x D x 24 B x {'K' if kept > 1 else '1'} + logits, B={B} T={T}"
+        return gradient_footprint(model, shape, max(train, 4 * self.eval_chunk_floats), note)

@@ -12,6 +12,7 @@ from nightshift.models.holographic.keys import KeyLayout
 from nightshift.models.protocol import Vocab
 
 if TYPE_CHECKING:
+    from nightshift.models.footprint import Footprint, RunShape
     from nightshift.models.holographic.model import HolographicModel
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,9 @@ class Config:
     def train_seq_len(self) -> int:
         return self.context_size * self.train_seq_multiple
 
+    def check(self) -> None:
+        """ModelConfig protocol: every holographic check needs the vocabulary, so they all run at build()."""
+
     def build(self, vocab: Vocab) -> "HolographicModel":
         self.validate(vocab)
         if not vocab.lossless:
@@ -123,3 +127,9 @@ class Config:
         from nightshift.models.holographic.model import HolographicModel
 
         return HolographicModel(self, vocab)
+
+    def footprint(self, vocab: Vocab, shape: "RunShape") -> "Footprint":
+        """Memory of one rank (models/footprint.py): the episode store, backoff, buffers and prototypes."""
+        from nightshift.models.holographic.footprint import footprint
+
+        return footprint(self, vocab, shape)

@@ -1,11 +1,11 @@
-"""The few collectives the memory merge needs, through orchestrator/collectives.py (gloo or NCCL alike)."""
+"""The few collectives the memory merge needs, through nightshift/collectives.py (gloo or NCCL alike)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from nightshift.orchestrator import collectives
+from nightshift import collectives
 
 
 def world() -> tuple[int, int] | None:

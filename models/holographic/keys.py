@@ -39,7 +39,13 @@ import torch
 from torch import Tensor
 
 from nightshift.models.holographic import algebra
-from nightshift.models.holographic.context import keys_from_products, sliding_products, sliding_signatures, unit, window_features
+from nightshift.models.holographic.context import (
+    keys_from_products,
+    sliding_products,
+    sliding_signatures,
+    unit,
+    window_features,
+)
 
 ALL = tuple(range(16))
 EVEN = (0, 5, 6, 7, 8, 9, 10, 15)  # grade 0, the 6 bivectors, gamma5: where even products live

@@ -36,7 +36,6 @@ from nightshift.models.holographic.prototypes import Prototypes
 from nightshift.models.holographic.store import Column, Reservoir
 
 
-
 def episode_columns(key_dim: int) -> dict[str, Column]:
     """Columns of a stored episode; key_dim = 16 for the faithful key, 8 x scales for suffix keys."""
     return {

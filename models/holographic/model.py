@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -258,7 +259,7 @@ class HolographicModel(LanguageModel):
         return keys.reshape(-1, self.layout.dim), sigs.reshape(-1, 16), ctx.reshape(-1), reading
 
     def _chunks(self, keys: Tensor, sigs: Tensor, prev: Tensor, reading: dict[str, Tensor] | None,
-                chunk: int):  # noqa: ANN202 - generator of (slice, Evidence)
+                chunk: int) -> Iterator[tuple[Any, ...]]:
         for s in range(0, prev.shape[0], chunk):
             sl = slice(s, s + chunk)
             part = None

@@ -10,6 +10,7 @@ from nightshift.models.macro_unit.keys import MAX_ORDER
 from nightshift.models.protocol import Vocab
 
 if TYPE_CHECKING:
+    from nightshift.models.footprint import Footprint, RunShape
     from nightshift.models.macro_unit.model import MacroUnitModel
 
 
@@ -104,8 +105,18 @@ class Config:
         _int("holdout_every", self.holdout_every, 0)
         _int("generation_first_bytes", self.generation_first_bytes, 1, 256)
 
+    def check(self) -> None:
+        """The checks that need no vocabulary (ModelConfig protocol)."""
+        self.validate()
+
     def build(self, vocab: Vocab) -> "MacroUnitModel":
         self.validate()
         from nightshift.models.macro_unit.model import MacroUnitModel
 
         return MacroUnitModel(self, vocab)
+
+    def footprint(self, vocab: Vocab, shape: "RunShape") -> "Footprint":
+        """Memory of one rank (models/footprint.py): the count tables, their scoring view, samples, DDP deltas."""
+        from nightshift.models.macro_unit.footprint import footprint
+
+        return footprint(self, vocab, shape)

@@ -13,6 +13,7 @@ context reaches across a fragment start.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,7 +56,7 @@ class Stream:
         return out
 
 
-def suffix_hashes(s: Stream, max_len: int):
+def suffix_hashes(s: Stream, max_len: int) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (l, h) for l = 1..max_len: h (N,) = hash of the l bytes before each position.
 
     Built by extending one byte further back each step, so a string hashes the

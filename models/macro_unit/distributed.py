@@ -1,4 +1,4 @@
-"""Collectives for merging numpy memory across ranks, through orchestrator/collectives.py.
+"""Collectives for merging numpy memory across ranks, through nightshift/collectives.py.
 
 The arrays live in host memory; the helper moves them to whatever device the
 process group serves (gloo: none; a CUDA-only NCCL group: the rank's GPU).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nightshift.orchestrator import collectives
+from nightshift import collectives
 
 
 def world() -> tuple[int, int] | None:

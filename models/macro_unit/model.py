@@ -34,10 +34,10 @@ from torch import Tensor
 from nightshift.models.errors import ModelConfigError
 from nightshift.models.macro_unit import distributed
 from nightshift.models.macro_unit.byte_model import ByteModel
+from nightshift.models.macro_unit.context import Stream
 from nightshift.models.macro_unit.counts import CountTable, NgramCounts
 from nightshift.models.macro_unit.generate import generate_bytes
 from nightshift.models.macro_unit.keys import U64
-from nightshift.models.macro_unit.context import Stream
 from nightshift.models.macro_unit.mdl import MdlSettings, consolidate, table_proposals
 from nightshift.models.macro_unit.predictor import CHUNK_BYTES, Predictor, PredictorSettings
 from nightshift.models.macro_unit.reservoir import Reservoir

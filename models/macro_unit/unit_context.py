@@ -46,8 +46,8 @@ class UnitParser:
         suffixes: list[set[int]] = [set() for _ in range(self.max_len + 2)]  # l -> hashes of l-suffixes of units
         whole: list[set[int]] = [set() for _ in range(self.max_len + 2)]  # l -> hashes of units of length l
         for u in book.units:
-            for l in range(1, len(u) + 1):
-                suffixes[l].add(string_suffix_hash(u[len(u) - l :]))
+            for k in range(1, len(u) + 1):
+                suffixes[k].add(string_suffix_hash(u[len(u) - k :]))
             whole[len(u)].add(string_suffix_hash(u))
         self.suffixes = [_sorted(s) for s in suffixes]
         self.whole = [_sorted(s) for s in whole]
@@ -58,15 +58,15 @@ class UnitParser:
         length = np.minimum(s.pos, 1)  # the single byte before, where there is one
         ident = np.full(n, NO_UNIT, dtype=U64)
         active = np.ones(n, dtype=bool)
-        for l, h in suffix_hashes(s, max(self.max_len, 1)):
-            if l == 1:
+        for k, h in suffix_hashes(s, max(self.max_len, 1)):  # k: the suffix length
+            if k == 1:
                 ident = np.where(length == 1, h, NO_UNIT)
-            active &= (s.pos >= l) & _member(self.suffixes[l], h)
+            active &= (s.pos >= k) & _member(self.suffixes[k], h)
             if not active.any():
                 break
-            if l >= 2:
-                hit = active & _member(self.whole[l], h)
-                length = np.where(hit, l, length)
+            if k >= 2:
+                hit = active & _member(self.whole[k], h)
+                length = np.where(hit, k, length)
                 ident = np.where(hit, h, ident)
         return ident, length
 

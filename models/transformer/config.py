@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 from nightshift.models.errors import ModelConfigError
 
 if TYPE_CHECKING:
+    from nightshift.models.footprint import Footprint, RunShape
     from nightshift.models.protocol import Vocab
     from nightshift.models.transformer.model import Transformer
 
@@ -44,8 +45,26 @@ class Config:
         if self.mlp_ratio <= 0:
             raise ModelConfigError(f"transformer mlp_ratio={self.mlp_ratio} must be > 0")
 
+    def check(self) -> None:
+        """The checks that need no vocabulary (ModelConfig protocol)."""
+        self.validate()
+
     def build(self, vocab: "Vocab") -> "Transformer":
         from nightshift.models.transformer.model import Transformer
 
         self.validate()
         return Transformer(self, vocab)
+
+    def footprint(self, vocab: "Vocab", shape: "RunShape") -> "Footprint":
+        """Memory of one rank (models/footprint.py): weights + AdamW, and activations by
+        Korthikanti et al. 2022 with SDPA (no T^2 scores kept), or the eval logits if larger."""
+        from nightshift.models.footprint import gradient_footprint, meta_build
+
+        model = meta_build(self, vocab)
+        B, T, V = shape.per_rank_batch, model.train_seq_len, model.padded_vocab
+        per_token = 34 if shape.on_gpu else 68
+        logits = B * T * V * (10 if shape.on_gpu else 12)  # logits, their fp32 copy and the gradient of the loss
+        train = self.n_layer * per_token * B * T * self.d_model + logits
+        evaluate = shape.eval_batch_size * T * V * 8  # forward only: logits + log-softmax
+        note = f"formula: {self.n_layer} layers x {per_token} B x B x T x d + logits, B={B} T={T}"
+        return gradient_footprint(model, shape, max(train, evaluate), note)

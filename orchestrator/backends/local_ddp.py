@@ -1,7 +1,7 @@
 """Multi-process DDP on one machine, without Ray: one process per GPU (or gloo ranks on CPU).
 
 Each rank binds its own device before the process group exists and the group
-is device-mapped (`cpu:gloo,cuda:nccl` on GPUs: orchestrator/collectives.py),
+is device-mapped (`cpu:gloo,cuda:nccl` on GPUs: nightshift/collectives.py),
 so the trainer's CPU-side sums and the gradients' NCCL all-reduces both work.
 The Modal giant run uses this for `--gpu H100:8`.
 """
@@ -15,10 +15,10 @@ from typing import Any
 import torch
 import torch.multiprocessing as mp
 
-from nightshift.orchestrator import collectives
-from nightshift.orchestrator.config import RunConfig
+from nightshift import collectives
 from nightshift.orchestrator.errors import UserError
-from nightshift.orchestrator.runtime import Env, resolve_device
+from nightshift.orchestrator.runs.config import RunConfig
+from nightshift.orchestrator.training.runtime import Env, resolve_device
 
 
 def _free_port() -> int:
@@ -43,7 +43,7 @@ def rank_device(spec: str, rank: int, world: int) -> torch.device:
 
 def _worker(rank: int, world: int, port: int, config_dict: dict, store_url: str,
             tracking_uri: str | None, progress: bool, results: Any) -> None:
-    from nightshift.orchestrator.launch import train_in_process
+    from nightshift.orchestrator.backends.body import train_in_process
 
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})

@@ -1,7 +1,7 @@
 """Ray Train backend: the same trainer loop on every worker of a `TorchTrainer` (DDP).
 
 Ray Train starts the workers and initialises torch.distributed (gloo on CPU;
-`cpu:gloo,cuda:nccl` on GPUs, the device rule of orchestrator/collectives.py);
+`cpu:gloo,cuda:nccl` on GPUs, the device rule of nightshift/collectives.py);
 each worker builds its `Env` from the Ray Train context, with the device Ray
 assigned it (`ray.train.torch.get_device()`: a worker sees only its own GPUs),
 and runs `train_in_process`, the body every backend shares. The complete state of a
@@ -18,12 +18,16 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from nightshift.orchestrator.config import RunConfig
+from nightshift import ray_session
+from nightshift.orchestrator.backends.base import CellOptions, CellResult, TrainOptions, check_workers, error_line
+from nightshift.orchestrator.backends.body import sweep_cell
 from nightshift.orchestrator.errors import USER_ERRORS, UserError
-from nightshift.orchestrator.runtime import Env
+from nightshift.orchestrator.runs.config import RunConfig
+from nightshift.orchestrator.training.runtime import Env
 from nightshift.pipelines.store import FileSpec, Store, StoreFileError, parse_json
 
 log = logging.getLogger(__name__)
@@ -32,8 +36,7 @@ POINTER_FILE = "nightshift_checkpoint.json"  # inside each Ray checkpoint direct
 RESULT_FILE = "nightshift_result.json"  # inside the last one: the run's result dict
 MAX_FAILURES_ENV = "NIGHTSHIFT_RAY_MAX_FAILURES"
 DEFAULT_MAX_FAILURES = 3
-# Settings a worker on another process or node needs: store credentials, tokenizer files, MLflow.
-FORWARDED_ENV_PREFIXES = ("AWS_", "TIKTOKEN_", "NIGHTSHIFT_", "HF_", "FSSPEC_", "S3_", "MLFLOW_")
+CELL_RETRIES = 2  # a sweep cell whose worker is lost runs again (and resumes from its checkpoint)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,9 +52,41 @@ class RayJob:
 
 def forwarded_env() -> dict[str, str]:
     """This process's settings plus its git commit, entry point and user (workers' images have no .git)."""
-    from nightshift.orchestrator.run_tags import launcher_env
+    from nightshift.orchestrator.runs.tags import launcher_env
 
-    return {**launcher_env(), **{k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}}
+    return ray_session.forwarded_env(launcher_env())
+
+
+class RayBackend:
+    """Ray Train (TorchTrainer, DDP) for one run; one Ray task per cell for a sweep."""
+
+    name: ClassVar[str] = "ray"
+
+    def check(self, store: Store) -> None:
+        _import_ray()
+
+    def train(self, config: RunConfig, store: Store, options: TrainOptions) -> dict[str, Any]:
+        check_workers(options.workers)
+        return run_on_ray(config, store.url, workers=options.workers, gpus_per_worker=options.gpus_per_worker,
+                          tracking_uri=options.tracking_uri, parent_run_id=options.parent_run_id)
+
+    def run_cells(self, configs: Sequence[RunConfig], store: Store, options: CellOptions) -> Iterator[CellResult]:
+        """One Ray task per cell, as many at once as the cluster's CPUs allow; a lost worker retries (and resumes)."""
+        ray = _import_ray()
+        cpus = options.cpus_per_cell
+        with ray_session.session(num_cpus=cpus, runtime_env={"env_vars": forwarded_env()}):
+            task = ray.remote(num_cpus=cpus, max_retries=CELL_RETRIES)(sweep_cell)
+            pending = {task.remote(c.to_dict(), store.url, options.tracking_uri, options.parent_run_id, self.name,
+                                   max(1, int(cpus))): i for i, c in enumerate(configs)}
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                index = pending.pop(done[0])
+                try:
+                    result = ray.get(done[0])
+                except Exception as exc:  # noqa: BLE001 - reported per cell, the others go on
+                    yield index, None, error_line(getattr(exc, "cause", None) or exc)
+                    continue
+                yield index, result, None
 
 
 def max_failures_default() -> int:
@@ -78,7 +113,7 @@ def run_on_ray(config: RunConfig, store_url: str, *, workers: int, gpus_per_work
     from ray.train.torch import TorchConfig, TorchTrainer
 
     _precheck(config, store_url, workers, gpus_per_worker)
-    started = _connect(ray, address, workers * cpus_per_worker)
+    started = ray_session.connect(num_cpus=workers * cpus_per_worker, address=address, dashboard=True)
     try:
         _warn_if_unschedulable(ray, workers, cpus_per_worker, gpus_per_worker)
         store = Store.open(store_url)
@@ -106,7 +141,7 @@ def run_on_ray(config: RunConfig, store_url: str, *, workers: int, gpus_per_work
         try:
             result = trainer.fit()
         except Exception as exc:  # noqa: BLE001 - re-raised as the user's own error where it is one
-            raise _user_error_from(exc) or exc
+            raise (_user_error_from(exc) or exc) from None
         return json.loads(result.metrics["nightshift_result"])
     finally:
         if started:
@@ -114,8 +149,8 @@ def run_on_ray(config: RunConfig, store_url: str, *, workers: int, gpus_per_work
 
 
 def backend_for(gpus_per_worker: float) -> str:
-    """The process-group backend of a worker group: the device rule of orchestrator/collectives.py."""
-    from nightshift.orchestrator.collectives import backend_for as device_backend
+    """The process-group backend of a worker group: the device rule of nightshift/collectives.py."""
+    from nightshift.collectives import backend_for as device_backend
 
     return device_backend("cuda" if gpus_per_worker > 0 else "cpu")
 
@@ -123,7 +158,7 @@ def backend_for(gpus_per_worker: float) -> str:
 def _import_ray():  # noqa: ANN202 - the ray module
     try:
         import ray
-        import ray.train  # noqa: F401 - fails early without ray[train]
+        import ray.train
     except ImportError as exc:
         raise UserError(f"--backend ray needs ray[train] installed ({exc}); pip install 'ray[train]'") from None
     return ray
@@ -140,23 +175,6 @@ def _precheck(config: RunConfig, store_url: str, workers: int, gpus_per_worker: 
         raise UserError(f"batch_size={cfg.batch_size} must be divisible by workers x grad_accum "
                         f"= {workers} x {cfg.grad_accum}; pick --workers that divides it or --set batch_size=...")
     open_dataset(Store.open(store_url), config.dataset_id)  # DataError: unknown or incomplete dataset
-
-
-def _connect(ray, address: str | None, cpus_wanted: float) -> bool:  # noqa: ANN001
-    """Reuse an initialised Ray, else join `address`/$RAY_ADDRESS, else start a local one; True if started."""
-    if ray.is_initialized():
-        return False
-    address = address or os.environ.get("RAY_ADDRESS") or None
-    if address:  # a cluster's auth mode is the user's (RAY_AUTH_MODE / ~/.ray/auth_token), not ours
-        ray.init(address=address)
-        return False
-    # A laptop: a private Ray on loopback (never another user's `ray start` cluster, so no token needed)
-    # with at least one logical CPU per worker, oversubscribed if need be; its dashboard serves the
-    # state API that Ray Train polls.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", _node_ip_address="127.0.0.1",
-             num_cpus=max(int(cpus_wanted + 0.999), os.cpu_count() or 1))
-    return True
 
 
 def _warn_if_unschedulable(ray, workers: int, cpus: float, gpus: float) -> None:  # noqa: ANN001
@@ -195,9 +213,9 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
     import ray.train.torch
     import torch
 
-    from nightshift.orchestrator import collectives
-    from nightshift.orchestrator.checkpoint import CheckpointTrail
-    from nightshift.orchestrator.launch import train_in_process
+    from nightshift import collectives
+    from nightshift.orchestrator.backends.body import train_in_process
+    from nightshift.orchestrator.checkpointing.trail import CheckpointTrail
 
     job: RayJob = loop_config["job"]
     ctx = ray.train.get_context()

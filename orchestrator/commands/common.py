@@ -12,8 +12,8 @@ from nightshift.pipelines.store import Store, default_store_url
 
 def add_store_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None, metavar="URL",
-                        help=f"artifact store: a path, file:// or s3://bucket/prefix (default: $NIGHTSHIFT_STORE or "
-                             f"./.nightshift)")
+                        help="artifact store: a path, file:// or s3://bucket/prefix (default: $NIGHTSHIFT_STORE or "
+                             "./.nightshift)")
 
 
 def add_tracking_arg(parser: argparse.ArgumentParser) -> None:

@@ -40,11 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nightshift.orchestrator.ablation import parts_of, score_ablations
     from nightshift.orchestrator.errors import UserError
-    from nightshift.orchestrator.evaluate import bits_per_byte, online_bits_per_byte
-    from nightshift.orchestrator.loading import load_run
-    from nightshift.orchestrator.references import references_for
+    from nightshift.orchestrator.evaluation.ablation import parts_of, score_ablations
+    from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte, online_bits_per_byte
+    from nightshift.orchestrator.evaluation.references import references_for
+    from nightshift.orchestrator.runs.loading import load_run
     from nightshift.orchestrator.serving.eval_model import eval_model_target
 
     store = open_store(args)
@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if args.ablate:
         out["ablations"] = {p: r.bits_per_byte for p, r in score_ablations(model, score, parts).items()}
     if args.online:  # last: it changes the loaded model's memory
-        out["online_bpb"] = online_bits_per_byte(model, dataset.validation_docs(), max_bytes=args.max_bytes).bits_per_byte
+        online = online_bits_per_byte(model, dataset.validation_docs(), max_bytes=args.max_bytes)
+        out["online_bpb"] = online.bits_per_byte
     refs = None if args.no_references or args.max_bytes else references_for(store, loaded.run.config.dataset_id)
     if refs is not None:
         out["references"] = refs["bpb"]
@@ -137,7 +138,7 @@ def send_model(logged, out: dict, figures: dict):  # noqa: ANN001, ANN201 - Eval
 
     try:
         out["mlflow_model"] = logged.send(figures)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the figures are printed already; the failure is one line
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         if logged.target.register is not None:
             return UserError(f"--register {logged.target.register!r} failed ({reason}); nothing registered")

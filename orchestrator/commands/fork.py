@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from nightshift.orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
-from nightshift.orchestrator.config import parse_sets
+from nightshift.orchestrator.commands.common import (
+    add_store_arg,
+    add_tracking_arg,
+    emit_json,
+    open_store,
+    tracking_uri_of,
+)
+from nightshift.orchestrator.runs.config import parse_sets
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,9 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nightshift.orchestrator.backends import launch
     from nightshift.orchestrator.commands.train import print_result
-    from nightshift.orchestrator.fork import fork_run
-    from nightshift.orchestrator.launch import launch
+    from nightshift.orchestrator.runs.fork import fork_run
 
     store = open_store(args)
     child, lineage = fork_run(store, args.run, args.step, parse_sets(args.set), steps=args.steps)

@@ -6,8 +6,8 @@ import argparse
 import math
 
 from nightshift.orchestrator.commands.common import add_store_arg, emit_json, open_store
-from nightshift.orchestrator.config import build_run_config, parse_sets
 from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.runs.config import build_run_config, parse_sets
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nightshift.orchestrator.plan import data_from_bytes, data_from_manifest, plan_run
+    from nightshift.orchestrator.planning.preflight import data_from_bytes, data_from_manifest, plan_run
     from nightshift.pipelines.sizes import parse_size
 
     if args.steps is not None and args.samples is not None:

@@ -32,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="validation spans this many documents, a slice of each (0: whole documents in order)")
     p.add_argument("--valid-permille", type=int, default=50, help="hash rule: doc ids per 1000 sent to validation")
     p.add_argument("--shard-bytes", default="4MB", help="target text bytes per shard (default 4MB)")
-    p.add_argument("--store", default=None, help="fsspec URL of the store (default: $NIGHTSHIFT_STORE or ./.nightshift)")
+    p.add_argument("--store", default=None,
+                   help="fsspec URL of the store (default: $NIGHTSHIFT_STORE or ./.nightshift)")
     p.add_argument("--actors", type=int, default=1, help="Ray actors tokenizing in parallel; 0 = in this process")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")

@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 
-from nightshift.orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
+from nightshift.orchestrator.commands.common import (
+    add_store_arg,
+    add_tracking_arg,
+    emit_json,
+    open_store,
+    tracking_uri_of,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="write report.html/report.json/PNGs for a sweep (or experiment) and log them to MLflow",
-        description="Val bits/byte vs dataset size, vs compute and tokens (reference compressors beside), ablations, throughput, sleep metrics, a "
+        description="Val bits/byte vs dataset size, vs compute and tokens (reference compressors beside), "
+                    "ablations, throughput, sleep metrics, a "
                     "table of every cell and generated samples. A sweep's report is also attached to its "
                     "MLflow parent run under report/.")
     which = p.add_mutually_exclusive_group(required=True)
@@ -27,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nightshift.orchestrator.report import write_report
+    from nightshift.orchestrator.sweeps.report import write_report
 
     store = open_store(args)
     files = write_report(store, args.sweep, os.path.abspath(args.out), experiment=args.experiment,

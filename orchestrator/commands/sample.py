@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nightshift.orchestrator.loading import load_run
-    from nightshift.orchestrator.sampling import generate_text
+    from nightshift.orchestrator.runs.loading import load_run
+    from nightshift.orchestrator.training.sampling import generate_text
 
     if args.tokens < 1:
         raise UserError(f"--tokens {args.tokens}: must be >= 1")

@@ -65,7 +65,7 @@ def load_target(target: str, args: argparse.Namespace):  # noqa: ANN201 - (Bundl
     if os.path.isdir(target):
         bundle = load_bundle(*bundle_in(target))
         return bundle, bundle.config.run_id
-    from nightshift.orchestrator.loading import load_run
+    from nightshift.orchestrator.runs.loading import load_run
 
     loaded = load_run(open_store(args), target, step=args.step)
     return Bundle(model=loaded.model, tokenizer=loaded.tokenizer, config=loaded.run.config, step=loaded.step), target

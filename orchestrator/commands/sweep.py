@@ -7,7 +7,13 @@ import os
 import sys
 from typing import Any
 
-from nightshift.orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
+from nightshift.orchestrator.commands.common import (
+    add_store_arg,
+    add_tracking_arg,
+    emit_json,
+    open_store,
+    tracking_uri_of,
+)
 from nightshift.orchestrator.errors import UserError
 from nightshift.pipelines.sizes import parse_size
 
@@ -71,7 +77,7 @@ def add_sweep_args(p: argparse.ArgumentParser, defaults: dict[str, Any] | None =
 
 def spec_from_args(args: argparse.Namespace, extra_sets: tuple[str, ...] = ()):  # noqa: ANN201 - SweepConfig
     """`extra_sets` come before the user's --set (which win on the same key)."""
-    from nightshift.orchestrator.sweep import SweepConfig
+    from nightshift.orchestrator.sweeps.spec import SweepConfig
 
     sizes = tuple(parse_size(s.strip(), what="--sizes") for s in args.sizes.split(",") if s.strip())
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
@@ -143,7 +149,7 @@ def print_table(cells: list[dict[str, Any]], references: dict[str, dict[str, flo
 
 def run_and_print(args: argparse.Namespace, spec: Any, *, backend: str = "local", cpus_per_cell: float = 1.0,
                   threads: int = 0, report: str | None = None, no_report: bool = False) -> int:
-    from nightshift.orchestrator.sweep import run_sweep
+    from nightshift.orchestrator.sweeps.run import run_sweep
 
     store = open_store(args)
     report_dir = None if no_report else (report or default_report_dir(store, spec.sweep_id))

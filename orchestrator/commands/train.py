@@ -5,10 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 
-from nightshift.orchestrator.commands.common import add_store_arg, add_tracking_arg, emit_json, open_store, tracking_uri_of
-from nightshift.orchestrator.config import RunConfig, build_run_config, parse_sets
+from nightshift.orchestrator.backends.base import BACKENDS
+from nightshift.orchestrator.commands.common import (
+    add_store_arg,
+    add_tracking_arg,
+    emit_json,
+    open_store,
+    tracking_uri_of,
+)
 from nightshift.orchestrator.errors import UserError
-from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.runs.config import RunConfig, build_run_config, parse_sets
+from nightshift.orchestrator.runs.folders import find_run
 from nightshift.pipelines.ids import validate_id
 
 log = logging.getLogger(__name__)
@@ -24,8 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--resume", default=None, metavar="RUN", help="continue this run from its latest checkpoint")
-    p.add_argument("--backend", choices=("local", "ray"), default="local")
-    p.add_argument("--workers", type=int, default=1, help="DDP workers (ray backend, or local gloo processes)")
+    p.add_argument("--backend", choices=BACKENDS, default="local",
+                   help="local (this machine), ray (Ray Train on $RAY_ADDRESS or a local Ray), modal (the deployed "
+                        "app of jobs/giant.py; needs an s3:// store)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="DDP workers (local processes, Ray Train workers, or GPUs of the Modal container)")
     p.add_argument("--gpus-per-worker", type=float, default=0.0)
     add_store_arg(p)
     add_tracking_arg(p)
@@ -86,7 +96,7 @@ def run_config_from_args(args: argparse.Namespace, store) -> RunConfig:  # noqa:
 
 
 def describe_diff(a: RunConfig, b: RunConfig) -> str:
-    from nightshift.orchestrator.config import OPERATIONAL_FIELDS
+    from nightshift.orchestrator.runs.config import OPERATIONAL_FIELDS
 
     da, db = a.to_dict(), b.to_dict()
     diffs = []
@@ -105,14 +115,16 @@ def describe_diff(a: RunConfig, b: RunConfig) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nightshift.orchestrator.launch import launch
+    from nightshift.orchestrator.backends import TrainOptions, get_backend
 
     store = open_store(args)
+    backend = get_backend(args.backend)
+    backend.check(store)  # a backend that cannot work here fails before any data is prepared
     registry = registry_uri(args, store)  # a bad --register fails here, before any training
     config = run_config_from_args(args, store)
-    result = launch(config, store, backend=args.backend, workers=args.workers,
-                    gpus_per_worker=args.gpus_per_worker, tracking_uri=tracking_uri_of(args),
-                    progress=not args.no_progress)
+    result = backend.train(config, store, TrainOptions(workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                                                       tracking_uri=tracking_uri_of(args),
+                                                       progress=not args.no_progress))
     if registry and result.get("stop_reason") in ("finished", "budget"):
         from nightshift.orchestrator.tracking.mlflow_outputs import register_tracked_run
 

@@ -23,7 +23,10 @@ import urllib.request
 from nightshift.orchestrator.commands.common import add_store_arg
 from nightshift.orchestrator.errors import UserError
 from nightshift.orchestrator.tracking.factory import (
-    ARTIFACTS_DIR, check_tracking_uri, default_artifact_root, open_store,
+    ARTIFACTS_DIR,
+    check_tracking_uri,
+    default_artifact_root,
+    open_store,
 )
 from nightshift.orchestrator.tracking.uri import is_disabled, resolve_tracking_uri
 

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from nightshift.models.protocol import LanguageModel
-from nightshift.orchestrator.config import RunConfig
 from nightshift.orchestrator.errors import UserError
-from nightshift.orchestrator.vocab import vocab_of
+from nightshift.orchestrator.runs.config import RunConfig
+from nightshift.orchestrator.runs.vocab import vocab_of
 from nightshift.pipelines.tokenizers import ByteTokenizer, TiktokenTokenizer, load_tokenizer, token_dtype
 
 FORMAT = "nightshift.model/1"
@@ -77,7 +77,7 @@ def write_tokenizer(tokenizer: Any, folder: str) -> str:
 class BundledTiktoken(TiktokenTokenizer):
     """A tiktoken encoding rebuilt from a model's own ranks file (no download, no cache)."""
 
-    def __init__(self, folder: str) -> None:  # noqa: D107 - deliberately not calling the name-based parent
+    def __init__(self, folder: str) -> None:
         import tiktoken
 
         with open(os.path.join(folder, TOKENIZER_META)) as f:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightshift.orchestrator.errors import UserError
-from nightshift.orchestrator.loading import LoadedRun
+from nightshift.orchestrator.runs.loading import LoadedRun
 from nightshift.orchestrator.serving.package import MODEL_NAME, save_model_folder
 from nightshift.pipelines.store import Store
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import nightshift
 from nightshift.models.protocol import LanguageModel
-from nightshift.orchestrator.config import RunConfig
+from nightshift.orchestrator.runs.config import RunConfig
 from nightshift.orchestrator.serving.bundle import CHECKPOINT_FILE, TOKENIZER_DIR, write_checkpoint, write_tokenizer
 
 log = logging.getLogger(__name__)

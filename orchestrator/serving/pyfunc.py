@@ -48,7 +48,7 @@ def score_text(bundle: Any, text: str) -> dict[str, float]:
     """Bits per byte of `text` as one document, exactly as validation is scored."""
     import numpy as np
 
-    from nightshift.orchestrator.evaluate import bits_per_byte
+    from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte
 
     doc = SimpleNamespace(tokens=np.asarray(bundle.tokenizer.encode_batch([text])[0], dtype=np.int64),
                           n_bytes=len(text.encode("utf-8")))

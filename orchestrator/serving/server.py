@@ -208,7 +208,7 @@ def _sse(served: Served, cid: str, prompts: list[str], sampling: Sampling, seed:
                              "choices": [{"text": piece.text, "index": index, "logprobs": None,
                                           "finish_reason": piece.finish_reason}]}
                     yield f"data: {json.dumps(chunk)}\n\n"
-        except Exception as exc:  # noqa: BLE001 - headers are sent: report in-band, as OpenAI does
+        except Exception as exc:
             log.exception("streamed completion %s failed", cid)
             yield f"data: {json.dumps(error_body(f'internal error: {type(exc).__name__}', 'server_error'))}\n\n"
     yield "data: [DONE]\n\n"

@@ -8,7 +8,12 @@ MLflow is actually used; `query` reads runs back as plain dicts.
 """
 
 from nightshift.orchestrator.tracking.base import (
-    PARENT_RUN_TAG, RUN_KEY_TAG, CompositeTracker, NoopTracker, RunStatus, Tracker,
+    PARENT_RUN_TAG,
+    RUN_KEY_TAG,
+    CompositeTracker,
+    NoopTracker,
+    RunStatus,
+    Tracker,
 )
 from nightshift.orchestrator.tracking.factory import build_tracker, default_artifact_root, default_tracking_uri
 from nightshift.orchestrator.tracking.jsonl import JsonlTracker, metric_series, read_history

@@ -115,10 +115,10 @@ class Tracker(abc.ABC):
         """True where `log_model` goes somewhere: callers skip building a model package otherwise."""
         return False
 
-    def log_inputs(self, datasets: Sequence[Mapping[str, Any]]) -> None:
+    def log_inputs(self, datasets: Sequence[Mapping[str, Any]]) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """The run's data as dataset inputs (`tracking.inputs.dataset_inputs`); ignored where unsupported."""
 
-    def log_model(self, local_dir: str, name: str = "model", step: int = 0,
+    def log_model(self, local_dir: str, name: str = "model", step: int = 0,  # noqa: B027 - an optional hook
                   params: Mapping[str, Any] | None = None) -> None:
         """A saved MLflow model folder (MLmodel at its root) as the run's logged model `name`.
 
@@ -126,7 +126,7 @@ class Tracker(abc.ABC):
         until `flush()` returns; ignored where unsupported.
         """
 
-    def monitor_node(self, node_id: str | None, run_id: str = "") -> None:
+    def monitor_node(self, node_id: str | None, run_id: str = "") -> None:  # noqa: B027 - an optional hook
         """Log this machine's system metrics as node `node_id` (`system/<node_id>/...`; None: the run's
         only node, `system/...`) into `run_id`, or this tracker's own run; ignored where unsupported.
 

@@ -19,7 +19,12 @@ from nightshift.orchestrator.tracking.base import CompositeTracker, NoopTracker,
 from nightshift.orchestrator.tracking.jsonl import JsonlTracker
 from nightshift.orchestrator.tracking.nodes import NodeMetricsTracker
 from nightshift.orchestrator.tracking.uri import (  # noqa: F401 - DISABLED, TRACKING_DB re-exported for callers
-    DISABLED, TRACKING_DB, default_tracking_uri, is_disabled, open_store, resolve_tracking_uri,
+    DISABLED,
+    TRACKING_DB,
+    default_tracking_uri,
+    is_disabled,
+    open_store,
+    resolve_tracking_uri,
 )
 from nightshift.pipelines.store import Store
 

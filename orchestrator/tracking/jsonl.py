@@ -18,7 +18,10 @@ from typing import Any
 
 from nightshift.orchestrator.tracking.base import RunStatus, StepFilter, Tracker, check_status, event_records
 from nightshift.orchestrator.tracking.sanitize import (
-    metric_values, sanitize_params, sanitize_structure, sanitize_tags,
+    metric_values,
+    sanitize_params,
+    sanitize_structure,
+    sanitize_tags,
 )
 from nightshift.pipelines.store import FileSpec, Store
 

@@ -85,7 +85,7 @@ def send_model(client: MlflowClient, run_id: str, local_dir: str, *, name: str =
     except BaseException:
         try:
             client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
-        except Exception:  # noqa: BLE001 - the original error is the one worth raising
+        except Exception:
             logger.debug("could not mark logged model %s FAILED", model.model_id, exc_info=True)
         raise
     return model.model_id
@@ -187,7 +187,7 @@ class SystemMetrics:
     in a run on several (`system/<node_id>/...`; `tracking.nodes`).
     """
 
-    def __init__(self, uri: str, run_id: str, *, sampling_interval_s: float = 10.0, node_id: str | None = None):
+    def __init__(self, uri: str, run_id: str, *, sampling_interval_s: float = 10.0, node_id: str | None = None) -> None:
         self._monitor: Any = None
         try:
             from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor

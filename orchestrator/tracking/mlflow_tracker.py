@@ -33,15 +33,27 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from nightshift.orchestrator.errors import UserError
-from nightshift.orchestrator.run_tags import user as _user  # the launcher's user where it handed one ($NIGHTSHIFT_USER)
+from nightshift.orchestrator.runs.tags import (
+    user as _user,  # the launcher's user where it handed one ($NIGHTSHIFT_USER)
+)
 from nightshift.orchestrator.tracking.base import (
-    PARENT_RUN_TAG, RUN_KEY_TAG, RunStatus, StepFilter, Tracker, check_status, event_records,
+    PARENT_RUN_TAG,
+    RUN_KEY_TAG,
+    RunStatus,
+    StepFilter,
+    Tracker,
+    check_status,
+    event_records,
 )
 from nightshift.orchestrator.tracking.batching import coalesce, probe
 from nightshift.orchestrator.tracking.mlflow_outputs import SystemMetrics, send_inputs, send_model
 from nightshift.orchestrator.tracking.redact_files import redacted_artifact
 from nightshift.orchestrator.tracking.sanitize import (
-    metric_values, redact_text, sanitize_params, sanitize_structure, sanitize_tags,
+    metric_values,
+    redact_text,
+    sanitize_params,
+    sanitize_structure,
+    sanitize_tags,
 )
 from nightshift.orchestrator.tracking.spool import Spool, default_spool_prefix
 from nightshift.pipelines.ids import slugify
@@ -495,7 +507,7 @@ class MlflowTracker(Tracker):
                         self._send({**record, "local_path": path})
                 else:
                     self._send(record)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if not _is_rejection(exc):
                     raise
                 logger.warning("MLflow rejected spooled record %s, dropping it: %s", name, exc)

@@ -15,14 +15,21 @@ import pytest
 
 from nightshift.orchestrator.tracking import default_tracking_uri, query
 from nightshift.pipelines.store import Store
-from tests.faults.conftest import STEPS, Reference, interrupted_run, run_config, same_weights, weights
+from tests.faults.helpers import (
+    STEPS,
+    Reference,
+    interrupted_run,
+    run_config,
+    same_weights,
+    weights,
+)
 
 
 def _run_dir(store: Path, run_id: str) -> Path:
     return next(store.glob(f"runs/*/*/{run_id}"))
 
 
-def test_resume_falls_back_past_a_truncated_latest_checkpoint(  # noqa: ANN001 - fixtures
+def test_resume_falls_back_past_a_truncated_latest_checkpoint(
         store_copy: tuple[Path, str], reference: Reference, cli, caplog: pytest.LogCaptureFixture) -> None:
     store, dataset_id = store_copy
     config = run_config(dataset_id)
@@ -45,7 +52,7 @@ def test_resume_falls_back_past_a_truncated_latest_checkpoint(  # noqa: ANN001 -
     assert tagged["restored_step"] == 4
 
 
-def test_damaged_pointer_then_corrupt_final_checkpoint_eval_and_sample_say_what_they_used(  # noqa: ANN001
+def test_damaged_pointer_then_corrupt_final_checkpoint_eval_and_sample_say_what_they_used(
         store_copy: tuple[Path, str], reference: Reference, cli, caplog: pytest.LogCaptureFixture) -> None:
     store, dataset_id = store_copy
     s = str(store)

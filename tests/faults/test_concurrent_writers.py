@@ -21,14 +21,28 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.orchestrator.checkpoint import CheckpointTrail
-from nightshift.orchestrator.lease import LEASE_FILE, MACHINE_ENV, LeaseHeld, RunLease
-from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.checkpointing.lease import (
+    LEASE_FILE,
+    MACHINE_ENV,
+    LeaseHeld,
+    RunLease,
+)
+from nightshift.orchestrator.checkpointing.trail import CheckpointTrail
+from nightshift.orchestrator.runs.folders import find_run
 from nightshift.pipelines.prepare import PrepareConfig, prepare
 from nightshift.pipelines.store import Store
-from tests.faults.conftest import (
-    ROOT, STEPS, TRAIN_FLAGS, Reference, kill9, run_config, same_weights, spawn, wait_for, weights,
+from tests.faults.helpers import (
+    STEPS,
+    TRAIN_FLAGS,
+    Reference,
+    kill9,
+    run_config,
+    same_weights,
+    spawn,
+    wait_for,
+    weights,
 )
+from tests.helpers.paths import ROOT
 
 RUN = ("runs", "d-0123456789ab", "m-0123456789ab", "r-0123456789ab")
 
@@ -44,7 +58,7 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from nightshift.orchestrator.lease import LeaseLost, RunLease
+    from nightshift.orchestrator.checkpointing.lease import LeaseLost, RunLease
     from nightshift.pipelines.store import Store
     lease = RunLease(Store.open(sys.argv[1]), tuple(sys.argv[2].split("/")), ttl=float(sys.argv[3]))
     lease.acquire(wait_s=0)
@@ -102,7 +116,7 @@ def test_lease_of_a_killed_holder_expires_and_a_stalled_one_is_lost(any_store: s
             RunLease(store, RUN, ttl=1.0).acquire(wait_s=1.0)
         kill9(holder)  # no release. Elsewhere: only expiry frees it; here: its pid is visibly gone
         taker = RunLease(store, RUN, ttl=1.0)
-        with caplog.at_level(logging.WARNING, logger="nightshift.orchestrator.lease"):
+        with caplog.at_level(logging.WARNING, logger="nightshift.orchestrator.checkpointing.lease"):
             taker.acquire()
         assert why in caplog.text, caplog.text
         assert json.loads(store.read_bytes(*RUN, LEASE_FILE))["owner"] == taker.owner
@@ -144,7 +158,7 @@ def test_two_processes_start_the_same_run_on_local_disk(store_copy: tuple[Path, 
 
 @pytest.mark.slow
 @pytest.mark.s3
-def test_kill_9_on_s3_then_the_same_command_resumes_after_the_lease_expires(  # noqa: ANN001 - fixture
+def test_kill_9_on_s3_then_the_same_command_resumes_after_the_lease_expires(
         s3_env, pg19_dir: Path, reference: Reference) -> None:
     url = s3_env.make_bucket("lease-kill9") + "/store"
     store = Store.open(url)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import Cli
-from tests.fixtures.servers import VENV_BIN, free_port, stop_process, wait_http
+from tests.faults.helpers import Cli
+from tests.helpers.servers import VENV_BIN, free_port, stop_process, wait_http
 
 pytestmark = [pytest.mark.s3]
 
@@ -57,27 +57,27 @@ def _train(url: str) -> list[str]:
             "--store", url, "--tracking-uri", "none", "--no-progress"]
 
 
-def test_missing_credentials(s3_server, aws, cli) -> None:  # noqa: ANN001 - fixtures
+def test_missing_credentials(s3_server, aws, cli) -> None:
     bucket = s3_server.make_bucket("creds-missing")
     aws(AWS_ENDPOINT_URL=s3_server.endpoint)
     line = _one_line(cli(*_train(f"{bucket}/store")))
     assert "no S3 credentials" in line and "AWS_ACCESS_KEY_ID" in line
 
 
-def test_wrong_credentials(strict_s3: str, pg19_dir: Path, aws, cli) -> None:  # noqa: ANN001
+def test_wrong_credentials(strict_s3: str, pg19_dir: Path, aws, cli) -> None:
     aws(AWS_ACCESS_KEY_ID="AKIAWRONGWRONGWRONG1", AWS_SECRET_ACCESS_KEY="nope", AWS_ENDPOINT_URL=strict_s3)
     line = _one_line(cli("prepare", "--source", f"local:{pg19_dir}", "--store", "s3://any-bucket/store"))
     assert "rejected the credentials" in line and "InvalidAccessKeyId" in line
 
 
-def test_unreachable_endpoint(aws, cli) -> None:  # noqa: ANN001
+def test_unreachable_endpoint(aws, cli) -> None:
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     aws(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_ENDPOINT_URL=endpoint)
     line = _one_line(cli(*_train("s3://some-bucket/store")))
     assert "unreachable" in line and endpoint in line
 
 
-def test_missing_bucket(s3_server, pg19_dir: Path, aws, cli) -> None:  # noqa: ANN001
+def test_missing_bucket(s3_server, pg19_dir: Path, aws, cli) -> None:
     aws(**{k: v for k, v in s3_server.env.items() if k.startswith("AWS_")})
     line = _one_line(cli("prepare", "--source", f"local:{pg19_dir}", "--store", "s3://no-such-bucket-here/store"))
     assert "bucket 'no-such-bucket-here' does not exist" in line and s3_server.endpoint in line

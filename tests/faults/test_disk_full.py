@@ -21,12 +21,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nightshift.orchestrator.checkpoint import CheckpointTrail
-from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.checkpointing.trail import CheckpointTrail
+from nightshift.orchestrator.runs.folders import find_run
 from nightshift.orchestrator.tracking.spool import Spool
 from nightshift.pipelines.prepare import PrepareConfig, prepare
 from nightshift.pipelines.store import FAULTS_ENV, Store, StoreFullError
-from tests.faults.conftest import STEPS, Reference, TRAIN_FLAGS, nightshift, run_config, same_weights, weights
+from tests.faults.helpers import (
+    STEPS,
+    TRAIN_FLAGS,
+    Reference,
+    run_config,
+    same_weights,
+    weights,
+)
+from tests.helpers.cli import nightshift
 
 
 @contextlib.contextmanager
@@ -63,7 +71,7 @@ def _one_line(proc: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-def _train(store: Path, dataset_id: str, env: dict[str, str] | None = None, check: bool = True):  # noqa: ANN202
+def _train(store: Path, dataset_id: str, env: dict[str, str] | None = None, check: bool = True):
     return nightshift("train", "--dataset", dataset_id, *TRAIN_FLAGS, "--store", str(store), "--tracking-uri", "none",
                       env=env, check=check)
 
@@ -75,7 +83,7 @@ def _latest_step(store: Path, run_id: str) -> int:
     return trail.latest()["step"]
 
 
-def test_checkpoint_write_out_of_space_injected(store_copy: tuple[Path, str], reference: Reference,  # noqa: ANN001
+def test_checkpoint_write_out_of_space_injected(store_copy: tuple[Path, str], reference: Reference,
                                                 cli, monkeypatch: pytest.MonkeyPatch) -> None:
     store, dataset_id = store_copy
     run_id = run_config(dataset_id).run_id
@@ -164,7 +172,7 @@ def test_mlflow_artifacts_on_a_full_disk_are_kept_and_sent_later(tmp_path: Path,
                                                                 caplog: pytest.LogCaptureFixture) -> None:
     from nightshift.orchestrator.tracking import query
     from nightshift.orchestrator.tracking.mlflow_tracker import MlflowTracker
-    from tests.orchestrator.tracking.conftest import FAST, wait_until
+    from tests.helpers.tracking import FAST, wait_until
 
     with small_disk(tmp_path / "disk", "1m") as disk:
         store = Store.open(str(disk / "store"))
@@ -188,7 +196,7 @@ def test_mlflow_artifacts_on_a_full_disk_are_kept_and_sent_later(tmp_path: Path,
         assert [p["step"] for p in query.metric_history(uri, run_id, "loss")] == [1]
 
 
-def test_report_into_a_full_folder_is_one_line(reference: Reference, tmp_path: Path, cli) -> None:  # noqa: ANN001
+def test_report_into_a_full_folder_is_one_line(reference: Reference, tmp_path: Path, cli) -> None:
     """Out of space outside the store (a report folder): the CLI's catch-all still gives one line."""
     store = tmp_path / "store"
     shutil.copytree(reference.store, store)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from nightshift.orchestrator.errors import UserError
-from nightshift.orchestrator.faults import ENV as FAULTS
-from nightshift.orchestrator.trainer import Trainer
+from nightshift.orchestrator.training.faults import ENV as FAULTS
+from nightshift.orchestrator.training.trainer import Trainer
 from nightshift.pipelines.store import Store
-from tests.faults.conftest import interrupted_run, run_config
+from tests.faults.helpers import interrupted_run, run_config
 
 
 def test_resumed_run_detects_a_spike_at_its_first_step(store_copy: tuple[Path, str],

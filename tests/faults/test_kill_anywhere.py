@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from nightshift.orchestrator.checkpoint import CheckpointTrail
-from nightshift.orchestrator.runs import find_run
+from nightshift.orchestrator.checkpointing.trail import CheckpointTrail
+from nightshift.orchestrator.runs.folders import find_run
 from nightshift.pipelines.store import Store
-from tests.orchestrator.conftest import ROOT, nightshift, prepare_pg19
+from tests.helpers.cli import nightshift
+from tests.helpers.data import prepare_pg19
+from tests.helpers.paths import ROOT
 
 ARGS = ["train", "--model", "transformer:debug", "--steps", "24", "--set", "checkpoint_every=2",
         "--set", "eval_every=0", "--set", "sample_tokens=4", "--tracking-uri", "none", "--no-progress", "--json"]
@@ -40,7 +42,8 @@ def test_kill_9_anywhere_then_resume_matches_an_uninterrupted_run(tmp_path: Path
     while attempts < 12:
         attempts += 1
         proc = subprocess.Popen([sys.executable, "-m", "nightshift.orchestrator.cli", *ARGS, "--dataset", dataset_id,
-                                 "--store", str(killed)], cwd=ROOT, env={**os.environ, "NIGHTSHIFT_FAULTS": "slow@0:0.12,slowckpt@0:0.08"},
+                                 "--store", str(killed)], cwd=ROOT,
+                                env={**os.environ, "NIGHTSHIFT_FAULTS": "slow@0:0.12,slowckpt@0:0.08"},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         # wait until this process is training (it rewrites status.json when its loop starts), then a random instant
         started, deadline = time.time(), time.time() + 120

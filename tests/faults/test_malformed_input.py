@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.orchestrator.config import build_run_config
-from nightshift.orchestrator.trainer import Trainer
+from nightshift.orchestrator.runs.config import build_run_config
+from nightshift.orchestrator.training.trainer import Trainer
 from nightshift.pipelines.store import Store
-from tests.orchestrator.conftest import nightshift, prepare_pg19
+from tests.helpers.cli import nightshift
+from tests.helpers.data import prepare_pg19
+from tests.helpers.paths import SHARED_DATA
 
 BAD_ID = "transformer-debug-s0-0123456789abcdef"
 
@@ -35,7 +37,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg19_dir: Path) -> dict:
 
 def _case(world: dict, name: str) -> tuple[list[str], str]:
     r, s, d, run = world["root"], str(world["store"]), world["dataset"], world["run"]
-    pg = "local:" + str(Path(__file__).resolve().parents[3] / "shared" / "data" / "pg19")
+    pg = "local:" + str(SHARED_DATA / "pg19")
     train = ["train", "--store", s, "--tracking-uri", "none", "--no-progress"]
     cases = {
         "unknown source": (["prepare", "--source", "wikipedia", "--store", s], "unknown source"),
@@ -132,7 +134,7 @@ def test_altered_checkpoint_is_refused(world: dict, tmp_path: Path) -> None:
 
 
 class _Exploit:
-    def __reduce__(self):  # noqa: ANN204 - what a malicious checkpoint would carry
+    def __reduce__(self):
         return (print, ("pwned",))
 
 

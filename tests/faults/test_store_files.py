@@ -15,17 +15,22 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.orchestrator.checkpoint import POINTER, CheckpointTrail
-from nightshift.orchestrator.fork import LINEAGE, fork_run, lineage_of
-from nightshift.orchestrator.runs import RESULT, RUN_CONFIG, STATUS, find_run
-from nightshift.orchestrator.sweep import read_sweep
-from nightshift.orchestrator.tracking.jsonl import HISTORY_SPEC, JsonlTracker, read_history
+from nightshift.orchestrator.checkpointing.trail import POINTER, CheckpointTrail
+from nightshift.orchestrator.runs.folders import RESULT, RUN_CONFIG, STATUS, find_run
+from nightshift.orchestrator.runs.fork import LINEAGE, fork_run, lineage_of
+from nightshift.orchestrator.sweeps.record import read_sweep
+from nightshift.orchestrator.tracking.jsonl import (
+    HISTORY_SPEC,
+    JsonlTracker,
+    read_history,
+)
 from nightshift.orchestrator.tracking.spool import META_SPEC, RECORD_SPEC, Spool
+from nightshift.orchestrator.training.trainer import Trainer
 from nightshift.pipelines.prepare import LEDGER, PrepareConfig, prepare
 from nightshift.pipelines.reader import INTENT, MANIFEST, open_dataset
 from nightshift.pipelines.store import FileSpec, Store, StoreFileError
-from nightshift.orchestrator.trainer import Trainer
-from tests.faults.conftest import nightshift, run_config
+from tests.faults.helpers import run_config
+from tests.helpers.cli import nightshift
 
 SWEEP_ID = "sweep-0123456789abcdef"
 

@@ -19,10 +19,17 @@ from nightshift.orchestrator.tracking import build_tracker, query
 from nightshift.orchestrator.tracking.factory import OUTAGE_ENV
 from nightshift.orchestrator.tracking.spool import Spool
 from nightshift.pipelines.store import Store
-from tests.faults.conftest import (
-    STEPS, Reference, interrupted_run, run_config, same_weights, spawn, wait_for, weights,
+from tests.faults.helpers import (
+    STEPS,
+    Reference,
+    interrupted_run,
+    run_config,
+    same_weights,
+    spawn,
+    wait_for,
+    weights,
 )
-from tests.fixtures.servers import free_port, start_mlflow_server, stop_process
+from tests.helpers.servers import free_port, start_mlflow_server, stop_process
 
 PREFIX = ("runs", "d-0123456789ab", "m-0123456789ab", "r-0123456789ab")
 
@@ -52,7 +59,7 @@ def test_outage_policy_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 @pytest.mark.slow
 @pytest.mark.s3
 @pytest.mark.mlflow
-def test_resume_with_mlflow_down_spools_and_replays_exactly_once(  # noqa: ANN001 - fixtures
+def test_resume_with_mlflow_down_spools_and_replays_exactly_once(
         store_copy: tuple[Path, str], reference: Reference, s3_server, tmp_path: Path) -> None:
     store, dataset_id = store_copy
     config = run_config(dataset_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,11 +37,5 @@ def pg19_small(pg19_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     return store, config, manifest
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
-def shard_hashes(manifest_data: dict, split: str) -> list[str]:
-    return [s["sha256"] for s in manifest_data["splits"][split]["shards"]]

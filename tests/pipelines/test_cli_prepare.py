@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nightshift.orchestrator.cli import main
-from tests.pipelines.conftest import write_jsonl
+from tests.pipelines.helpers import write_jsonl
 
 
 @pytest.fixture()

@@ -19,9 +19,8 @@ from nightshift.pipelines.errors import DataError
 from nightshift.pipelines.prepare import PrepareConfig, dataset_id, prepare
 from nightshift.pipelines.store import Store
 from nightshift.pipelines.tokenizers import load_tokenizer
-from tests.pipelines.conftest import write_jsonl
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.paths import ROOT
+from tests.pipelines.helpers import write_jsonl
 
 
 def test_manifest_records_config_tokenizer_shards_and_totals(pg19_small):

@@ -17,8 +17,8 @@ from nightshift.pipelines.errors import DataError
 from nightshift.pipelines.prepare import PrepareConfig, prepare
 from nightshift.pipelines.reader import list_datasets, open_dataset
 from nightshift.pipelines.store import Store
-from tests.fixtures.servers import VENV_BIN, free_port
-from tests.pipelines.conftest import shard_hashes
+from tests.helpers.servers import VENV_BIN, free_port
+from tests.pipelines.helpers import shard_hashes
 
 pytestmark = [pytest.mark.ray]
 

@@ -104,7 +104,8 @@ def test_resume_from_state_dict_repeats_and_skips_nothing(fineweb_ds, stop):
 
 def test_state_with_another_global_batch_is_refused(fineweb_ds):
     state = fineweb_ds.train_reader(SEQ, BATCH, world_size=2).state_dict()
-    with pytest.raises(DataError, match=rf"global batch of {2 * BATCH} sequences \({BATCH} x 2 ranks\) but this reader has {BATCH}\b"):
+    wanted = rf"global batch of {2 * BATCH} sequences \({BATCH} x 2 ranks\) but this reader has {BATCH}\b"
+    with pytest.raises(DataError, match=wanted):
         fineweb_ds.train_reader(SEQ, BATCH).load_state_dict(state)
     with pytest.raises(DataError, match=r"seq_len"):
         fineweb_ds.train_reader(SEQ * 2, BATCH).load_state_dict(state)

@@ -12,7 +12,7 @@ from nightshift.pipelines import hub
 from nightshift.pipelines.errors import DataError
 from nightshift.pipelines.parquet_io import parquet_rows
 from nightshift.pipelines.sources import HubSpec, Source, open_source, text_hash_id
-from tests.pipelines.conftest import write_jsonl
+from tests.pipelines.helpers import write_jsonl
 
 
 def test_pg19_folder_honours_its_own_split_files(pg19_dir, pg19_texts):

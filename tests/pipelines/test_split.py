@@ -10,7 +10,7 @@ from nightshift.pipelines.reader import open_dataset
 from nightshift.pipelines.sources import open_source
 from nightshift.pipelines.split import PlanStats, hash_to_validation, plan_shards
 from nightshift.pipelines.store import Store
-from tests.pipelines.conftest import shard_hashes, write_jsonl
+from tests.pipelines.helpers import shard_hashes, write_jsonl
 
 
 def _plan(source, **kw):

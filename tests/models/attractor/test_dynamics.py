@@ -82,7 +82,7 @@ def test_fused_break_move_passes_gradcheck() -> None:
     S_prev = normalize_waves(torch.randn(2, 3, 4, 5, dtype=torch.float64)).requires_grad_(True)
     for alpha in ([0.0, 0.05, 0.2, 0.0], [0.1, 0.05, 0.2, 0.01]):  # some windows do not break; all do
         alpha = torch.tensor(alpha, dtype=torch.float64).view(1, 1, 4, 1)
-        assert torch.autograd.gradcheck(lambda y, s: BreakMove.apply(y, s, alpha), (Y, S_prev))
+        assert torch.autograd.gradcheck(lambda y, s, alpha=alpha: BreakMove.apply(y, s, alpha), (Y, S_prev))
 
 
 def test_fused_pair_dots_pass_gradcheck() -> None:

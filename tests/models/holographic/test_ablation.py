@@ -7,7 +7,7 @@ import torch
 
 from nightshift.models.holographic import predict
 from nightshift.models.protocol import ablated
-from tests.models.holographic.conftest import small_config
+from tests.models.holographic.helpers import small_config
 
 SUFFIX = dict(context_size=8, key_scales=(1, 2, 3, 4, 6, 8), vote="depth", noise_std=1.0, train_seq_multiple=16,
               holdout_every=4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from nightshift.models.protocol import SleepContext
-from tests.models.holographic.conftest import small_config
+from tests.models.holographic.helpers import small_config
 
 
 def test_round_trip_through_a_file_resumes_exactly(byte_vocab, pg19_rows, tmp_path):

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from nightshift.models.protocol import SleepContext, Vocab
-from tests.models.holographic.conftest import small_config
+from tests.models.holographic.helpers import small_config
 
 WORLD = 2
 

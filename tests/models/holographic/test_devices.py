@@ -12,7 +12,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from nightshift.models.protocol import SleepContext
-from tests.models.holographic.conftest import small_config
+from tests.models.holographic.helpers import small_config
 
 TRANSFERS = {"to", "cpu", "cuda", "copy_", "__get__", "__set__", "device", "is_cuda", "numel", "dim", "size"}
 
@@ -24,7 +24,7 @@ class OneDevicePerOp(TorchFunctionMode):
         super().__init__()
         self.ops = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", str(func))
         if name not in TRANSFERS:

@@ -9,7 +9,7 @@ import pytest
 
 from nightshift.models.holographic import metrics
 from nightshift.models.protocol import SleepContext
-from tests.models.holographic.conftest import byte_rows, small_config
+from tests.models.holographic.helpers import byte_rows, small_config
 
 
 @pytest.mark.slow

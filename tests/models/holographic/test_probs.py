@@ -7,7 +7,7 @@ import torch
 
 from nightshift.models.holographic.predict import BETAS, WIDTHS
 from nightshift.models.protocol import Vocab
-from tests.models.holographic.conftest import small_config
+from tests.models.holographic.helpers import small_config
 
 
 def _trained(byte_vocab, pg19_rows, **kw):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from nightshift.models.holographic import metrics
-from tests.models.holographic.conftest import byte_rows, small_config
+from tests.models.holographic.helpers import byte_rows, small_config
 
 
 def test_seen_windows_are_retrieved_exactly(byte_vocab, pg19_texts):

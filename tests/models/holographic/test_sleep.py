@@ -9,7 +9,7 @@ from nightshift.models.holographic import sleep as dreaming
 from nightshift.models.holographic.keys import KeyLayout
 from nightshift.models.holographic.prototypes import Prototypes, histogram
 from nightshift.models.protocol import SleepContext
-from tests.models.holographic.conftest import small_config
+from tests.models.holographic.helpers import small_config
 
 EXPECTED = {"prototypes", "schemas", "consolidation_ratio", "compression_ratio", "mean_sigma", "witness_stability",
             "enstrophy", "seconds", "heldout_acc", "new_schemas", "vorticity_auc", "vorticity_same_structure_cos",
@@ -78,7 +78,8 @@ def test_merge_and_prune():
     c = torch.nn.functional.normalize(torch.tensor([[1.0] + [0.0] * 15, [1.0, 0.01] + [0.0] * 14,
                                                     [0.0, 1.0] + [0.0] * 14]), dim=1)
     p.append({"centroid": c, "scale": torch.tensor([0.5, 0.5, 0.01]), "signature": c,
-              "hist_ids": torch.tensor([[1, 2], [1, 3], [4, 0]]), "hist_counts": torch.tensor([[3.0, 1], [2, 2], [1, 0]]),
+              "hist_ids": torch.tensor([[1, 2], [1, 3], [4, 0]]),
+              "hist_counts": torch.tensor([[3.0, 1], [2, 2], [1, 0]]),
               "radius": torch.zeros(3), "support": torch.tensor([4.0, 4.0, 1.0]), "sigma": torch.ones(3),
               "schema": torch.zeros(3, dtype=torch.bool)})
     assert dreaming.merge_similar(p) == 1

@@ -7,11 +7,7 @@ import tiktoken
 
 from nightshift.models.macro_unit import Config
 from nightshift.models.protocol import Vocab
-from tests.models.macro_unit.helpers import train
-
-SMALL = dict(max_order=5, max_entries_per_order=1 << 16, chunk_bytes=1 << 16, train_seq_len=1024,
-             sample_bytes=1 << 16, holdout_bytes=1 << 14, holdout_every=16, candidates_per_round=64,
-             max_candidates=512, promotion_rounds=2, horizon=512)
+from tests.models.macro_unit.helpers import SMALL, train
 
 
 @pytest.fixture(scope="module")

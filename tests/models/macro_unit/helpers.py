@@ -51,3 +51,8 @@ def windowed_bits_per_byte(model, doc: bytes, stride: int) -> float:
         nats -= s[(done + 1) - (start + 1) :].double().sum().item()
         done = end
     return nats / math.log(2) / len(doc)
+
+
+SMALL = dict(max_order=5, max_entries_per_order=1 << 16, chunk_bytes=1 << 16, train_seq_len=1024,
+             sample_bytes=1 << 16, holdout_bytes=1 << 14, holdout_every=16, candidates_per_round=64,
+             max_candidates=512, promotion_rounds=2, horizon=512)

@@ -11,8 +11,7 @@ import torch
 from nightshift.models.errors import ModelConfigError
 from nightshift.models.macro_unit import Config
 from nightshift.models.protocol import SleepContext, Vocab
-from tests.models.macro_unit.conftest import SMALL
-from tests.models.macro_unit.helpers import byte_rows, train
+from tests.models.macro_unit.helpers import SMALL, byte_rows, train
 
 
 def _reload(model, path: Path, config: Config | None = None):

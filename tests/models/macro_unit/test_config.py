@@ -6,7 +6,13 @@ import pytest
 
 from nightshift.models import registry
 from nightshift.models.errors import ModelConfigError
-from nightshift.models.macro_unit import DEFAULT_FLAVOR, FLAVORS, SUMMARY, Config, MacroUnitModel
+from nightshift.models.macro_unit import (
+    DEFAULT_FLAVOR,
+    FLAVORS,
+    SUMMARY,
+    Config,
+    MacroUnitModel,
+)
 from nightshift.models.protocol import Vocab
 
 

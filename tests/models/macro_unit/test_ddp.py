@@ -13,8 +13,7 @@ import torch.multiprocessing as mp
 
 from nightshift.models.macro_unit import Config
 from nightshift.models.protocol import SleepContext, Vocab
-from tests.models.macro_unit.conftest import SMALL
-from tests.models.macro_unit.helpers import byte_rows
+from tests.models.macro_unit.helpers import SMALL, byte_rows
 
 CONFIG = {**SMALL, "max_entries_per_order": 1 << 22, "train_seq_len": 512}  # caps not hit: merges are exact
 

@@ -8,8 +8,7 @@ import numpy as np
 
 from nightshift.models.macro_unit import Config
 from nightshift.models.protocol import SleepContext, Vocab, ablated
-from tests.models.macro_unit.conftest import SMALL
-from tests.models.macro_unit.helpers import bits_per_byte, train
+from tests.models.macro_unit.helpers import SMALL, bits_per_byte, train
 
 TRAIN_BYTES = 1_500_000
 VAL_BYTES = 40_000  # the first 40 KB of each validation book

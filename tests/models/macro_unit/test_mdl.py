@@ -6,12 +6,16 @@ import numpy as np
 import torch
 
 from nightshift.models.macro_unit import Config
-from nightshift.models.macro_unit.mdl import MdlSettings, consolidate, description_length, parse
+from nightshift.models.macro_unit.mdl import (
+    MdlSettings,
+    consolidate,
+    description_length,
+    parse,
+)
 from nightshift.models.macro_unit.tokens import row_priorities
 from nightshift.models.macro_unit.units import Codebook
 from nightshift.models.protocol import SleepContext, Vocab
-from tests.models.macro_unit.conftest import SMALL
-from tests.models.macro_unit.helpers import train
+from tests.models.macro_unit.helpers import SMALL, train
 
 ROW = 257
 EVERY = 2  # every other row (by content hash) is held out

@@ -12,8 +12,7 @@ from nightshift.models.macro_unit import Config
 from nightshift.models.macro_unit.generate import generate_bytes
 from nightshift.models.macro_unit.units import Codebook
 from nightshift.models.protocol import Vocab, ablated
-from tests.models.macro_unit.conftest import SMALL
-from tests.models.macro_unit.helpers import bits_per_byte, windowed_bits_per_byte
+from tests.models.macro_unit.helpers import SMALL, bits_per_byte, windowed_bits_per_byte
 
 
 def _rows(texts: list[bytes], eot: int = 256) -> torch.Tensor:

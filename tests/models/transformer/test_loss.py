@@ -19,7 +19,7 @@ def test_chunked_loss_and_gradients_equal_plain_cross_entropy(chunk_elements: in
         Vocab(name="test", size=100, eot_id=99))  # 100 real ids padded to 128: padding must get no mass
     tokens = torch.randint(0, 100, (5, 17))
 
-    def run(fn) -> tuple[float, dict[str, torch.Tensor]]:  # noqa: ANN001
+    def run(fn) -> tuple[float, dict[str, torch.Tensor]]:
         model.zero_grad()
         value = fn()
         value.backward()

@@ -14,35 +14,13 @@ import os
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.orchestrator.conftest import ROOT, prepare_pg19
-from tests.orchestrator.sweep.conftest import alias_source
-
-EXPERIMENT = "local-pg19-serve"
-
-
-@dataclass
-class LoggedRun:
-    uri: str  # the MLflow server
-    mlflow_run_id: str
-    result: dict  # `nightshift train --json`
-    store_dir: Path
-    registered: str  # the registered model name
-    env: dict[str, str]  # what a client of the server needs (S3 endpoint and keys)
-
-
-def tracked_run_id(uri: str, run_key: str) -> str:
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(EXPERIMENT)
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`run.id` = '{run_key}'")
-    assert len(runs) == 1, [r.info.run_id for r in runs]
-    return runs[0].info.run_id
+from tests.helpers.data import alias_source, prepare_pg19
+from tests.helpers.paths import ROOT
+from tests.orchestrator.serving.helpers import LoggedRun, tracked_run_id
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from nightshift.orchestrator.cli import main
-from tests.fixtures.servers import free_port
-from tests.orchestrator.serving.conftest import LoggedRun, tracked_run_id
+from tests.helpers.servers import free_port
+from tests.orchestrator.serving.helpers import LoggedRun, tracked_run_id
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.s3, pytest.mark.slow]
 

@@ -15,14 +15,14 @@ import pytest
 import torch
 
 from nightshift.orchestrator.errors import UserError
-from tests.fixtures.servers import VENV_BIN, free_port, stop_process, wait_http
-from tests.orchestrator.conftest import ROOT
-from tests.orchestrator.serving.conftest import LoggedRun
+from tests.helpers.paths import ROOT
+from tests.helpers.servers import VENV_BIN, free_port, stop_process, wait_http
+from tests.orchestrator.serving.helpers import LoggedRun
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.s3, pytest.mark.slow]
 
 
-def _client(uri: str):  # noqa: ANN202
+def _client(uri: str):
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
@@ -104,7 +104,7 @@ def test_mlflow_models_serve_answers_invocations(logged_run: LoggedRun, tmp_path
     proc = subprocess.Popen(
         [str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"runs:/{logged_run.mlflow_run_id}/model",
          "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port), "-w", "1"],
-        stdout=open(tmp_path / "serve.log", "wb"), stderr=subprocess.STDOUT, env={**os.environ, **env})
+        stdout=open(tmp_path / "serve.log", "wb"), stderr=subprocess.STDOUT, env={**os.environ, **env})  # noqa: SIM115 - the server writes it for its life
     try:
         wait_http(f"http://127.0.0.1:{port}/ping", timeout=180, proc=proc)
         body = {"dataframe_records": [{"prompt": "It was a dark"}, {"prompt": "The old man"}],

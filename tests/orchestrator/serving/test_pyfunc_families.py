@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from nightshift.models.protocol import LanguageModel, Vocab
-from nightshift.orchestrator.config import build_run_config
-from nightshift.orchestrator.evaluate import bits_per_byte
+from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte
+from nightshift.orchestrator.runs.config import build_run_config
+from nightshift.orchestrator.runs.vocab import vocab_of
 from nightshift.orchestrator.serving.bundle import bundle_in
 from nightshift.orchestrator.serving.package import save_model_folder
-from nightshift.orchestrator.vocab import vocab_of
 from nightshift.pipelines.reader import ValidationDoc
 from nightshift.pipelines.tokenizers import load_tokenizer
 
@@ -28,7 +28,7 @@ DATASET = "local-pg19-100kb-bytes-0123456789abcdef"
 FAMILIES = ("transformer:debug", "attractor:debug", "holographic:tiny", "macro_unit:small")
 
 
-def _trained_a_little(model_name: str, tokenizer, text: str):  # noqa: ANN001, ANN202
+def _trained_a_little(model_name: str, tokenizer, text: str):
     """A model that has seen some text (memory families observe it; gradient families stay untrained)."""
     torch.manual_seed(0)
     config = build_run_config(DATASET, model_name, {"batch_size": "4"})
@@ -80,7 +80,7 @@ def test_a_bpe_model_carries_its_own_tokenizer(tmp_path: Path, monkeypatch: pyte
     model = config.model.config.build(vocab_of(tokenizer)).eval()
     folder = save_model_folder(model, config, tokenizer, 1, str(tmp_path / "model"))
 
-    def offline(name: str):  # noqa: ANN202
+    def offline(name: str):
         raise AssertionError(f"tiktoken.get_encoding({name!r}) called: the model should use its own ranks")
 
     monkeypatch.setattr(tiktoken, "get_encoding", offline)

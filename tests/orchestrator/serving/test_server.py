@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.servers import free_port, stop_process, wait_http
-from tests.orchestrator.conftest import ROOT
-from tests.orchestrator.serving.conftest import LoggedRun
+from tests.helpers.paths import ROOT
+from tests.helpers.servers import free_port, stop_process, wait_http
+from tests.orchestrator.serving.helpers import LoggedRun
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.slow]
 NAME = "tiny"
@@ -41,7 +41,7 @@ def live(logged_run: LoggedRun, tmp_path_factory: pytest.TempPathFactory) -> Ite
         [sys.executable, "-m", "nightshift.orchestrator.cli", "serve", f"runs:/{logged_run.mlflow_run_id}/model",
          "--tracking-uri", logged_run.uri, "--port", str(port), "--name", NAME, "--max-tokens", "64",
          "--max-prompt-bytes", "2000"],
-        cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **logged_run.env})
+        cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env={**os.environ, **logged_run.env})  # noqa: SIM115 - the server writes it for its life
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/health", timeout=180, proc=proc)
@@ -51,13 +51,13 @@ def live(logged_run: LoggedRun, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture(scope="module")
-def client(live: Live):  # noqa: ANN201 - openai.OpenAI
+def client(live: Live):
     import openai
 
     return openai.OpenAI(base_url=f"{live.url}/v1", api_key="unused", max_retries=0, timeout=120)
 
 
-def test_openai_client_completes_lists_models_and_a_seed_repeats_the_sample(live: Live, client) -> None:  # noqa: ANN001
+def test_openai_client_completes_lists_models_and_a_seed_repeats_the_sample(live: Live, client) -> None:
     assert "http://127.0.0.1:" in live.banner  # loopback unless --host says otherwise
     assert [m.id for m in client.models.list().data] == [NAME]
     done = client.completions.create(model=NAME, prompt="Once upon a time", max_tokens=10, n=2, seed=7,
@@ -72,7 +72,7 @@ def test_openai_client_completes_lists_models_and_a_seed_repeats_the_sample(live
     assert [c.index for c in nucleus.choices] == [0, 1]
 
 
-def test_openai_client_streams_the_same_text_as_one_response(client) -> None:  # noqa: ANN001
+def test_openai_client_streams_the_same_text_as_one_response(client) -> None:
     whole = client.completions.create(model=NAME, prompt="The old man", max_tokens=24, seed=3)
     chunks = list(client.completions.create(model=NAME, prompt="The old man", max_tokens=24, seed=3, stream=True))
     assert len(chunks) >= 2  # it really streams: several events, not one
@@ -81,7 +81,7 @@ def test_openai_client_streams_the_same_text_as_one_response(client) -> None:  #
     assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
 
 
-def test_stop_strings_end_the_completion_before_them(client) -> None:  # noqa: ANN001
+def test_stop_strings_end_the_completion_before_them(client) -> None:
     free = client.completions.create(model=NAME, prompt="It was", max_tokens=40, seed=11)
     text = free.choices[0].text
     stop = text[5:7] if len(text) > 7 else text[-1:]
@@ -89,7 +89,7 @@ def test_stop_strings_end_the_completion_before_them(client) -> None:  # noqa: A
     assert cut.choices[0].finish_reason == "stop" and cut.choices[0].text == text[: text.find(stop)]
 
 
-def test_openai_client_sees_4xx_errors_in_openai_shape(client) -> None:  # noqa: ANN001
+def test_openai_client_sees_4xx_errors_in_openai_shape(client) -> None:
     import openai
 
     with pytest.raises(openai.NotFoundError) as caught:
@@ -103,7 +103,7 @@ def test_openai_client_sees_4xx_errors_in_openai_shape(client) -> None:  # noqa:
     assert caught.value.body["code"] == "context_length_exceeded"
 
 
-def test_concurrent_requests_are_served_one_at_a_time_with_the_same_answers(client) -> None:  # noqa: ANN001
+def test_concurrent_requests_are_served_one_at_a_time_with_the_same_answers(client) -> None:
     def ask(seed: int) -> str:
         return client.completions.create(model=NAME, prompt="The sea", max_tokens=8, seed=seed).choices[0].text
 

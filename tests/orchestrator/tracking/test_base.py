@@ -5,19 +5,22 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nightshift.orchestrator.errors import UserError
 from nightshift.orchestrator.tracking import (
-    CompositeTracker, JsonlTracker, NoopTracker, build_tracker, metric_series, read_history,
+    CompositeTracker,
+    JsonlTracker,
+    NoopTracker,
+    build_tracker,
+    metric_series,
+    read_history,
 )
 from nightshift.orchestrator.tracking.base import StepFilter
 from nightshift.pipelines.store import Store
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers.paths import ROOT
 
 
 class _Broken(NoopTracker):
@@ -120,6 +123,7 @@ def test_only_the_mlflow_modules_import_mlflow() -> None:
     assert tracking == ["orchestrator/tracking/mlflow_outputs.py", "orchestrator/tracking/mlflow_tracker.py"]
     others = [p for p in importers if p not in tracking]
     assert all(p.startswith("orchestrator/serving/") or p == "orchestrator/commands/serve.py" for p in others)
-    code = ("import sys, nightshift.orchestrator.tracking, nightshift.orchestrator.tracking.query, nightshift.orchestrator.trainer; "
+    code = ("import sys, nightshift.orchestrator.tracking, nightshift.orchestrator.tracking.query, "
+            "nightshift.orchestrator.training.trainer; "
             "assert 'mlflow' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

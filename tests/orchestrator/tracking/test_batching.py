@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from nightshift.orchestrator.tracking.batching import MAX_ENTITIES, MAX_METRICS, MAX_PARAMS_OR_TAGS, coalesce, probe
-from tests.fixtures.servers import free_port
+from nightshift.orchestrator.tracking.batching import (
+    MAX_ENTITIES,
+    MAX_METRICS,
+    MAX_PARAMS_OR_TAGS,
+    coalesce,
+    probe,
+)
+from tests.helpers.servers import free_port
 
 
 def test_coalesce_respects_limits_and_order() -> None:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nightshift.orchestrator.tracking import build_tracker, default_tracking_uri, metric_series, query, read_history
+from nightshift.orchestrator.tracking import (
+    build_tracker,
+    default_tracking_uri,
+    metric_series,
+    query,
+    read_history,
+)
 from nightshift.pipelines.store import Store
-from tests.orchestrator.tracking.conftest import FAST, steps_of
+from tests.helpers.tracking import FAST, steps_of
 
 
 def test_default_tracking_lives_in_the_store(store: Store, tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_resumed_history_keeps_each_step_once(store: Store) -> None:
 
 
 @pytest.mark.s3
-def test_history_on_s3(s3_env, tmp_path) -> None:  # noqa: ANN001 - fixture types live in tests.fixtures
+def test_history_on_s3(s3_env, tmp_path) -> None:
     bucket = s3_env.make_bucket("jsonl-history")
     store = Store.open(f"{bucket}/store")
     tracker = JsonlTracker(store, "runs/r/tracking", max_buffer=5)

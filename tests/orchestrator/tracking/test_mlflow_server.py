@@ -15,8 +15,8 @@ from nightshift.orchestrator.tracking import query
 from nightshift.orchestrator.tracking.mlflow_tracker import MlflowTracker, replay_spool
 from nightshift.orchestrator.tracking.sanitize import REDACTED
 from nightshift.pipelines.store import Store
-from tests.fixtures.servers import free_port
-from tests.orchestrator.tracking.conftest import FAST, steps_of
+from tests.helpers.servers import free_port
+from tests.helpers.tracking import FAST, steps_of
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.s3]
 
@@ -24,11 +24,11 @@ HF = "hf_" + "QwErTyUiOpAsDfGhJkLzXcVbNm012345"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
-def _tracker(uri: str, store: Store, **kwargs) -> MlflowTracker:  # noqa: ANN003
+def _tracker(uri: str, store: Store, **kwargs) -> MlflowTracker:
     return MlflowTracker(uri, spool_store=store, **{**FAST, **kwargs})
 
 
-def test_run_round_trip_tags_params_metrics_artifacts(mlflow_server, s3_env, store, tmp_path) -> None:  # noqa: ANN001
+def test_run_round_trip_tags_params_metrics_artifacts(mlflow_server, s3_env, store, tmp_path) -> None:
     tracker = _tracker(mlflow_server.uri, store)
     config = {"dataset_id": "pg19-1a2b3c4d5e6f7a8b", "model": {"family": "holo", "config": {"d": 64}},
               "train": {"lr": 3e-4, "betas": [0.9, 0.95]}}
@@ -69,7 +69,7 @@ def test_run_round_trip_tags_params_metrics_artifacts(mlflow_server, s3_env, sto
     assert found is not None and found["run_id"] == run_id and found["metrics"]["val/bpb"] == 1.25
 
 
-def test_secrets_never_reach_the_server(mlflow_server, s3_env, store, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_secrets_never_reach_the_server(mlflow_server, s3_env, store, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "tok-0123456789-abcdef")
     tracker = _tracker(mlflow_server.uri, store)
     run_id = tracker.start("secrets/1", "secrets", "secrets", {"Authorization": "Basic dXNlcjpwYXNz",
@@ -99,7 +99,7 @@ def test_secrets_never_reach_the_server(mlflow_server, s3_env, store, tmp_path, 
         assert secret.encode() not in stored  # nowhere in the server's database either
 
 
-def test_same_run_key_resumes_one_run_and_keeps_steps_unique(mlflow_server, s3_env, store) -> None:  # noqa: ANN001
+def test_same_run_key_resumes_one_run_and_keeps_steps_unique(mlflow_server, s3_env, store) -> None:
     first = _tracker(mlflow_server.uri, store)
     run_id = first.start("resume/key", "resume", "resume", {}, {"lr": 0.1})
     for step in range(10):
@@ -118,7 +118,7 @@ def test_same_run_key_resumes_one_run_and_keeps_steps_unique(mlflow_server, s3_e
     assert len(query.runs_of_experiment(mlflow_server.uri, "resume")) == 1
 
 
-def test_sweep_parent_with_nested_children(mlflow_server, s3_env, store) -> None:  # noqa: ANN001
+def test_sweep_parent_with_nested_children(mlflow_server, s3_env, store) -> None:
     parent = _tracker(mlflow_server.uri, store)
     parent_id = parent.start("sweep/lr", "lr sweep", "sweeps", {"nightshift.sweep": "lr"}, {"grid": [1, 2]})
     children = []
@@ -134,7 +134,7 @@ def test_sweep_parent_with_nested_children(mlflow_server, s3_env, store) -> None
     assert sorted(r["metrics"]["val/bpb"] for r in nested) == [1.8, 1.9]
 
 
-def test_unreachable_server_at_start_is_one_line_user_error(store) -> None:  # noqa: ANN001
+def test_unreachable_server_at_start_is_one_line_user_error(store) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     tracker = _tracker(dead, store, fallback_hint="sqlite:////data/store/mlflow.db")
     with pytest.raises(UserError) as err:
@@ -143,7 +143,7 @@ def test_unreachable_server_at_start_is_one_line_user_error(store) -> None:  # n
     assert "\n" not in message and dead in message and "sqlite:////data/store/mlflow.db" in message
 
 
-def test_spooled_start_is_replayed_by_the_next_start_exactly_once(  # noqa: ANN001 - fixtures
+def test_spooled_start_is_replayed_by_the_next_start_exactly_once(
         mlflow_server, s3_env, store, tmp_path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     offline = _tracker(dead, store, on_unreachable="spool")
@@ -194,7 +194,7 @@ def test_spooled_start_is_replayed_by_the_next_start_exactly_once(  # noqa: ANN0
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
-def test_replay_spool_sends_a_dead_run_leftovers(mlflow_server, s3_env, store, tmp_path, where) -> None:  # noqa: ANN001
+def test_replay_spool_sends_a_dead_run_leftovers(mlflow_server, s3_env, store, tmp_path, where) -> None:
     if where == "s3":  # the spool lives wherever the store does
         store = Store.open(f"{s3_env.make_bucket('spool-store')}/store")
     offline = _tracker(f"http://127.0.0.1:{free_port()}", store, on_unreachable="spool")

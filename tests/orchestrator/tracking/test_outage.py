@@ -11,18 +11,18 @@ from mlflow.tracking import MlflowClient
 from nightshift.orchestrator.tracking import query
 from nightshift.orchestrator.tracking.mlflow_tracker import MlflowTracker
 from nightshift.pipelines.store import Store
-from tests.fixtures.servers import start_mlflow_server
-from tests.orchestrator.tracking.conftest import FAST, steps_of, wait_until
+from tests.helpers.servers import start_mlflow_server
+from tests.helpers.tracking import FAST, steps_of, wait_until
 
 pytestmark = [pytest.mark.mlflow, pytest.mark.s3, pytest.mark.slow]
 
 
-def _stop(server) -> None:  # noqa: ANN001 - MlflowServer
+def _stop(server) -> None:
     server.proc.terminate()
     server.proc.wait(timeout=120)
 
 
-def test_server_outage_mid_run_loses_and_duplicates_nothing(  # noqa: ANN001 - fixtures
+def test_server_outage_mid_run_loses_and_duplicates_nothing(
         s3_server, store: Store, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")  # no job runner: stops in seconds
     bucket = s3_server.make_bucket("outage")

@@ -17,12 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from nightshift.orchestrator.tracking.mlflow_outputs import REGISTRATION_TAG, register_run_model
+from nightshift.orchestrator.tracking.mlflow_outputs import (
+    REGISTRATION_TAG,
+    register_run_model,
+)
 
 pytestmark = [pytest.mark.mlflow]
 
 
-def _logged_model(client, experiment: str) -> tuple[str, str]:  # noqa: ANN001 - MlflowClient
+def _logged_model(client, experiment: str) -> tuple[str, str]:
     """A run with a READY logged model `model` (what a finished training run has); (run id, model id)."""
     from mlflow.entities import LoggedModelStatus
 
@@ -56,7 +59,7 @@ def refused_version_bookkeeping(db: Path, model_id: str) -> Iterator[None]:
 
 
 def test_a_registration_failing_after_the_version_was_made_leaves_nothing_behind(
-        mlflow_server) -> None:  # noqa: ANN001 - fixture
+        mlflow_server) -> None:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 

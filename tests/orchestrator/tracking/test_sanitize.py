@@ -9,8 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nightshift.orchestrator.tracking.sanitize import (
-    MAX_KEY_LENGTH, MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, REDACTED, flatten, is_secret_key,
-    metric_values, redact_text, sanitize_params, sanitize_structure, sanitize_tags,
+    MAX_KEY_LENGTH,
+    MAX_PARAM_VALUE_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
+    REDACTED,
+    flatten,
+    is_secret_key,
+    metric_values,
+    redact_text,
+    sanitize_params,
+    sanitize_structure,
+    sanitize_tags,
 )
 
 HF = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123"

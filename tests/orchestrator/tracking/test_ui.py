@@ -12,16 +12,14 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from nightshift.orchestrator.tracking import build_tracker
 from nightshift.pipelines.store import Store
-from tests.fixtures.servers import free_port
-from tests.orchestrator.tracking.conftest import FAST
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers.paths import ROOT
+from tests.helpers.servers import free_port
+from tests.helpers.tracking import FAST
 
 
 def _cli(*args: str) -> list[str]:

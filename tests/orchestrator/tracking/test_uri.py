@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from nightshift.orchestrator.tracking import build_tracker
-from nightshift.orchestrator.tracking.uri import TRACKING_URI_ENV, explicit_tracking_uri, resolve_tracking_uri
+from nightshift.orchestrator.tracking.uri import (
+    TRACKING_URI_ENV,
+    explicit_tracking_uri,
+    resolve_tracking_uri,
+)
 from nightshift.pipelines.store import Store
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.helpers.paths import ROOT
 
 
 def test_flag_beats_environment_beats_the_store_db(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,7 +60,14 @@ def test_ui_prints_a_server_url_from_the_environment(store: Store, monkeypatch: 
 
 def test_commit_source_and_user_come_from_the_launcher_when_handed(monkeypatch: pytest.MonkeyPatch) -> None:
     from nightshift.orchestrator.backends.ray_backend import forwarded_env
-    from nightshift.orchestrator.run_tags import COMMIT_ENV, SOURCE_ENV, USER_ENV, git_commit, source_name, source_tags
+    from nightshift.orchestrator.runs.tags import (
+        COMMIT_ENV,
+        SOURCE_ENV,
+        USER_ENV,
+        git_commit,
+        source_name,
+        source_tags,
+    )
 
     for name in (COMMIT_ENV, SOURCE_ENV, USER_ENV):
         monkeypatch.delenv(name, raising=False)
@@ -77,8 +87,8 @@ def test_commit_source_and_user_come_from_the_launcher_when_handed(monkeypatch: 
 
 @pytest.mark.modal
 def test_the_modal_image_carries_the_launchers_commit(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nightshift.orchestrator.run_tags import COMMIT_ENV, SOURCE_ENV
-    from tests.engines.test_modal_giant import load_giant
+    from nightshift.orchestrator.runs.tags import COMMIT_ENV, SOURCE_ENV
+    from tests.helpers.giant_app import load_giant
 
     monkeypatch.delenv(COMMIT_ENV, raising=False)
     monkeypatch.delenv(SOURCE_ENV, raising=False)

@@ -1,0 +1,528 @@
+"""The trainer loop: the same function on a laptop, in a Ray Train worker and in a Modal function.
+
+step ... step ... [sleep] ... eval (bits per byte) ... checkpoint. The backend
+only supplies an `Env` (rank, world size) and the store; everything a run needs
+to continue exactly is in its checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from nightshift import collectives
+from nightshift.models.protocol import LanguageModel, SleepContext
+from nightshift.orchestrator.checkpointing.lease import NO_LEASE, LeaseLost, NullLease, RunLease
+from nightshift.orchestrator.checkpointing.trail import CheckpointTrail, Loaded
+from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.evaluation.ablation import ablation_metrics, score_ablations
+from nightshift.orchestrator.evaluation.bits_per_byte import EvalResult, bits_per_byte
+from nightshift.orchestrator.runs.config import RunConfig
+from nightshift.orchestrator.runs.folders import RunDir
+from nightshift.orchestrator.runs.fork import lineage_of
+from nightshift.orchestrator.runs.tags import experiment_name, run_name, run_tags
+from nightshift.orchestrator.runs.vocab import vocab_of
+from nightshift.orchestrator.tracking.base import NoopTracker, Tracker
+from nightshift.orchestrator.tracking.inputs import dataset_inputs
+from nightshift.orchestrator.tracking.nodes import NODES_TAG, node_name, node_role
+from nightshift.orchestrator.training import budget, flops, runtime
+from nightshift.orchestrator.training.divergence import DivergenceGuard
+from nightshift.orchestrator.training.faults import FaultDrill
+from nightshift.orchestrator.training.optim import build_optimizer, build_scheduler, fit_schedule
+from nightshift.orchestrator.training.sampling import generate_samples
+from nightshift.orchestrator.training.signals import StopRequest
+from nightshift.pipelines.reader import open_dataset
+from nightshift.pipelines.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """`fn(trainer, step)` after every `every` steps (levanter-style)."""
+
+    fn: Callable[["Trainer", int], None]
+    every: int = 1
+
+
+@dataclass(slots=True)
+class Progress:
+    """Counters that are part of every checkpoint."""
+
+    step: int = 0
+    samples: int = 0
+    tokens: int = 0
+    sleeps: int = 0
+    train_seconds: float = 0.0
+    rollbacks: int = 0
+    last_eval: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(self, config: RunConfig, store: Store, *, env: runtime.Env | None = None,
+                 tracker: Tracker | None = None, progress_bar: bool = True,
+                 hooks: Sequence[Hook] = (), checkpoint_callback: Callable[[dict], None] | None = None,
+                 parent_run_id: str | None = None) -> None:
+        self.config, self.store = config, store
+        self.parent_run_id = parent_run_id  # a sweep's MLflow run: this run is tracked nested under it
+        self.env = env or runtime.Env()
+        self.tracker = tracker or NoopTracker()
+        self.progress_bar = progress_bar and self.env.is_main
+        self.hooks = tuple(hooks)
+        self.checkpoint_callback = checkpoint_callback  # Ray Train reports checkpoints through this
+        self.run_dir = RunDir(store, config)
+        self.trail = CheckpointTrail(store, config.run_path)
+        self.cfg = config.train
+        self.device = runtime.resolve_device(self.cfg.device, self.env)
+        collectives.bind_device(self.device)  # this rank's GPU is the current one (NCCL, object collectives)
+        self.faults = FaultDrill()  # NIGHTSHIFT_FAULTS drills; none in real training
+        self.state = Progress()
+        self._parent_step: int | None = None
+        self.lease: RunLease | NullLease = NO_LEASE
+        self._events: list[tuple[str, int, dict]] = []
+        self._tracking = False
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        cfg, env = self.cfg, self.env
+        if env.world_size > 1 and cfg.batch_size % (env.world_size * cfg.grad_accum):
+            raise UserError(f"batch_size={cfg.batch_size} must be divisible by world_size x grad_accum "
+                            f"= {env.world_size} x {cfg.grad_accum}")
+        self.tokenizer = self.dataset.tokenizer()
+        self.vocab = vocab_of(self.tokenizer)
+        runtime.seed_everything(cfg.seed)
+        runtime.enable_tf32(self.device)
+        self.model: LanguageModel = self.config.model.config.build(self.vocab).to(self.device)
+        # e.g. a window longer than any document: refuse before compute
+        self.model.check_dataset(**dataset_shape(self.dataset.manifest))
+        self.gradient = self.model.trains_by_gradient
+        self.micro_batch = cfg.batch_size // (env.world_size * cfg.grad_accum)
+        self.compute = budget.ComputeMeter()  # seconds by kind of work; budgets bound all but evals/checkpoints
+        self.reader = budget.TimedReader(self.dataset.train_reader(
+            self.model.train_seq_len, self.micro_batch, rank=env.rank, world_size=env.world_size, seed=cfg.seed),
+            self.compute)
+        self.budget, self._first_step = budget.budget_seconds(cfg, env.world_size), 0.0
+        self.schedule = fit_schedule(cfg, cfg.steps, gradient=self.gradient)  # re-planned when a budget binds
+        self.optimizer = build_optimizer(self.model, cfg, self.device) if self.gradient else None
+        self.scheduler = build_scheduler(self.optimizer, self.schedule) if self.optimizer else None
+        self.autocast = runtime.autocast_for(self.device, cfg.precision)
+        peak = flops.device_peak_flops(self.device)  # per device; None on CPU or an unknown GPU
+        self.flops = flops.FlopsMeter(self.model.train_flops_per_sample() if self.gradient else None,
+                                      peak and peak * self.env.world_size)
+        self.guard = DivergenceGuard.from_config(cfg)
+        self.restore()
+        self.forward_model: Any = self.model
+        if cfg.compile and self.gradient:
+            self.forward_model = torch.compile(self.model)
+        if self.gradient and env.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            unused = self.model.ddp_find_unused_parameters  # e.g. attractor's detach mode
+            self.forward_model = torch.nn.parallel.DistributedDataParallel(
+                self.forward_model, device_ids=ids, find_unused_parameters=unused)
+
+    def restore(self, step: int | None = None) -> bool:
+        """Load the latest (or a given) checkpoint into model, optimizer, reader, RNG and counters."""
+        found = self.trail.load_newest(self.device) if step is None else self.trail.load_step(step, self.device)
+        if found is None:
+            return False
+        meta, state = found.meta, found.state
+        saved = RunConfig.from_dict(state["config"])
+        if saved.run_id != self.config.run_id:
+            raise UserError(f"checkpoint {meta['path']} belongs to run {saved.run_id}, not {self.config.run_id}")
+        self.model.load_state_dict(state["model"])
+        if self.optimizer is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        readers = state["reader"]
+        self.reader.load_state_dict(readers[self.env.rank] if len(readers) == self.env.world_size else readers[0])
+        runtime.set_rng_state(state["rng"])
+        p = state["progress"]
+        self.state = Progress(step=p["step"], samples=p["samples"], tokens=p["tokens"], sleeps=p["sleeps"],
+                              train_seconds=p["train_seconds"], rollbacks=p.get("rollbacks", 0),
+                              last_eval=dict(p.get("last_eval", {})))
+        if self.guard is not None and state.get("guard"):
+            self.guard.load_state_dict(state["guard"])
+        if (p.get("schedule") or {}).get("run_id") == self.config.run_id:  # a fork fits its own schedule
+            self.schedule.load(p["schedule"])
+        if step is None:  # a resume keeps counting; a rollback does not give back the compute it spent
+            self.compute.seconds.update(p.get("compute") or {})
+        self._parent_step = meta["step"]
+        if found.fell_back:
+            self._fell_back(found)
+        log.info("resumed %s at step %d", self.config.run_id, self.state.step)
+        return True
+
+    # ------------------------------------------------------------------- loop
+    def run(self) -> dict[str, Any]:
+        self.dataset = open_dataset(self.store, self.config.dataset_id)  # before anything is written
+        if self.env.is_main:
+            self.run_dir.write_config()
+        runtime.barrier(self.env)
+        if self.run_dir.status().get("state") == "finished" and self.run_dir.result() is not None:
+            log.info("run %s already finished: nothing to do", self.config.run_id)
+            return self.run_dir.result()
+        self.lease = runtime.acquire_run_lease(self.store, self.config, self.env)  # one writer per checkpoint trail
+        try:
+            if self.run_dir.status().get("state") == "finished" and self.run_dir.result() is not None:
+                return self.run_dir.result()  # finished by the process we waited for
+            return self._train()
+        finally:
+            self.lease.release()
+
+    def _train(self) -> dict[str, Any]:
+        self.setup()
+        self._start_tracking()
+        stop = self._stop = StopRequest.install()
+        reason = "finished"
+        if self.env.is_main:
+            self.run_dir.set_status("running", self.state.step, backend=self.env.backend)
+        bar = self._bar()
+        last_ckpt_time = time.monotonic()
+        window_loss, window_tokens, window_time = 0.0, 0, 0.0
+        try:
+            while self.state.step < self.schedule.planned_steps:
+                t0, data0 = time.perf_counter(), self.compute.seconds["data"]
+                loss, metrics = self.train_step()
+                dt = time.perf_counter() - t0
+                self.compute.add("step", dt - (self.compute.seconds["data"] - data0))
+                if self.gradient and self.guard is not None and self.guard.check(loss, self):
+                    continue  # rolled back: counters and weights restored from the trail
+                self.state.step += 1
+                self.state.train_seconds += dt
+                step_tokens = self.cfg.batch_size * self.model.train_seq_len
+                self.state.samples += self.cfg.batch_size
+                self.state.tokens += step_tokens
+                window_loss += loss
+                window_tokens += step_tokens
+                window_time += dt
+                step = self.state.step
+                self._plan_budget(step, dt)
+                last = self.schedule.planned_steps
+                if step % self.cfg.log_every == 0 or step == last:
+                    rate = window_tokens / max(window_time, 1e-9)
+                    n = self.cfg.log_every if step % self.cfg.log_every == 0 else step % self.cfg.log_every
+                    row = {"train/loss": window_loss / n, "perf/tokens_per_s": rate,
+                           "perf/tokens_seen": float(self.state.tokens), **metrics,
+                           **self.flops.metrics(rate / self.model.train_seq_len),
+                           "compute/seconds": self.compute.budgeted * self.env.world_size}
+                    if self.scheduler is not None:
+                        row["train/lr"] = self.scheduler.get_last_lr()[0]
+                    self.tracker.log_metrics(row, step)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{window_loss / n:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+                    window_loss, window_tokens, window_time = 0.0, 0, 0.0
+                if bar is not None:
+                    bar.update(1)
+                if self.cfg.sleep_every and self.state.samples // self.cfg.sleep_every > self.state.sleeps:
+                    self.sleep()
+                if self.cfg.eval_every and step % self.cfg.eval_every == 0 and step < last:
+                    self.evaluate(self.cfg.eval_max_bytes)
+                if self.cfg.sample_every and step % self.cfg.sample_every == 0 and step < last:
+                    self.write_samples()
+                for hook in self.hooks:
+                    if step % hook.every == 0:
+                        hook.fn(self, step)
+                due = self.cfg.checkpoint_every and step % self.cfg.checkpoint_every == 0
+                timed = bool(self.cfg.checkpoint_minutes) and \
+                    time.monotonic() - last_ckpt_time > 60 * self.cfg.checkpoint_minutes
+                stopping = runtime.any_rank(stop.requested, self.env)
+                over_budget = bool(self.budget) and self.compute.budgeted > self.budget
+                if (due or runtime.any_rank(timed, self.env) or stopping) and step < last:
+                    self.checkpoint()
+                    last_ckpt_time = time.monotonic()
+                if stopping:
+                    reason = "interrupted"
+                    break
+                if runtime.any_rank(over_budget, self.env):
+                    reason = "budget"
+                    break
+                self.faults.pause(step, lambda: stop.requested)
+            if reason == "finished" and self.state.step < self.cfg.steps:  # stopped where the budget plan ends
+                reason = "budget"
+        except BaseException:
+            if self.env.is_main and self.lease.lost is None:  # a run taken over is the new owner's to mark
+                self.run_dir.mark_failed(self.state.step)
+            with contextlib.suppress(Exception):  # e.g. a full disk: the error that stopped the run is the one
+                self.tracker.finish("FAILED")
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+            stop.uninstall()
+        return self.finish(reason)
+
+    def train_step(self) -> tuple[float, dict[str, float]]:
+        """One optimizer step (grad_accum micro-batches) or one memory update per micro-batch."""
+        total = 0.0
+        metrics: dict[str, float] = {}
+        for _ in range(self.cfg.grad_accum):
+            tokens = torch.from_numpy(next(self.reader)).to(self.device, non_blocking=True)  # (b, T+1)
+            if self.gradient:
+                with self.autocast:
+                    loss, extra = self.forward_model(tokens)
+                loss = self.faults.loss(loss, self.state.step + 1)
+                (loss / self.cfg.grad_accum).backward()
+                total += float(loss.detach()) / self.cfg.grad_accum
+                metrics.update({k: float(v) for k, v in extra.items()})
+            else:
+                extra = self.model.observe(tokens)
+                metrics.update({k: float(v) for k, v in extra.items()})
+                total += float(extra.get("train/loss", 0.0)) / self.cfg.grad_accum
+        total = runtime.mean_over_ranks(total, self.env)  # every rank sees the same loss (divergence checks, logs)
+        if self.gradient:
+            if math.isfinite(total):
+                self._apply_gradients()
+            else:
+                self.optimizer.zero_grad(set_to_none=True)
+        return total, metrics
+
+    def _apply_gradients(self) -> None:
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+    def _optimize(self, loss: Tensor) -> None:
+        """Used by sleep phases of gradient families: one update, the trainer's way.
+
+        The loss comes from the unwrapped module (not through DDP's forward), so
+        gradients are averaged across ranks here: every rank takes the same step.
+        """
+        loss.backward()
+        if self.env.distributed:
+            for p in self.model.parameters():
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+                collectives.all_reduce(p.grad).div_(self.env.world_size)
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    # -------------------------------------------------------------- phases
+    def sleep(self) -> dict[str, float]:
+        with self.compute.timed("sleep"):
+            return self._sleep()
+
+    def _sleep(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        if not self.gradient and self.env.world_size > 1:
+            self.model.synchronize()
+        ctx = SleepContext(step=self.state.step, rank=self.env.rank, world_size=self.env.world_size,
+                           optimize=self._optimize if self.gradient else None)
+        metrics = self.model.sleep(ctx)
+        self.state.sleeps += 1
+        if metrics:
+            row = {f"sleep/{k}": float(v) for k, v in metrics.items()}
+            row.setdefault("sleep/seconds", time.perf_counter() - t0)
+            row["sleep/count"] = float(self.state.sleeps)
+            self.tracker.log_metrics(row, self.state.step)
+        return metrics
+
+    def evaluate(self, max_bytes: int = 0) -> EvalResult:
+        with self.compute.timed("eval"):
+            result = self._score(max_bytes)
+        self.state.last_eval = {"bpb": result.bits_per_byte, "bytes": result.n_bytes, "step": self.state.step}
+        self.tracker.log_metrics({**result.metrics(), "compute/seconds": self.compute.budgeted * self.env.world_size},
+                                 self.state.step)
+        log.info("step %d: val bits/byte %.4f over %d bytes", self.state.step, result.bits_per_byte, result.n_bytes)
+        return result
+
+    def _score(self, max_bytes: int = 0) -> EvalResult:
+        if not self.gradient and self.env.world_size > 1:
+            self.model.synchronize()
+        return bits_per_byte(self.model, self.dataset.validation_docs(), batch_size=self.cfg.eval_batch_size,
+                             device=self.device, max_bytes=max_bytes, rank=self.env.rank,
+                             world_size=self.env.world_size, autocast=_autocast_or_none(self.autocast))
+
+    def ablations(self) -> dict[str, float]:
+        """Final bits/byte with each ablatable part of the family off (evaluation time, not budgeted)."""
+        with self.compute.timed("ablation"):
+            scores = {part: r.bits_per_byte for part, r in score_ablations(self.model, self._score).items()}
+        if scores:
+            self.tracker.log_metrics(ablation_metrics(scores), self.state.step)
+        return scores
+
+    def _plan_budget(self, step: int, dt: float) -> None:
+        """Budget-bound runs: the steps that fit, from the measured cost so far (the same on every rank)."""
+        if step == 1:
+            self._first_step = dt
+        if not self.budget or step not in budget.REPLAN_AT or step > self.schedule.planned_steps:
+            return
+        costs = runtime.gather_objects((self.compute.budgeted, self._first_step), self.env)
+        used, first = max(c[0] for c in costs), max(c[1] for c in costs)
+        at_end = step == self.schedule.planned_steps
+        if at_end and (step >= self.cfg.steps or budget.steps_that_fit(self.budget, used, first, step) <= step):
+            return  # the plan's end, and the budget is spent: stop. Else extend (a slow first step, e.g.
+            # a compile, had planned too few steps from a cost the later steps do not have)
+        self.schedule.replan(budget.planned_steps(self.budget, used, first, step, self.cfg.steps), self.cfg)
+        if self.scheduler is not None:  # the next step's LR was set under the old plan
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+                group["lr"] = base * self.schedule.factor(self.scheduler.last_epoch)
+        log.info("step %d: budget plan %d steps (warmup %d)", step, self.schedule.planned_steps, self.schedule.warmup)
+
+    def write_samples(self) -> str:
+        with self.compute.timed("samples"):
+            return self._write_samples()
+
+    def _write_samples(self) -> str:
+        if not self.env.is_main:
+            return ""
+        text = generate_samples(self.model, self.tokenizer, self.cfg.sample_tokens,
+                                seed=self.cfg.seed + self.state.step, device=self.device)
+        self.run_dir.write_text(text, "samples", f"step_{self.state.step:08d}.txt")
+        self.tracker.log_text(text, f"samples/step_{self.state.step:08d}.txt")
+        return text
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        with self.compute.timed("checkpoint"):
+            return self._checkpoint()
+
+    def _checkpoint(self) -> dict[str, Any] | None:
+        if runtime.any_rank(not self.lease.renewed(), self.env):  # never write on a trail another process took
+            self.lease.ensure()  # rank 0: says who took it; the others stop with it instead of waiting
+            raise LeaseLost(f"run {self.config.run_id}: rank 0 lost the run's lease; stopping without writing")
+        if not self.gradient and self.env.world_size > 1:
+            self.model.synchronize()
+        readers = runtime.gather_objects(self.reader.state_dict(), self.env)
+        info = None
+        if self.env.is_main:
+            state = {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict() if self.optimizer else None,
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "reader": readers,
+                "rng": runtime.rng_state(),
+                "progress": {"step": self.state.step, "samples": self.state.samples, "tokens": self.state.tokens,
+                             "sleeps": self.state.sleeps, "train_seconds": self.state.train_seconds,
+                             "rollbacks": self.state.rollbacks, "last_eval": self.state.last_eval,
+                             "compute": self.compute.state_dict(),
+                             "schedule": {**self.schedule.to_dict(), "run_id": self.config.run_id}},
+                "config": self.config.to_dict(),
+                "dataset_id": self.config.dataset_id,
+                "guard": self.guard.state_dict() if self.guard is not None else None,
+            }
+            slow_write = self.faults.checkpoint_delay()  # drill: widen the write window
+            info = self.trail.save(state, self.state.step, self._parent_step, _pause=slow_write,
+                                   writer=self.lease.owner)
+            self.run_dir.set_status("running", self.state.step)
+        self._parent_step = self.state.step
+        runtime.barrier(self.env)
+        if self.checkpoint_callback is not None:
+            self.checkpoint_callback(info or {"step": self.state.step})
+        return info
+
+    def finish(self, reason: str) -> dict[str, Any]:
+        final = self.evaluate(0) if reason != "interrupted" else None
+        ablations = self.ablations() if final is not None and self.cfg.final_ablations else {}
+        if reason != "interrupted":
+            self.write_samples()
+        info = self.checkpoint()
+        result = {
+            "run_id": self.config.run_id, "dataset_id": self.config.dataset_id, "model_id": self.config.model_id,
+            "family": self.config.model.family, "flavor": self.config.model.flavor, "seed": self.cfg.seed,
+            "stop_reason": reason, "step": self.state.step, "samples": self.state.samples,
+            "tokens": self.state.tokens, "train_seconds": self.state.train_seconds,
+            "tokens_per_s": self.state.tokens / max(self.state.train_seconds, 1e-9),
+            "parameters": self.model.num_parameters(), "memory_bytes": self.model.memory_bytes(),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "device": str(self.device),
+            **self.flops.result(self.state.samples, self.state.train_seconds),
+            "sleeps": self.state.sleeps, "rollbacks": self.state.rollbacks,
+            "val_bpb": final.bits_per_byte if final else None, "val_bytes": final.n_bytes if final else None,
+            **self.compute.summary(self.env.world_size),
+            "train_flops": budget.train_flops(self.model, self.state.samples),
+            "schedule": self.schedule.to_dict(), "ablations": ablations,
+            "checkpoint": self.store.uri(info["path"]) if info else None, "run_uri": self.run_dir.uri,
+        }
+        if self.env.is_main:
+            state = "finished" if reason in ("finished", "budget") else reason
+            if reason in ("finished", "budget"):
+                self.run_dir.write_result(result)
+            self.run_dir.set_status(state, self.state.step)
+            self.tracker.log_metrics({"final/val_bpb": result["val_bpb"] or float("nan"),
+                                      "final/tokens_per_s": result["tokens_per_s"],
+                                      "final/compute_seconds": result["compute_seconds"]}, self.state.step)
+            self.tracker.set_tags({"nightshift.stop_reason": reason,
+                                   "nightshift.checkpoint": result["checkpoint"] or ""})
+            self.tracker.log_text(_json(result), "result.json")
+            if final is not None:  # the run's MLflow model: any MLflow user can load, serve and register it
+                from nightshift.orchestrator.serving.package import log_final_model
+
+                log_final_model(self.tracker, self.model, self.config, self.tokenizer, self.state.step,
+                                {"val_bpb": result["val_bpb"]})
+        self.tracker.finish("KILLED" if reason == "interrupted" else "FINISHED")
+        return result
+
+    # ------------------------------------------------------------- helpers
+    def _start_tracking(self) -> None:
+        tags = run_tags(self.config, self.dataset.manifest, backend=self.env.backend, run_uri=self.run_dir.uri)
+        lineage = lineage_of(self.store, self.config)
+        if lineage:  # a fork: the UI shows where it came from
+            tags.update({"nightshift.parent_run": lineage["parent_run_id"],
+                         "nightshift.parent_step": str(lineage["parent_step"])})
+        # System metrics once per node, into rank 0's run (tracking.nodes: what a node is, who reports it).
+        role = node_role(runtime.gather_objects(node_name(), self.env), self.env.rank)
+        if len(role.nodes) > 1:
+            tags[NODES_TAG] = ",".join(role.nodes)
+        if self.env.is_main:
+            self.tracker.monitor_node(role.node_id)
+        self.tracker.start(run_key=self.config.run_id, run_name=run_name(self.config, self.dataset.manifest),
+                           experiment=experiment_name(self.dataset.source), tags=tags,
+                           params=self.config.to_dict(), parent_run_id=self.parent_run_id)
+        run_id = runtime.gather_objects(self.tracker.run_id, self.env)[0]  # rank 0's MLflow run, on every rank
+        if role.reports and not self.env.is_main and run_id:
+            self.tracker.monitor_node(role.node_id, run_id)
+        self.tracker.log_inputs(dataset_inputs(self.dataset.manifest, self.store))  # the UI's Dataset column
+        for name, step, detail in self._events:  # what happened before tracking started (a fallback)
+            self.tracker.log_event(name, step, detail)
+        self._events.clear()
+        self._tracking = True
+
+    def _fell_back(self, found: Loaded) -> None:
+        """Say that the newest checkpoint was unusable, and record it (run folder now, tracker when started)."""
+        detail = {"restored_step": found.meta["step"], "skipped": list(found.skipped)}
+        log.warning("resuming %s from checkpoint step %d, the newest one that loads; passed over: %s",
+                    self.config.run_id, found.meta["step"], " | ".join(found.skipped))
+        if self.env.is_main:
+            self.run_dir.write_text(_json(detail), "events", f"checkpoint_fallback_{found.meta['step']:08d}.json")
+        if self._tracking:
+            self.tracker.log_event("checkpoint_fallback", found.meta["step"], detail)
+        else:
+            self._events.append(("checkpoint_fallback", found.meta["step"], detail))
+
+    def _bar(self):  # noqa: ANN202 - tqdm or None
+        if not self.progress_bar or not sys.stderr.isatty():  # for people; in logs and pipes it is noise
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.schedule.planned_steps, initial=self.state.step, unit="step", dynamic_ncols=True,
+                    desc=f"{self.config.model.family}:{self.config.model.flavor}")
+
+
+def dataset_shape(manifest: dict[str, Any]) -> dict[str, int]:
+    """Longest document (an upper bound where shards did not record it) and total training tokens."""
+    shards = manifest["splits"]["train"]["shards"]
+    longest = max((s.get("max_doc_tokens", s["tokens"]) for s in shards), default=0)
+    return {"max_doc_tokens": int(longest), "total_tokens": int(manifest["splits"]["train"]["totals"]["tokens"])}
+
+
+def _autocast_or_none(ctx: Any) -> Any:
+    return ctx if isinstance(ctx, torch.autocast) else None
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, indent=2, sort_keys=True, default=str)

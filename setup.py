@@ -11,4 +11,6 @@ LAYERS = ("pipelines", "models", "orchestrator")
 
 packages = ["nightshift"] + [f"nightshift.{layer}{'.' + sub if sub else ''}"
                              for layer in LAYERS for sub in ("", *find_packages(layer))]
-setup(packages=packages, package_dir={"nightshift": "nightshift", **{f"nightshift.{n}": n for n in LAYERS}})
+setup(packages=packages, package_dir={"nightshift": "nightshift", **{f"nightshift.{n}": n for n in LAYERS}},
+      # the planner's recorded figures, generated from benchmarks/results/ by `python -m benchmarks tables`
+      package_data={"nightshift.orchestrator.planning": ["recorded.json"]})

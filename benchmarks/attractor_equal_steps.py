@@ -12,30 +12,23 @@ adds). A third variant, compiled but float32, differs from the eager one
 only in the order of float rounding: its gap is the noise floor the fast
 path's gap is judged against.
 
-    .venv/bin/python benchmarks/attractor_equal_steps.py --steps 300 --evals 100,200,300
+    python -m benchmarks run attractor_equal_steps [--set steps=300 --set evals=[100,200,300]]
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT.parent / "shared" / "data" / "tokenizers" / "tiktoken_cache"))
-
-from nightshift.models import registry  # noqa: E402
-from nightshift.models.protocol import Vocab, ablated  # noqa: E402
-from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte  # noqa: E402
-from nightshift.orchestrator.runs.config import TrainConfig  # noqa: E402
-from nightshift.orchestrator.training.optim import build_optimizer  # noqa: E402
+from benchmarks.harness import SHARED, Benchmark, Context
+from nightshift.models import registry
+from nightshift.models.protocol import Vocab, ablated
+from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte
+from nightshift.orchestrator.runs.config import TrainConfig
+from nightshift.orchestrator.training.optim import build_optimizer
 
 
 @dataclasses.dataclass
@@ -48,7 +41,7 @@ def load(train_chars: int, val_chars: int) -> tuple[Vocab, torch.Tensor, list[Do
     import pyarrow.parquet as pq
     import tiktoken
 
-    data_dir = ROOT.parent / "shared" / "data" / "pg19"
+    data_dir = SHARED / "pg19"
     texts = {s: pq.read_table(data_dir / f"{s}.parquet", columns=["text"]).column("text").to_pylist()
              for s in ("train", "validation")}
     enc = tiktoken.get_encoding("gpt2")
@@ -65,19 +58,15 @@ def load(train_chars: int, val_chars: int) -> tuple[Vocab, torch.Tensor, list[Do
     return vocab, torch.tensor(stream), val
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--flavor", default="a1")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--evals", default="100,200,300", help="step counts to evaluate at")
-    ap.add_argument("--train-chars", type=int, default=3_000_000)
-    ap.add_argument("--val-chars", type=int, default=10_000, help="per validation book")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    vocab, data, val = load(args.train_chars, args.val_chars)
-    spec = registry.resolve(f"attractor:{args.flavor}")
+def marks_of(evals: str | list[int]) -> set[int]:
+    """Step counts to evaluate at: a list, or the old comma-separated string ("100,200,300")."""
+    return {int(m) for m in (evals.split(",") if isinstance(evals, str) else evals)}
+
+
+def run(ctx: Context) -> dict:
+    flavor, seed = ctx["flavor"], ctx["seed"]
+    vocab, data, val = load(ctx["train_chars"], ctx["val_chars"])
+    spec = registry.resolve(f"attractor:{flavor}", dict(ctx["config"]))
     variants = {"fast": spec.config,  # the flavor as shipped
                 "compiled-fp32": dataclasses.replace(spec.config, readout_precision="float32"),  # rounding only
                 "eager-fp32": dataclasses.replace(spec.config, compile_relaxation=False, readout_precision="float32")}
@@ -85,19 +74,19 @@ def main() -> None:
     tcfg = TrainConfig(lr=t["lr"], weight_decay=t["weight_decay"], betas=t["betas"])
     models, opts = {}, {}
     for name, cfg in variants.items():
-        torch.manual_seed(args.seed)  # the same initial weights
+        torch.manual_seed(seed)  # the same initial weights
         models[name] = cfg.build(vocab)
         opts[name] = build_optimizer(models[name], tcfg, torch.device("cpu"))
     B, T = t["batch_size"], spec.config.window
-    print(f"attractor:{args.flavor}, V {vocab.size} (gpt2), {len(data):,} train tokens, validation "
-          f"{sum(len(d.tokens) for d in val):,} tokens / {sum(d.n_bytes for d in val):,} bytes; "
-          f"fast = compile_relaxation {spec.config.compile_relaxation}, readout {spec.config.readout_precision}; load "
-          f"{os.getloadavg()[0]:.1f}", flush=True)
-    gen = torch.Generator().manual_seed(args.seed)
-    marks = {int(m) for m in args.evals.split(",")}
+    ctx.log(f"attractor:{flavor}" + (f" ({ctx['config']})" if ctx["config"] else "") + f", V {vocab.size} (gpt2), "
+            f"{len(data):,} train tokens, validation {sum(len(d.tokens) for d in val):,} tokens / "
+            f"{sum(d.n_bytes for d in val):,} bytes; fast = compile_relaxation {spec.config.compile_relaxation}, "
+            f"readout {spec.config.readout_precision}; load {os.getloadavg()[0]:.1f}")
+    gen = torch.Generator().manual_seed(seed)
+    marks = marks_of(ctx["evals"])
     curve: dict[str, list[dict]] = {n: [] for n in variants}
     seconds = dict.fromkeys(variants, 0.0)
-    for step in range(1, args.steps + 1):
+    for step in range(1, ctx["steps"] + 1):
         starts = torch.randint(0, len(data) - T - 1, (B,), generator=gen)
         batch = data[starts[:, None] + torch.arange(T + 1)]  # (B, T+1), the same for both
         for name, model in models.items():
@@ -113,27 +102,42 @@ def main() -> None:
                 bpb = bits_per_byte(model, val, batch_size=16).bits_per_byte
                 model.train()
                 curve[name].append({"step": step, "val_bpb": bpb, "train_s": seconds[name]})
-            print(f"  step {step:5d}: " + ", ".join(f"{n} {c[-1]['val_bpb']:.4f} bpb ({seconds[n]:.0f} s)"
-                                                 for n, c in curve.items()), flush=True)
-    ablation = {}
+            ctx.log(f"  step {step:5d}: " + ", ".join(f"{n} {c[-1]['val_bpb']:.4f} bpb ({seconds[n]:.0f} s)"
+                                                    for n, c in curve.items()))
+    ablation, relaxation_gain = {}, {}
     for name, model in models.items():  # what the relaxation adds: the same weights read out at K = 0
         with ablated(model, {"relaxation"}):
             ablation[name] = bits_per_byte(model, val, batch_size=16).bits_per_byte
         on = curve[name][-1]["val_bpb"] if curve[name] else float("nan")
-        print(f"  {name}: relaxation off {ablation[name]:.4f} bpb, on {on:.4f}: off - on = "
-              f"{ablation[name] - on:+.4f} (> 0: the relaxation helps)", flush=True)
+        relaxation_gain[name] = ablation[name] - on
+        ctx.log(f"  {name}: relaxation off {ablation[name]:.4f} bpb, on {on:.4f}: off - on = "
+                f"{ablation[name] - on:+.4f} (> 0: the relaxation helps)")
+    out: dict = {"curve": curve, "relaxation_ablated_bpb": ablation, "relaxation_gain_bpb": relaxation_gain,
+                 "vocab": vocab.size, "train_tokens": len(data), "batch": B}
     last = {n: c[-1]["val_bpb"] for n, c in curve.items() if c}
     if last:  # compiled-fp32 differs from eager only by float rounding order: its gap is the noise floor
         noise = abs(last["compiled-fp32"] - last["eager-fp32"])
         diff = last["fast"] - last["eager-fp32"]
-        print(f"at step {curve['fast'][-1]['step']}: fast - eager {diff:+.4f} bits/byte; compiled-fp32 - eager "
-              f"{last['compiled-fp32'] - last['eager-fp32']:+.4f} (rounding noise); "
-              f"{'equal or better' if diff <= max(noise, 1e-4) else 'WORSE than eager beyond the rounding noise'}")
-    if args.json:
-        args.json.write_text(json.dumps({"curve": curve, "relaxation_ablated_bpb": ablation,
-                                         "args": {k: str(v) for k, v in vars(args).items()}},
-                                        indent=2))
+        verdict = "equal or better" if diff <= max(noise, 1e-4) else "WORSE than eager beyond the rounding noise"
+        out["at_step"] = curve["fast"][-1]["step"]
+        out["fast_minus_eager_bpb"] = diff
+        out["compiled_fp32_minus_eager_bpb"] = last["compiled-fp32"] - last["eager-fp32"]
+        out["verdict"] = verdict
+        ctx.log(f"at step {curve['fast'][-1]['step']}: fast - eager {diff:+.4f} bits/byte; compiled-fp32 - eager "
+                f"{last['compiled-fp32'] - last['eager-fp32']:+.4f} (rounding noise); {verdict}")
+    return out
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARK = Benchmark(
+    name="attractor_equal_steps",
+    summary="attractor:a1's fast path (compiled relaxation, bf16 readout) vs eager float32: val bits/byte at equal "
+            "steps, with compiled float32 as the rounding-noise floor",
+    run=run,
+    threads=1,
+    goal="the fast path costs no quality: fast - eager bits/byte within the compiled-fp32 rounding noise",
+    full={"flavor": "a1", "steps": 300, "evals": [100, 200, 300], "train_chars": 3_000_000, "val_chars": 10_000,
+          "seed": 0, "config": {}},
+    # toy: a1's code paths at a small shape (D 32, K 4), two steps, one eval
+    toy={"flavor": "a1", "steps": 2, "evals": [2], "train_chars": 20_000, "val_chars": 200, "seed": 0,
+         "config": {"d_model": 32, "steps": 4}},
+)

@@ -4,33 +4,24 @@ Both models train in the same process on one thread, alternating slices of
 CPU time (process time, so a shared box's load hits both alike), and are
 evaluated at the same budget points with the project's evaluator
 (`nightshift.orchestrator.evaluation.bits_per_byte.bits_per_byte`: every validation token scored once,
-full left context, plain NLL) on the first `--val-chars` of each validation
+full left context, plain NLL) on the first `val_chars` of each validation
 book.
 
-    .venv/bin/python benchmarks/attractor_learning_curve.py --budget 240   # CPU seconds per model
+    python -m benchmarks run attractor_learning_curve [--set budget=240]   # CPU seconds per model
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT.parent / "shared" / "data" / "tokenizers" / "tiktoken_cache"))
-
-from attractor_equal_steps import load  # noqa: E402 - the same pg19 gpt2 loader
-
-from nightshift.models import registry  # noqa: E402
-from nightshift.models.protocol import Vocab  # noqa: E402
-from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte  # noqa: E402
+from benchmarks.attractor_equal_steps import load  # the same pg19 gpt2 loader
+from benchmarks.harness import Benchmark, Context
+from nightshift.models import registry
+from nightshift.models.protocol import Vocab
+from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte
 
 
 class Runner:
@@ -74,44 +65,39 @@ class Runner:
         return loss
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--budget", type=float, default=300.0, help="CPU seconds of training per model")
-    ap.add_argument("--evals", type=str, default="30,75,150,300", help="CPU-second marks to evaluate at")
-    ap.add_argument("--train-chars", type=int, default=3_000_000)
-    ap.add_argument("--val-chars", type=int, default=15_000, help="per validation book")
-    ap.add_argument("--attractors", default="attractor:a1,attractor:a1-unroll", help="comma-separated flavors")
-    ap.add_argument("--attractor-set", default="d_model=64", help="comma-separated overrides of every attractor")
-    ap.add_argument("--transformer", default="transformer:tiny")
-    ap.add_argument("--transformer-set", default="seq_len=128", help="comma-separated overrides")
-    ap.add_argument("--transformer-batch", type=int, default=8)
-    ap.add_argument("--transformer-warmup", type=int, default=10,
-                    help="the recipe's 100 warmup steps would outlast a CPU-minutes budget")
-    ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    vocab, data, val_docs = load(args.train_chars, args.val_chars)
-    print(f"train tokens {len(data):,}; validation {sum(len(d.tokens) for d in val_docs):,} tokens, "
-          f"{sum(d.n_bytes for d in val_docs):,} bytes", flush=True)
+def listed(value: str | list) -> list[str]:
+    """A list parameter, or the old comma-separated string form."""
+    return [str(v) for v in (value.split(",") if isinstance(value, str) else value) if str(v)]
 
-    overrides = dict(kv.split("=", 1) for kv in args.attractor_set.split(",") if kv)
-    runners = [Runner(name, vocab, overrides, data, None, 0) for name in args.attractors.split(",") if name]
-    t_over = dict(kv.split("=", 1) for kv in args.transformer_set.split(",") if kv)
-    runners.append(Runner(args.transformer, vocab, t_over, data, args.transformer_batch, 0, args.transformer_warmup))
+
+def run(ctx: Context) -> dict:
+    vocab, data, val_docs = load(ctx["train_chars"], ctx["val_chars"])
+    ctx.log(f"train tokens {len(data):,}; validation {sum(len(d.tokens) for d in val_docs):,} tokens, "
+            f"{sum(d.n_bytes for d in val_docs):,} bytes")
+
+    overrides = dict(kv.split("=", 1) for kv in ctx["attractor_set"].split(",") if kv)
+    runners = [Runner(name, vocab, overrides, data, None, 0) for name in listed(ctx["attractors"])]
+    t_over = dict(kv.split("=", 1) for kv in ctx["transformer_set"].split(",") if kv)
+    runners.append(Runner(ctx["transformer"], vocab, t_over, data, ctx["transformer_batch"], 0,
+                          ctx["transformer_warmup"]))
+    models = {}
     for r in runners:
-        print(f"{r.name} {overrides if r.name.startswith('attractor') else t_over}: "
-              f"{r.model.num_parameters() / 1e6:.1f} M params, batch {r.batch} x {r.T} tokens", flush=True)
-    marks = [float(m) for m in args.evals.split(",") if float(m) <= args.budget]
+        models[r.name] = {"overrides": overrides if r.name.startswith("attractor") else t_over,
+                          "params": r.model.num_parameters(), "batch": r.batch, "seq_len": r.T}
+        ctx.log(f"{r.name} {models[r.name]['overrides']}: {r.model.num_parameters() / 1e6:.1f} M params, "
+                f"batch {r.batch} x {r.T} tokens")
+    marks = [float(m) for m in listed(ctx["evals"]) if float(m) <= ctx["budget"]]
     curve: dict[str, list[dict]] = {r.name: [] for r in runners}
 
     def evaluate(r: Runner, loss: float) -> None:
         t0 = time.perf_counter()
         res = bits_per_byte(r.model, val_docs, batch_size=8)
-        curve[r.name].append({"cpu_s": round(r.cpu, 1), "steps": r.steps, "train_loss": loss,
+        curve[r.name].append({"cpu_s": round(r.cpu, 1), "steps": r.steps,
+                              "train_loss": None if math.isnan(loss) else loss,  # None: no slice before this eval
                               "val_bpb": res.bits_per_byte, "targets_seen": r.steps * r.batch * (
                                   r.T if r.name.startswith("transformer") else 1)})
-        print(f"  {r.name:24s} cpu {r.cpu:6.1f}s steps {r.steps:6d} train loss {loss:6.3f} "
-              f"val bpb {res.bits_per_byte:.3f} (eval {time.perf_counter() - t0:.0f}s)", flush=True)
+        ctx.log(f"  {r.name:24s} cpu {r.cpu:6.1f}s steps {r.steps:6d} train loss {loss:6.3f} "
+                f"val bpb {res.bits_per_byte:.3f} (eval {time.perf_counter() - t0:.0f}s)")
 
     for r in runners:
         evaluate(r, float("nan"))
@@ -124,10 +110,26 @@ def main() -> None:
                     loss[r.name] = r.train_for(min(slice_s, mark - r.cpu))
         for r in runners:
             evaluate(r, loss.get(r.name, float("nan")))
-    if args.json:
-        args.json.write_text(json.dumps({"curve": curve, "args": vars(args) | {"json": str(args.json)}}, indent=2))
-    print("unigram reference: ln(V) =", round(math.log(vocab.size), 2), "nats/token untrained-uniform")
+    uniform = math.log(vocab.size)
+    ctx.log(f"unigram reference: ln(V) = {round(uniform, 2)} nats/token untrained-uniform")
+    return {"curve": curve, "models": models, "uniform_nats_per_token": uniform,
+            "train_tokens": len(data), "val_tokens": sum(len(d.tokens) for d in val_docs),
+            "val_bytes": sum(d.n_bytes for d in val_docs)}
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARK = Benchmark(
+    name="attractor_learning_curve",
+    summary="val bits/byte against CPU seconds: attractor:a1 / a1-unroll vs transformer:tiny, pg19 gpt2, equal CPU "
+            "time, one thread",
+    run=run,
+    threads=1,
+    full={"budget": 300.0, "evals": [30, 75, 150, 300], "train_chars": 3_000_000, "val_chars": 15_000,
+          "attractors": ["attractor:a1", "attractor:a1-unroll"], "attractor_set": "d_model=64",
+          "transformer": "transformer:tiny", "transformer_set": "seq_len=128", "transformer_batch": 8,
+          # the recipe's 100 warmup steps would outlast a CPU-minutes budget
+          "transformer_warmup": 10},
+    toy={"budget": 1.0, "evals": [0.5, 1], "train_chars": 20_000, "val_chars": 200,
+         "attractors": ["attractor:a1", "attractor:a1-unroll"], "attractor_set": "d_model=32,steps=4",
+         "transformer": "transformer:debug", "transformer_set": "seq_len=32", "transformer_batch": 2,
+         "transformer_warmup": 10},
+)

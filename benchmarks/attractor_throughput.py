@@ -11,37 +11,34 @@ load hits every variant alike (medians reported):
              structure (autograd.grad with create_graph every step, per-wave Python loops,
              `.any()` batch breaks), same parameters. A test yardstick, NOT the original's
              timing: the speed-up against the original itself is measured by
-             `benchmarks/attractor_vs_original.py`, which runs the original code.
+             `python -m benchmarks run attractor_vs_original`, which runs the original code.
 
 Predicted tokens/s = windows per second (one target per window), i.e. B / seconds per step.
 Each step is timed as forward + backward, and separately the AdamW update (the trainer's
 optimizer) in its foreach implementation (the trainer's CPU default) and its fused one.
 
 Also: saved activations (MiB) against K, with and without activation checkpointing, and
-(--rss) peak RSS of a process running each variant.
+(rss=true) peak RSS of a fresh process running each variant.
 
-    .venv/bin/python benchmarks/attractor_throughput.py            # ~2-4 min on a quiet box
-    .venv/bin/python benchmarks/attractor_throughput.py --no-malloc-tuning
+The planner's attractor rate is this benchmark's recorded a1 figure (fwd+bwd + fused AdamW, one thread).
+
+    python -m benchmarks run attractor_throughput            # ~2-4 min on a quiet box
+    python -m benchmarks run attractor_throughput --set malloc_tuning=false --set rss=true
 """
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import dataclasses
-import json
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from benchmarks.harness import Benchmark, Context, status_bytes
 from nightshift.models.attractor import FLAVORS
 from nightshift.models.attractor.reference import OriginalAttractor
 from nightshift.models.protocol import Vocab
@@ -124,9 +121,16 @@ def saved_mib(model: torch.nn.Module, tokens: torch.Tensor) -> float:
     return sum(seen.values()) / 2**20
 
 
-def build(variant: str, vocab: Vocab, steps: int | None = None, checkpoint_every: int = 0) -> torch.nn.Module:
-    torch.manual_seed(0)
+def a1_config(variant: str, config: dict[str, Any] | None = None):
+    """The shipped a1 (or a1-unroll) config; `config` overrides its fields (the toy run's smaller shape)."""
     cfg = FLAVORS["a1-unroll" if variant.startswith("unroll") else "a1"].model
+    return dataclasses.replace(cfg, **(config or {}))
+
+
+def build(variant: str, vocab: Vocab, steps: int | None = None, checkpoint_every: int = 0,
+          config: dict[str, Any] | None = None) -> torch.nn.Module:
+    torch.manual_seed(0)
+    cfg = a1_config(variant, config)
     cfg = dataclasses.replace(cfg, steps=steps or cfg.steps, checkpoint_every=checkpoint_every)
     model = cfg.build(vocab)
     if variant == "reference":
@@ -134,101 +138,113 @@ def build(variant: str, vocab: Vocab, steps: int | None = None, checkpoint_every
     return model
 
 
-def rss_child(variant: str, vocab_size: int, batch: int) -> None:
-    torch.set_num_threads(1)
+def rss_child(variant: str, vocab_size: int, batch: int, malloc_tuning: bool = True,
+              config: dict[str, Any] | None = None) -> dict:
+    """Fresh process: three training steps of one variant, its peak RSS."""
+    if malloc_tuning:
+        tune_malloc()
     vocab = Vocab(name="cap", size=vocab_size, eot_id=0)
-    model = build(variant.split("+")[0], vocab, checkpoint_every=4 if "+ckpt" in variant else 0)
-    tokens = torch.randint(0, vocab_size, (batch, 9), generator=torch.Generator().manual_seed(0))
+    model = build(variant.split("+")[0], vocab, checkpoint_every=4 if "+ckpt" in variant else 0, config=config)
+    window = a1_config(variant, config).window
+    tokens = torch.randint(0, vocab_size, (batch, window + 1), generator=torch.Generator().manual_seed(0))
     fns = make_step(model, tokens)
     for _ in range(3):
         fns["fb"]()
         fns["foreach"]()
     # VmHWM, not getrusage: Linux carries ru_maxrss across exec from the parent that spawned us
-    hwm_kib = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
-                   if line.startswith("VmHWM:"))
-    print(json.dumps({"variant": variant, "peak_rss_mib": hwm_kib / 1024}))
+    return {"variant": variant, "peak_rss_mib": status_bytes("VmHWM") / 2**20}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--vocab", type=int, default=8192)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--reps", type=int, default=12)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--no-malloc-tuning", action="store_true")
-    ap.add_argument("--rss", action="store_true", help="also peak RSS per variant (one subprocess each)")
-    ap.add_argument("--rss-child", default="", help=argparse.SUPPRESS)
-    ap.add_argument("--json", type=Path, default=None, help="write the figures here")
-    args = ap.parse_args()
-    tuned = False if args.no_malloc_tuning else tune_malloc()
-    if args.rss_child:
-        rss_child(args.rss_child, args.vocab, args.batch)
-        return
-    torch.set_num_threads(args.threads)
-    vocab = Vocab(name=f"cap{args.vocab}", size=args.vocab, eot_id=0)
-    B = args.batch
-    tokens = torch.randint(0, args.vocab, (B, 9), generator=torch.Generator().manual_seed(0))
+def run(ctx: Context) -> dict:
+    tuned = tune_malloc() if ctx["malloc_tuning"] else False
+    overrides: dict[str, Any] = dict(ctx["config"])
+    V, B, reps = ctx["vocab"], ctx["batch"], ctx["reps"]
+    cfg = a1_config("detach", overrides)
+    vocab = Vocab(name=f"cap{V}", size=V, eot_id=0)
+    tokens = torch.randint(0, V, (B, cfg.window + 1), generator=torch.Generator().manual_seed(0))
 
-    variants = {name: make_step(build(name, vocab), tokens) for name in ("detach", "unroll", "reference")}
-    W_D = FLAVORS["a1"].model.window * FLAVORS["a1"].model.d_model
-    bound = make_bound(B, W_D, args.vocab)
+    variants = {name: make_step(build(name, vocab, config=overrides), tokens)
+                for name in ("detach", "unroll", "reference")}
+    W_D = cfg.window * cfg.d_model
+    bound = make_bound(B, W_D, V)
     times: dict[str, list[float]] = {"bound": []} | {f"{v}/{p}": [] for v in variants for p in variants[v]}
     bound()
     for fns in variants.values():  # warm-up
         for fn in fns.values():
             fn()
-    print(f"threads {torch.get_num_threads()}, malloc tuning {tuned}, B {B}, V {args.vocab}, reps {args.reps}")
-    for rep in range(args.reps):
+    shape = f"D {cfg.d_model}, W {cfg.window}, K {cfg.steps}" + (f" (a1 with {overrides})" if overrides else "")
+    ctx.log(f"threads {torch.get_num_threads()}, malloc tuning {tuned}, B {B}, V {V}, {shape}, reps {reps}")
+    for rep in range(reps):
         times["bound"].append(timed(bound))
         for name, fns in variants.items():
             for part, fn in fns.items():
                 times[f"{name}/{part}"].append(timed(fn))
-        print(f"  rep {rep + 1}/{args.reps}: " + ", ".join(f"{k} {v[-1] * 1e3:.0f}" for k, v in times.items())
-              + " ms", flush=True)
+        ctx.log(f"  rep {rep + 1}/{reps}: " + ", ".join(f"{k} {v[-1] * 1e3:.0f}" for k, v in times.items()) + " ms")
     med = {k: statistics.median(v) for k, v in times.items()}
 
     rows = []
     tps = lambda s: B / s  # noqa: E731  predicted tokens (targets) per second
-    gflop = 3 * 2 * B * W_D * args.vocab / 1e9
-    print(f"\nbound (readout matmuls, fwd + 2 bwd, {gflop:.2f} GFLOP): {med['bound'] * 1e3:.1f} ms "
-          f"= {gflop / med['bound']:.0f} GFLOP/s -> {tps(med['bound']):.0f} tok/s")
+    gflop = 3 * 2 * B * W_D * V / 1e9
+    bound_figures = {"gflop": gflop, "ms": med["bound"] * 1e3, "gflop_per_s": gflop / med["bound"],
+                     "tok_s": tps(med["bound"])}
+    ctx.log(f"bound (readout matmuls, fwd + 2 bwd, {gflop:.2f} GFLOP): {med['bound'] * 1e3:.1f} ms "
+            f"= {gflop / med['bound']:.0f} GFLOP/s -> {tps(med['bound']):.0f} tok/s")
     for name in variants:
         fb, each, fused = med[f"{name}/fb"], med[f"{name}/foreach"], med[f"{name}/fused"]
         rows.append({"variant": name, "fwd_bwd_ms": fb * 1e3, "adamw_foreach_ms": each * 1e3,
                      "adamw_fused_ms": fused * 1e3, "tok_s_fwd_bwd": tps(fb), "tok_s_step_foreach": tps(fb + each),
                      "tok_s_step_fused": tps(fb + fused), "of_bound_fwd_bwd": med["bound"] / fb})
-        print(f"{name:9s} fwd+bwd {fb * 1e3:6.1f} ms = {tps(fb):5.0f} tok/s ({med['bound'] / fb:4.0%} of bound); "
-              f"+ AdamW foreach {each * 1e3:5.1f} ms -> {tps(fb + each):5.0f} tok/s; "
-              f"+ AdamW fused {fused * 1e3:5.1f} ms -> {tps(fb + fused):5.0f} tok/s")
+        ctx.log(f"{name:9s} fwd+bwd {fb * 1e3:6.1f} ms = {tps(fb):5.0f} tok/s ({med['bound'] / fb:4.0%} of bound); "
+                f"+ AdamW foreach {each * 1e3:5.1f} ms -> {tps(fb + each):5.0f} tok/s; "
+                f"+ AdamW fused {fused * 1e3:5.1f} ms -> {tps(fb + fused):5.0f} tok/s")
+    vs_reference: dict[str, float] = {}
     for opt in ("foreach", "fused"):
         ref = med["reference/fb"] + med[f"reference/{opt}"]
         for name in ("detach", "unroll"):
             ours = med[f"{name}/fb"] + med[f"{name}/{opt}"]
-            print(f"{name} vs reference.py, AdamW {opt}: {ref / ours:.1f}x in this process (reference.py is a "
-                  f"yardstick; for the ratio to the original code run benchmarks/attractor_vs_original.py)")
+            vs_reference[f"{name}_adamw_{opt}"] = ref / ours
+            ctx.log(f"{name} vs reference.py, AdamW {opt}: {ref / ours:.1f}x in this process (reference.py is a "
+                    f"yardstick; for the ratio to the original code run attractor_vs_original)")
 
-    print("\nsaved activations (MiB) for one training forward, batch", B)
+    ctx.log(f"saved activations (MiB) for one training forward, batch {B}")
     mem = {}
-    for K in (4, 8, 16, 32):
-        mem[K] = {
-            "detach": saved_mib(build("detach", vocab, K), tokens),
-            "unroll": saved_mib(build("unroll", vocab, K), tokens),
-            "unroll+ckpt4": saved_mib(build("unroll", vocab, K, checkpoint_every=4), tokens),
-            "reference": saved_mib(build("reference", vocab, K), tokens),
+    for K in ctx["saved_steps"]:
+        mem[str(K)] = {
+            "detach": saved_mib(build("detach", vocab, K, config=overrides), tokens),
+            "unroll": saved_mib(build("unroll", vocab, K, config=overrides), tokens),
+            "unroll+ckpt4": saved_mib(build("unroll", vocab, K, checkpoint_every=4, config=overrides), tokens),
+            "reference": saved_mib(build("reference", vocab, K, config=overrides), tokens),
         }
-        print(f"  K {K:2d}: " + ", ".join(f"{k} {v:6.1f}" for k, v in mem[K].items()))
+        ctx.log(f"  K {K:2d}: " + ", ".join(f"{k} {v:6.1f}" for k, v in mem[str(K)].items()))
     rss = []
-    if args.rss:
-        for variant in ("detach", "unroll", "unroll+ckpt", "reference"):
-            cmd = [sys.executable, __file__, "--rss-child", variant, "--vocab", str(args.vocab),
-                   "--batch", str(B)] + (["--no-malloc-tuning"] if args.no_malloc_tuning else [])
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-            rss.append(json.loads(out))
-            print(f"  peak RSS {variant}: {rss[-1]['peak_rss_mib']:.0f} MiB")
-    if args.json:
-        args.json.write_text(json.dumps({"median_s": med, "rows": rows, "saved_mib": mem, "rss": rss,
-                                         "malloc_tuning": tuned, "batch": B, "vocab": args.vocab}, indent=2))
+    if ctx["rss"]:
+        for variant in ctx["rss_variants"]:
+            rss.append(ctx.child("rss_child", variant=variant, vocab_size=V, batch=B,
+                                 malloc_tuning=bool(ctx["malloc_tuning"]), config=overrides))
+            ctx.log(f"  peak RSS {variant}: {rss[-1]['peak_rss_mib']:.0f} MiB")
+    a1 = next(r for r in rows if r["variant"] == "detach")
+    what = "attractor:a1 train step, one thread" if not overrides else (
+        f"attractor:a1 with {', '.join(f'{k}={v}' for k, v in overrides.items())} (toy shape) train step, one thread")
+    planner = {"rates": [{"family": "attractor", "match": {"d_model": cfg.d_model, "window": cfg.window,
+                                                           "steps": cfg.steps},
+                          "unit": "tokens/s", "value": a1["tok_s_step_fused"], "what": what}]}
+    return {"median_s": med, "rows": rows, "bound": bound_figures, "vs_reference": vs_reference, "saved_mib": mem,
+            "rss": rss, "malloc_tuning": tuned, "batch": B, "vocab": V, "threads": torch.get_num_threads(),
+            "config": {"d_model": cfg.d_model, "n_waves": cfg.n_waves, "window": cfg.window, "steps": cfg.steps},
+            "planner": planner}
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARK = Benchmark(
+    name="attractor_throughput",
+    summary="attractor:a1 / a1-unroll train step tokens/s against the readout's FLOP bound and reference.py, one "
+            "thread; saved activations against K, peak RSS",
+    run=run,
+    threads=1,
+    goal="attractor a1 >= 680 predicted tok/s and >= 80 % of the readout bound (issue 4)",
+    full={"vocab": 8192, "batch": 64, "reps": 12, "malloc_tuning": True, "rss": False,
+          "rss_variants": ["detach", "unroll", "unroll+ckpt", "reference"], "saved_steps": [4, 8, 16, 32],
+          "config": {}},
+    # toy: a small a1 shape (the planner entry then names that shape, never a1's); one fresh RSS process
+    toy={"vocab": 512, "batch": 8, "reps": 2, "malloc_tuning": True, "rss": True, "rss_variants": ["unroll+ckpt"],
+         "saved_steps": [4], "config": {"d_model": 32, "steps": 4}},
+)

@@ -1,15 +1,17 @@
 """attractor:a1 training steps against the original BoggersTheLLM code itself, side by side, one thread.
 
 The original (`sandbox.py`, `TorchAttractorLanguageModel`) is not part of this
-project; fetch it anywhere outside the checkout and point the script at it:
+project; fetch it anywhere outside the checkout and point the benchmark at it:
 
     git clone https://github.com/BoggersTheFish/BoggersTheLLM /tmp/BoggersTheLLM
-    .venv/bin/python benchmarks/attractor_vs_original.py --original /tmp/BoggersTheLLM --procs 3
+    python -m benchmarks run attractor_vs_original --set original=/tmp/BoggersTheLLM [--set procs=3]
 
-(or set NIGHTSHIFT_ATTRACTOR_ORIGINAL). Its git submodules are not needed:
-without `vendor/ts-llm` its `main()` falls back from the vectorized dynamics
-to plain window dynamics, which computes the same window relaxation (dt 0.09
-either way), so that is what is timed.
+(or set NIGHTSHIFT_ATTRACTOR_ORIGINAL). Without it, ours, the reference and
+the bound are still timed and the ratios to the original are left out (a note
+says so). Its git submodules are not needed: without `vendor/ts-llm` its
+`main()` falls back from the vectorized dynamics to plain window dynamics,
+which computes the same window relaxation (dt 0.09 either way), so that is
+what is timed.
 
 What is timed, per batch, on the same pg19 windows (gpt2 tokens, ids >= 8191
 folded into 8191 so both models see an 8192-token vocabulary), one intra-op
@@ -30,16 +32,15 @@ thread, steps of the variants interleaved rep by rep in each process:
 
 Both wall time and the thread's CPU time are recorded (CPU time moves less on a shared box).
 Each process reports medians; the summary is the median over processes.
+Goals (issue 14): >= 5x the original (wall), fwd+bwd >= 80 % of the readout bound (wall).
 """
 
 from __future__ import annotations
 
 import argparse
 import ctypes
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -49,20 +50,18 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(ROOT.parent / "shared" / "data" / "tokenizers" / "tiktoken_cache"))
+from benchmarks.harness import SHARED, Benchmark, Context
 
 V, B, W = 8192, 64, 8
 A1_ARGS = ["--tokenizer", "tiktoken", "--vocab-cap", "8192", "--val-fraction", "0.1", "--window-size", "8",
            "--state-dim", "128", "--num-waves", "4", "--vectorized-num-heads", "4", "--batch-size", "64",
            "--max-epochs", "10", "--lr", "0.001", "--grad-clip", "1.0", "--lr-decay-every", "5",
            "--lr-gamma", "0.8", "--num-dynamics-steps", "16"]
-FETCH_HELP = """the original BoggersTheLLM code was not found{where}.
-Fetch it outside this project and pass its folder:
-    git clone https://github.com/BoggersTheFish/BoggersTheLLM /tmp/BoggersTheLLM
-    .venv/bin/python benchmarks/attractor_vs_original.py --original /tmp/BoggersTheLLM
-(or export NIGHTSHIFT_ATTRACTOR_ORIGINAL=/tmp/BoggersTheLLM)"""
+FETCH_HELP = ("the original BoggersTheLLM code was not found{where} (git clone "
+              "https://github.com/BoggersTheFish/BoggersTheLLM /tmp/BoggersTheLLM, then --set "
+              "original=/tmp/BoggersTheLLM or export NIGHTSHIFT_ATTRACTOR_ORIGINAL=/tmp/BoggersTheLLM)")
+RATIO_KEYS = ("ratio_wall", "ratio_cpu", "of_bound_wall", "of_bound_cpu", "of_bf16_bound_wall",
+              "reference_vs_original_wall")
 
 
 def tune_malloc() -> bool:
@@ -80,7 +79,7 @@ def pg19_batches(n: int, seed: int) -> list[torch.Tensor]:
     import pyarrow.parquet as pq
     import tiktoken
 
-    text = "".join(pq.read_table(ROOT.parent / "shared" / "data" / "pg19" / "train.parquet",
+    text = "".join(pq.read_table(SHARED / "pg19" / "train.parquet",
                                  columns=["text"]).column("text").to_pylist()[:2])[:2_000_000]
     ids = torch.tensor(tiktoken.get_encoding("gpt2").encode_ordinary(text)).clamp_(max=V - 1)
     g = torch.Generator().manual_seed(seed)
@@ -193,7 +192,8 @@ def reference(seed: int) -> Callable[[torch.Tensor], None]:
     from nightshift.models.protocol import Vocab
 
     torch.manual_seed(seed)
-    cfg = dataclasses.replace(FLAVORS["a1"].model, breaks="batch", compile_relaxation=False, readout_precision="float32")
+    cfg = dataclasses.replace(FLAVORS["a1"].model, breaks="batch", compile_relaxation=False,
+                              readout_precision="float32")
     model = OriginalAttractor.from_model(cfg.build(Vocab(name=f"cap{V}", size=V, eot_id=V - 1)))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
 
@@ -227,23 +227,24 @@ def bound(dtype: torch.dtype = torch.float32) -> Callable[[torch.Tensor], None]:
     return run if dtype == torch.float32 else run_bf16
 
 
-def child(args: argparse.Namespace) -> None:
-    torch.set_num_threads(1)
+def child(original: str, flavor: str, set: str, reps: int, seed: int) -> dict:  # `set`: the old --set
+    """One fresh process: every variant's steps interleaved rep by rep; medians and paired ratios.
+    `original` "" times everything but the original (its ratios are then absent)."""
     tuned = tune_malloc()
-    batches = pg19_batches(args.reps + 2, seed=args.seed)
-    fb, step = ours(args.seed, args.flavor, args.set)
+    batches = pg19_batches(reps + 2, seed=seed)
+    fb, step = ours(seed, flavor, set)
     t0 = time.perf_counter()
     step(batches[0])  # the first step compiles (attractor:a1 has compile_relaxation=True)
     first_step_s = time.perf_counter() - t0
-    fns = {"original": original_step(args.original, args.seed), "ours": step, "ours_fwd_bwd": fb, "bound": bound(),
-           "bound_bf16": bound(torch.bfloat16),
-           "reference": reference(args.seed)}
+    fns = ({"original": original_step(Path(original), seed)} if original else {}) | {
+        "ours": step, "ours_fwd_bwd": fb, "bound": bound(), "bound_bf16": bound(torch.bfloat16),
+        "reference": reference(seed)}
     for fn in fns.values():
         fn(batches[1])  # warm-up
     wall: dict[str, list[float]] = {k: [] for k in fns}
     cpu: dict[str, list[float]] = {k: [] for k in fns}
     names = list(fns)
-    for rep in range(args.reps):
+    for rep in range(reps):
         order = names if rep % 2 == 0 else names[::-1]
         for name in order:
             batch = batches[2 + rep]
@@ -252,73 +253,73 @@ def child(args: argparse.Namespace) -> None:
             cpu[name].append(time.thread_time() - c)
             wall[name].append(time.perf_counter() - t)
     med = lambda xs: statistics.median(xs)  # noqa: E731
-    out = {"malloc_tuning": tuned, "first_step_s": first_step_s, "reps": args.reps,
+    out = {"malloc_tuning": tuned, "first_step_s": first_step_s, "reps": reps,
            "wall": {k: med(v) for k, v in wall.items()}, "cpu": {k: med(v) for k, v in cpu.items()},
-           "ratio_wall": med([o / s for o, s in zip(wall["original"], wall["ours"])]),
-           "ratio_cpu": med([o / s for o, s in zip(cpu["original"], cpu["ours"])]),
-           "reference_vs_original_wall": med([r / o for r, o in zip(wall["reference"], wall["original"])]),
            "of_bound_wall": med([b / s for b, s in zip(wall["bound"], wall["ours_fwd_bwd"])]),
            "of_bound_cpu": med([b / s for b, s in zip(cpu["bound"], cpu["ours_fwd_bwd"])]),
            "of_bf16_bound_wall": med([b / s for b, s in zip(wall["bound_bf16"], wall["ours_fwd_bwd"])])}
-    print(json.dumps(out))
+    if original:
+        out |= {"ratio_wall": med([o / s for o, s in zip(wall["original"], wall["ours"])]),
+                "ratio_cpu": med([o / s for o, s in zip(cpu["original"], cpu["ours"])]),
+                "reference_vs_original_wall": med([r / o for r, o in zip(wall["reference"], wall["original"])])}
+    return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--original", type=Path, default=os.environ.get("NIGHTSHIFT_ATTRACTOR_ORIGINAL"),
-                    help="folder of a BoggersTheLLM checkout (the one holding sandbox.py)")
-    ap.add_argument("--flavor", default="a1", help="attractor flavor to time (default a1)")
-    ap.add_argument("--set", default="", help="overrides of the attractor config, e.g. "
-                    "compile_relaxation=false,readout_precision=float32 (the plain eager float32 path)")
-    ap.add_argument("--procs", type=int, default=3, help="fresh processes, each interleaving all variants")
-    ap.add_argument("--reps", type=int, default=10, help="timed steps per variant per process")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.original is None or not (Path(args.original) / "sandbox.py").is_file():
-        where = "" if args.original is None else f" at {args.original} (no sandbox.py there)"
-        print("attractor_vs_original: " + FETCH_HELP.format(where=where), file=sys.stderr)
-        raise SystemExit(2)
-    args.original = Path(args.original).resolve()
-    if args.child:
-        child(args)
-        return
-    variant = f"attractor:{args.flavor}" + (f" ({args.set})" if args.set else "")
-    print(f"{variant} vs the original at {args.original}: {args.procs} processes x {args.reps} "
-          f"interleaved steps, one thread, B {B}, V {V}, W {W}; load {os.getloadavg()[0]:.1f}", flush=True)
+def run(ctx: Context) -> dict:
+    original = str(ctx["original"] or "")
+    if original and (Path(original) / "sandbox.py").is_file():
+        original = str(Path(original).resolve())
+    else:
+        where = "" if not original else f" at {original} (no sandbox.py there)"
+        ctx.note("original not available: " + FETCH_HELP.format(where=where) + "; the comparison was skipped "
+                 "(ours, reference.py and the bound are still timed)")
+        original = ""
+    variant = f"attractor:{ctx['flavor']}" + (f" ({ctx['set']})" if ctx["set"] else "")
+    ctx.log(f"{variant} vs the original at {original or '(not available)'}: {ctx['procs']} processes x "
+            f"{ctx['reps']} interleaved steps, one thread, B {B}, V {V}, W {W}; load {os.getloadavg()[0]:.1f}")
     runs = []
-    for i in range(args.procs):
-        cmd = [sys.executable, __file__, "--child", "--original", str(args.original), "--flavor", args.flavor,
-               "--set", args.set,
-               "--reps", str(args.reps), "--seed", str(args.seed + i)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode:
-            sys.stderr.write(res.stderr[-4000:])
-            raise SystemExit(f"attractor_vs_original: process {i + 1} failed (exit {res.returncode})")
-        runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    for i in range(ctx["procs"]):
+        runs.append(ctx.child("child", original=original, flavor=ctx["flavor"], set=ctx["set"], reps=ctx["reps"],
+                              seed=ctx["seed"] + i))
         r = runs[-1]
         w = r["wall"]
-        print(f"  process {i + 1}: original {w['original'] * 1e3:.0f} ms, ours {w['ours'] * 1e3:.1f} ms "
-              f"(fwd+bwd {r['wall']['ours_fwd_bwd'] * 1e3:.1f}), bound {r['wall']['bound'] * 1e3:.1f} ms per batch "
-              f"(wall); ratio {r['ratio_wall']:.2f}x wall, {r['ratio_cpu']:.2f}x CPU; of bound "
-              f"{r['of_bound_wall']:.0%} wall, {r['of_bound_cpu']:.0%} CPU ({r['of_bf16_bound_wall']:.0%} of the "
-              f"bf16 bound); reference.py takes "
-              f"{r['reference_vs_original_wall']:.2f}x the original's time; first step {r['first_step_s']:.1f} s; "
-              f"load {os.getloadavg()[0]:.1f}", flush=True)
+        vs = (f"original {w['original'] * 1e3:.0f} ms, " if original else "")
+        ratios = (f"ratio {r['ratio_wall']:.2f}x wall, {r['ratio_cpu']:.2f}x CPU; " if original else "")
+        ref = (f"reference.py takes {r['reference_vs_original_wall']:.2f}x the original's time; " if original
+               else f"reference.py {w['reference'] * 1e3:.0f} ms; ")
+        ctx.log(f"  process {i + 1}: {vs}ours {w['ours'] * 1e3:.1f} ms "
+                f"(fwd+bwd {w['ours_fwd_bwd'] * 1e3:.1f}), bound {w['bound'] * 1e3:.1f} ms per batch "
+                f"(wall); {ratios}of bound {r['of_bound_wall']:.0%} wall, {r['of_bound_cpu']:.0%} CPU "
+                f"({r['of_bf16_bound_wall']:.0%} of the bf16 bound); {ref}first step {r['first_step_s']:.1f} s; "
+                f"load {os.getloadavg()[0]:.1f}")
     med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
-    summary = {k: med(k) for k in ("ratio_wall", "ratio_cpu", "of_bound_wall", "of_bound_cpu", "of_bf16_bound_wall",
-                                   "reference_vs_original_wall")}
-    print(f"median over processes: ours {summary['ratio_wall']:.2f}x the original (wall), "
-          f"{summary['ratio_cpu']:.2f}x (CPU time); fwd+bwd at {summary['of_bound_wall']:.0%} of the readout "
-          f"bound (wall), {summary['of_bound_cpu']:.0%} (CPU time), {summary['of_bf16_bound_wall']:.0%} of the bound "
-          f"with the readout in bfloat16 (wall); models/attractor/reference.py takes "
-          f"{summary['reference_vs_original_wall']:.2f}x the original's time per batch")
-    print(f"goals (issue 14): >= 5x: {'met' if summary['ratio_wall'] >= 5 else 'MISSED'}; >= 80 % of bound: "
-          f"{'met' if summary['of_bound_wall'] >= 0.8 else 'MISSED'}")
-    if args.json:
-        args.json.write_text(json.dumps({"runs": runs, "summary": summary}, indent=2))
+    summary = {k: med(k) for k in RATIO_KEYS if k in runs[0]}
+    bound_text = (f"fwd+bwd at {summary['of_bound_wall']:.0%} of the readout bound (wall), "
+                  f"{summary['of_bound_cpu']:.0%} (CPU time), {summary['of_bf16_bound_wall']:.0%} of the bound "
+                  "with the readout in bfloat16 (wall)")
+    goals = {"of_bound_wall >= 0.8": summary["of_bound_wall"] >= 0.8}
+    if original:
+        ctx.log(f"median over processes: ours {summary['ratio_wall']:.2f}x the original (wall), "
+                f"{summary['ratio_cpu']:.2f}x (CPU time); {bound_text}; models/attractor/reference.py takes "
+                f"{summary['reference_vs_original_wall']:.2f}x the original's time per batch")
+        goals = {"ratio_wall >= 5": summary["ratio_wall"] >= 5} | goals
+    else:
+        ctx.log(f"median over processes: {bound_text}")
+    ctx.log("goals (issue 14): " + "; ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in goals.items()))
+    return {"runs": runs, "summary": summary, "goals": goals, "original": original or None,
+            "variant": variant, "batch": B, "vocab": V, "window": W}
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARK = Benchmark(
+    name="attractor_vs_original",
+    summary="attractor:a1 training steps vs the original BoggersTheLLM code side by side (when given), with "
+            "reference.py and the readout's FLOP bound, one thread",
+    run=run,
+    threads=1,
+    goal="attractor a1 >= 5x the original code side by side, fwd+bwd >= 80 % of the readout bound (issue 14)",
+    full={"original": os.environ.get("NIGHTSHIFT_ATTRACTOR_ORIGINAL", ""), "flavor": "a1", "set": "", "procs": 3,
+          "reps": 10, "seed": 0},
+    # toy: a1's shape (the original's A1 command fixes it), one process, one timed step per variant
+    toy={"original": os.environ.get("NIGHTSHIFT_ATTRACTOR_ORIGINAL", ""), "flavor": "a1", "set": "", "procs": 1,
+         "reps": 1, "seed": 0},
+)

@@ -1,8 +1,11 @@
 """Run the GPU check's sections (benchmarks/gpu_sections.py), each in its own process with a timeout.
 
-    python benchmarks/gpu_check.py --out DIR              # on a CUDA machine (gpu_check.sh calls this)
-    python benchmarks/gpu_check.py --smoke --out DIR      # tiny versions on the CPU (what the tests run)
-    python benchmarks/gpu_check.py --only ddp_nccl,ray_gpu --out DIR
+    python -m benchmarks.gpu_check --out DIR              # on a CUDA machine (gpu_check.sh calls this)
+    python -m benchmarks.gpu_check --smoke --out DIR      # tiny versions on the CPU (what the tests run)
+    python -m benchmarks.gpu_check --only ddp_nccl,ray_gpu --out DIR
+    python -m benchmarks run gpu_check [--size toy]       # the same check in the suite (toy: --smoke)
+
+(from the checkout's root: `benchmarks` is a folder of the checkout, not of the installed package)
 
 The correctness sections (every family through `nightshift train`, NCCL DDP, Ray,
 Modal) run side by side first; the throughput sections then run one at a time
@@ -10,6 +13,10 @@ with the GPU to themselves. A section that fails or times out is reported and
 the others still run. Writes DIR/gpu_check.json (machine, then each section's
 status, seconds and figures), DIR/logs/<section>.log, and prints a table.
 Exit status: 0 when every section passed, 1 otherwise.
+
+In the suite (`BENCHMARK`, benchmark `gpu_check`) the toy run is the CPU smoke mode (of four sections
+unless `only` says otherwise) and the full run the GPU check (without CUDA it says so in one line and
+returns); the report is its figures, DIR is under the run's scratch folder.
 """
 
 from __future__ import annotations
@@ -27,9 +34,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from benchmarks.harness import ROOT, Benchmark, Context
 
 PARALLEL = ("train:transformer", "train:attractor", "train:holographic", "train:macro_unit", "ddp_nccl",
             "ray_gpu", "modal_local")
@@ -58,7 +63,7 @@ def machine() -> dict[str, Any]:
 def start(name: str, work: Path, seed_store: Path, dataset_id: str, smoke: bool, logs: Path) -> tuple:
     """A section in its own process group (so a timeout kills Ray and DDP children too)."""
     result = work / f"{name.replace(':', '_')}.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--section", name, "--work", str(work),
+    cmd = [sys.executable, "-m", "benchmarks.gpu_check", "--section", name, "--work", str(work),
            "--seed-store", str(seed_store), "--dataset-id", dataset_id, "--result", str(result)]
     if smoke:
         cmd.append("--smoke")
@@ -92,8 +97,7 @@ def finish(name: str, running: tuple, timeout: float) -> dict[str, Any]:
 
 
 def _sections():
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import gpu_sections
+    from benchmarks import gpu_sections
 
     return gpu_sections
 
@@ -168,6 +172,16 @@ def run_section(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def no_cuda() -> str | None:
+    """The one line the check says on a machine without CUDA (None where torch sees a CUDA device)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return (f"gpu_check: no CUDA device visible to torch {torch.__version__} (CUDA build: {torch.version.cuda}); "
+            "nothing to check")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.environ.get("OUT") or str(ROOT / "gpu_check_out"))
@@ -179,11 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.section:
         return run_section(args)
-    import torch
-
-    if not args.smoke and not torch.cuda.is_available():
-        print(f"gpu_check: no CUDA device visible to torch {torch.__version__} (CUDA build: {torch.version.cuda}); "
-              "nothing to check")
+    if not args.smoke and (line := no_cuda()):
+        print(line)
         return 0
     only = set(args.only.split(",")) if args.only else None
     unknown = sorted((only or set()) - set(PARALLEL) - set(SERIAL))
@@ -197,5 +208,40 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report["all_ok"] else 1
 
 
-if __name__ == "__main__":
+def run(ctx: Context) -> dict[str, Any]:
+    """The suite's entry: the CPU smoke mode at toy size, the GPU check at full size (where CUDA is)."""
+    if not ctx.toy and (line := no_cuda()):
+        ctx.note("no CUDA device: the GPU check needs one; nothing was checked")
+        return {"mode": "gpu", "result": line}
+    only = set(ctx["only"]) if ctx["only"] else None
+    unknown = sorted((only or set()) - set(PARALLEL) - set(SERIAL))
+    if unknown:
+        raise SystemExit(f"gpu_check: unknown section(s) {', '.join(unknown)}; known: {', '.join(PARALLEL + SERIAL)}")
+    out = ctx.work / "gpu_check_out"
+    out.mkdir(parents=True, exist_ok=True)
+    report = check(out, ctx.toy, only)
+    for line in table(report).splitlines():
+        ctx.log(line)
+    ctx.log(f"figures: {out / 'gpu_check.json'} (logs in {out / 'logs'})")
+    if not report["all_ok"]:
+        failed = [n for n, s in report["sections"].items() if s["status"] != "ok"]
+        raise RuntimeError(f"gpu_check: section(s) {', '.join(failed)} failed; see {out / 'logs'}")
+    return report
+
+
+BENCHMARK = Benchmark(
+    name="gpu_check",
+    summary="every GPU path on one CUDA machine (each family through `nightshift train`, NCCL DDP, Ray, Modal) "
+            "and GPU throughput; toy: the same sections, tiny, on the CPU",
+    run=run,
+    threads=2,
+    full={"only": None},  # every section
+    # the parallel and the serial phase, one section of each kind (~30 s); `--set only=null`: every section's
+    # CPU smoke (~2 min on 2 cores; tests/backends/test_gpu_check.py runs six of them)
+    toy={"only": ["modal_local", "bench:transformer", "bench:holographic", "bench:attractor"]},
+    goal="every section passes within 8 minutes on one GPU",
+)
+
+
+if __name__ == "__main__":  # gpu_check.sh drives this CLI (python -m benchmarks.gpu_check)
     sys.exit(main())

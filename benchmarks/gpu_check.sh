@@ -44,7 +44,7 @@ pick_python() {
 installed() {
     "$VENV/bin/python" - <<'EOF' 2>/dev/null
 import sys
-import torch, ray, modal, orchestrator  # noqa: F401
+import torch, ray, modal, nightshift.orchestrator  # noqa: F401
 sys.exit(0 if torch.cuda.is_available() else 1)
 EOF
 }
@@ -75,4 +75,4 @@ fi
 ARGS=(--out "$OUT_DIR")
 [ -n "${ONLY:-}" ] && ARGS+=(--only "$ONLY")
 # the sections keep to 470 s between them; this outer limit only catches a hang in the driver itself
-timeout 560 "$VENV/bin/python" benchmarks/gpu_check.py "${ARGS[@]}"
+timeout 560 "$VENV/bin/python" -m benchmarks.gpu_check "${ARGS[@]}"  # from $ROOT: benchmarks/ is the checkout's

@@ -28,9 +28,9 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from benchmarks.harness import ROOT
+
+CLI = "import sys; from nightshift.orchestrator.cli import main; sys.exit(main(sys.argv[1:]))"  # `nightshift`
 
 WORDS = ("the of and to in a is that was he for it with as his on be at by had not are but from or have an they "
          "which one you were her all she there would their we him been has when who will more no if out so said "
@@ -96,7 +96,7 @@ def prepare_seed_store(work: Path, smoke: bool) -> tuple[Path, str]:
 
 # ------------------------------------------------------------------------ helpers
 def nightshift(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-c", "import sys; from nightshift.orchestrator.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    cmd = [sys.executable, "-c", CLI, *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     if out.returncode not in (0, 130):
@@ -175,7 +175,7 @@ def train_family(ctx: Ctx, family: str) -> dict[str, Any]:
         args += ["--set", f"train.{key}={value}"]
     t0 = time.perf_counter()
     # 1. until a checkpoint at `half`, where the run pauses; then SIGTERM: checkpoint and exit 130
-    cmd = [sys.executable, "-c", "import sys; from nightshift.orchestrator.cli import main; sys.exit(main(sys.argv[1:]))", *args]
+    cmd = [sys.executable, "-c", CLI, *args]
     log = open(ctx.work / f"{family}-first.log", "w")  # noqa: SIM115 - closed below
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True,
                              env={**os.environ, "PYTHONPATH": str(ROOT), "NIGHTSHIFT_FAULTS": f"pause@{half}:300"})

@@ -2,19 +2,18 @@
 
 Keys are real: pg19 gpt2 windows observed by the model (faithful context-64 keys, 16 coefficients, and the
 suffix flavor's 64-float keys), queries are validation windows. The previous `knn` is loaded from git
-(`--old-rev`, default the commit before issue 14's change) into a temporary module, never copied into the
-project; both run in this process, alternating, and must return the same neighbours.
+(`old_rev`, default the commit before issue 14's change) into a temporary module, never copied into the
+project; both run in this process, alternating, and must return the same neighbours. Where git cannot
+find `old_rev` (a shallow clone, a snapshot without history) only this code is timed, and the run says so.
 
-    flock /tmp/nightshift-bench.lock .venv/bin/python benchmarks/holographic_knn.py
+    python -m benchmarks run holographic_knn [--set queries=2048 --set old_rev=7682f24]
 
 Goal (issue 14): >= 1,000 queries/s over 1M keys on one thread (faithful keys).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import os
 import statistics
 import subprocess
 import sys
@@ -22,22 +21,18 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ["OMP_NUM_THREADS"] = "1"
-
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from benchmarks.holographic_throughput import gpt2_vocab_and_stream, rows_of  # noqa: E402
-from nightshift.models.holographic import FLAVORS, Config  # noqa: E402
-from nightshift.models.holographic.store import knn  # noqa: E402
+from benchmarks.harness import ROOT, Benchmark, Context
+from benchmarks.holographic_throughput import gpt2_vocab_and_stream, rows_of
+from nightshift.models.holographic import FLAVORS, Config
+from nightshift.models.holographic.store import knn
 
 MILLION = 1_000_000
 OLD_REV = "7682f24"  # main before issue 14: tiles of 65,536 keys, scores written to memory
 
 
-def old_knn(rev: str):
+def old_knn(rev: str, work: Path | None = None):
     src = None
     for where in (ROOT, Path.cwd()):  # a checkout, or run from one (e.g. on a snapshot of the tree)
         try:
@@ -48,7 +43,7 @@ def old_knn(rev: str):
             continue
     if src is None:
         return None
-    path = Path(tempfile.mkdtemp()) / "old_store.py"
+    path = Path(tempfile.mkdtemp(dir=work)) / "old_store.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("holographic_old_store", path)
     module = importlib.util.module_from_spec(spec)
@@ -81,48 +76,62 @@ def timed(fn, q: torch.Tensor, bank: torch.Tensor, k: int) -> tuple[float, float
     return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queries", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--old-rev", default=OLD_REV)
-    parser.add_argument("--keys", type=int, default=MILLION, help="stored keys")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    print(f"torch {torch.__version__}, 1 thread, load average at start {os.getloadavg()}", flush=True)
-    vocab, stream, val = gpt2_vocab_and_stream(args.keys + args.keys // 4 + 100_000)
-    previous = old_knn(args.old_rev)
+def run(ctx: Context) -> dict:
+    keys, rev = ctx["keys"], ctx["old_rev"]
+    ctx.log(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    vocab, stream, val = gpt2_vocab_and_stream(keys + keys // 4 + 100_000)
+    previous = old_knn(rev, ctx.work)
+    old_label = f"previous ({rev})"
+    if previous is None:
+        ctx.note(f"original not available: git cannot show {rev}:models/holographic/store.py here; "
+                 "the comparison was skipped (this code timed alone)")
+    results: dict[str, object] = {"threads": torch.get_num_threads(), "old_rev": rev if previous else None}
     for name, cfg in (("faithful context 64 (16 floats)", Config(context_size=64, max_attractors=MILLION)),
                       ("suffix (64 floats)", FLAVORS["suffix"].model)):
-        bank, model = filled(cfg, vocab, stream, args.keys)
-        q = queries_of(model, val, args.queries)
+        bank, model = filled(cfg, vocab, stream, keys)
+        q = queries_of(model, val, ctx["queries"])
         k = model.config.knn_k
-        contenders = {"this code": knn} | ({f"previous ({args.old_rev})": previous} if previous else {})
+        contenders = {"this code": knn} | ({old_label: previous} if previous else {})
         for fn in contenders.values():
             fn(q[:128], bank, k)  # warm-up
         times: dict[str, list[tuple[float, float]]] = {c: [] for c in contenders}
-        results = {}
-        for _ in range(args.repeats):  # interleaved: the same load for both
+        outputs = {}
+        for _ in range(ctx["repeats"]):  # interleaved: the same load for both
             for label, fn in contenders.items():
-                wall, cpu, results[label] = timed(fn, q, bank, k)
+                wall, cpu, outputs[label] = timed(fn, q, bank, k)
                 times[label].append((wall, cpu))
+        entry: dict[str, object] = {"stored_keys": bank.shape[0], "queries": q.shape[0], "k": k,
+                                    "key_floats": bank.shape[1]}
         if previous:
-            (v0, i0), (v1, i1) = results["this code"], results[f"previous ({args.old_rev})"]
+            (v0, i0), (v1, i1) = outputs["this code"], outputs[old_label]
             assert torch.allclose(v0, v1, atol=1e-5), "values differ"
             same = float((i0.sort(1).values == i1.sort(1).values).all(1).float().mean())
-            print(f"  same neighbour sets for {same:.2%} of queries (differences only at float-rounding ties)")
-        print(f"{name}: {bank.shape[0]:,} stored keys, {q.shape[0]} queries, k = {k}")
+            entry["same_neighbour_sets"] = same
+            ctx.log(f"  same neighbour sets for {same:.2%} of queries (differences only at float-rounding ties)")
+        ctx.log(f"{name}: {bank.shape[0]:,} stored keys, {q.shape[0]} queries, k = {k}")
         rates = {}
         for label, ts in times.items():
             wall = statistics.median(t[0] for t in ts)
             cpu = statistics.median(t[1] for t in ts)
-            rates[label] = q.shape[0] / wall
-            print(f"  {label:22s} {q.shape[0] / wall:8,.0f} queries/s  ({q.shape[0] / cpu:8,.0f} per CPU-second)")
+            rates[label] = {"queries_per_s": q.shape[0] / wall, "queries_per_cpu_s": q.shape[0] / cpu}
+            ctx.log(f"  {label:22s} {q.shape[0] / wall:8,.0f} queries/s  ({q.shape[0] / cpu:8,.0f} per CPU-second)")
+        entry["this_code"] = rates["this code"]
         if previous:
-            print(f"  ratio {rates['this code'] / rates[f'previous ({args.old_rev})']:.2f}x")
+            entry["previous"] = rates[old_label]
+            entry["ratio"] = rates["this code"]["queries_per_s"] / rates[old_label]["queries_per_s"]
+            ctx.log(f"  ratio {entry['ratio']:.2f}x")
+        results["faithful" if name.startswith("faithful") else "suffix"] = entry
         del bank, model
-    print(f"load average at end {os.getloadavg()}")
+    return results
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARK = Benchmark(
+    name="holographic_knn",
+    summary="exact kNN queries/s over 1M stored holographic keys on one thread, this code vs the previous "
+            "revision's (git), interleaved",
+    run=run,
+    threads=1,
+    full={"queries": 2048, "repeats": 3, "old_rev": OLD_REV, "keys": MILLION},
+    toy={"queries": 256, "repeats": 1, "old_rev": OLD_REV, "keys": 20_000},
+    goal=">= 1,000 queries/s over 1M keys on one thread (faithful keys)",
+)

@@ -6,28 +6,25 @@ with a few sleeps, then score the final checkpoint on the whole validation split
 trained state, the mixture refit on held-out TRAINING windows). Also: what the fit chose, the sleep's
 prototypes/schemas, and vorticity discriminability on validation windows.
 
-    flock /tmp/nightshift-bench.lock .venv/bin/python benchmarks/holographic_memory_gain.py \\
-        --source local:../shared/data/pg19 --sizes 1MB,4MB,32MB --flavor suffix --store /tmp/holo-store
+The store is `store` (default: a folder in the benchmark's scratch space, kept between runs, so a
+prepare already done is not redone); the source defaults to the pg19 sample (local:<shared>/pg19).
+
+    python -m benchmarks run holographic_memory_gain [--set sizes='["1MB","4MB","32MB"]' --set flavor=suffix]
 
 Goal (issue 14): memory lowers validation bits/byte by >= 0.10 at 4 MB and larger.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers" / "tiktoken_cache"))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from benchmarks.harness import ROOT, Benchmark, Context
 
 NIGHTSHIFT = [sys.executable, "-m", "nightshift.orchestrator.cli"]
 
@@ -40,7 +37,7 @@ def cli(*args: str) -> dict:
     return json.loads(out.stdout)
 
 
-def measure(args: argparse.Namespace, size: str) -> dict:
+def measure(ctx: Context, source: str, store: str, size: str) -> dict:
     import torch
 
     from nightshift.models.holographic import FLAVORS, metrics
@@ -49,22 +46,23 @@ def measure(args: argparse.Namespace, size: str) -> dict:
     from nightshift.orchestrator.runs.loading import load_run
     from nightshift.pipelines.store import Store
 
-    prep = cli("prepare", "--source", args.source, "--max-bytes", size, "--tokenizer", "gpt2", "--store",
-               args.store, "--actors", "0", "--no-progress")
+    valid = ["--valid-bytes", ctx["valid_bytes"]] if ctx["valid_bytes"] else []
+    prep = cli("prepare", "--source", source, "--max-bytes", size, *valid, "--tokenizer", "gpt2", "--store",
+               store, "--actors", "0", "--no-progress")
     dataset_id = prep["dataset_id"]
-    flavor = FLAVORS[args.flavor]
+    flavor = FLAVORS[ctx["flavor"]]
     seq = flavor.model.train_seq_len + 1
     batch = int(flavor.train.get("batch_size", 16))
     rows = max(1, int(prep["splits"]["train"]["tokens"]) // seq)
     steps = max(1, math.ceil(rows / batch))  # one epoch
-    sleep_every = max(batch, rows // args.sleeps)  # samples (rows) between sleeps
+    sleep_every = max(batch, rows // ctx["sleeps"])  # samples (rows) between sleeps
     t0 = time.perf_counter()
-    result = cli("train", "--dataset", dataset_id, "--model", f"holographic:{args.flavor}", "--store", args.store,
+    result = cli("train", "--dataset", dataset_id, "--model", f"holographic:{ctx['flavor']}", "--store", store,
                  "--steps", str(steps), "--set", f"sleep_every={sleep_every}", "--set", "eval_every=0",
                  "--set", "checkpoint_every=0", "--set", "sample_every=0",
                  "--set", "final_ablations=false", "--no-progress")  # the ablations below, with their fits
     train_s = time.perf_counter() - t0
-    loaded = load_run(Store.open(args.store), result["run_id"])
+    loaded = load_run(Store.open(store), result["run_id"])
     model = loaded.model
     out = {"size": size, "dataset_id": dataset_id, "run_id": result["run_id"], "steps": steps,
            "sleep_every": sleep_every, "train_and_final_eval_s": train_s, "full": result["val_bpb"],
@@ -79,8 +77,9 @@ def measure(args: argparse.Namespace, size: str) -> dict:
                                              if k in ("heldout_nats", "fit_gamma", "fit_beta")}
         out[f"no_{'+'.join(parts)}"] = res.bits_per_byte
         out[f"no_{'+'.join(parts)}_s"] = time.perf_counter() - t
-    out["sleeps"] = sleep_summary(Store.open(args.store), loaded.run.config.run_path)
-    print(json.dumps(out, default=float), flush=True)  # the scores first: the metric below is extra
+    out["sleeps"] = sleep_summary(Store.open(store), loaded.run.config.run_path)
+    ctx.log(f"{size}: full {out['full']:.4f}, memory off {out['no_memory']:.4f}, prototypes off "
+            f"{out['no_prototypes']:.4f} bits/byte")  # the scores first: the metric below is extra
     docs = [torch.as_tensor(d.tokens[: 4 * model.config.context_size]) for d in loaded.dataset.validation_docs()]
     width = min(d.numel() for d in docs)
     out["vorticity"] = metrics.vorticity_discriminability(model, torch.stack([d[:width] for d in docs]), pairs=512)
@@ -89,7 +88,7 @@ def measure(args: argparse.Namespace, size: str) -> dict:
     return out
 
 
-def sleep_summary(store: "Store", run_path: tuple[str, ...]) -> dict:  # noqa: F821 - imported lazily
+def sleep_summary(store: Any, run_path: tuple[str, ...]) -> dict:
     """What the run's sleeps logged (its tracked history): prototypes pruned in all, schemas kept at the end,
     the fitted prototype weight and the vorticity AUC at each sleep."""
     from nightshift.orchestrator.tracking.jsonl import metric_series, read_history
@@ -102,32 +101,39 @@ def sleep_summary(store: "Store", run_path: tuple[str, ...]) -> dict:  # noqa: F
             "vorticity_auc": series["vorticity_auc"]}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", default=f"local:{SHARED / 'pg19'}")
-    parser.add_argument("--sizes", default="1MB,4MB,32MB")
-    parser.add_argument("--flavor", default="suffix")
-    parser.add_argument("--sleeps", type=int, default=4, help="sleep phases per epoch")
-    parser.add_argument("--store", default=str(ROOT / ".nightshift"))
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+def run(ctx: Context) -> dict:
     import torch
 
-    torch.set_num_threads(args.threads)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    print(f"holographic:{args.flavor}, load average {os.getloadavg()}, {args.threads} thread(s)", flush=True)
+    source = ctx["source"] or f"local:{ctx.shared / 'pg19'}"
+    store = ctx["store"] or str(ctx.work / "store")
+    ctx.log(f"holographic:{ctx['flavor']}, {torch.get_num_threads()} thread(s), source {source}, store {store}")
     rows = []
-    for size in args.sizes.split(","):
-        r = measure(args, size)
-        rows.append(r)
-        print(json.dumps(r, default=float), flush=True)
-    print("\n| size | full | memory off | prototypes off | memory gain | prototype gain |")
-    print("|---|---:|---:|---:|---:|---:|")
+    for size in ctx["sizes"]:
+        rows.append(measure(ctx, source, store, size))
+        ctx.log(json.dumps(rows[-1], default=float))
+    for line in markdown(rows).splitlines():
+        ctx.log(line)
+    return {"flavor": ctx["flavor"], "threads": torch.get_num_threads(), "sizes": rows}
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| size | full | memory off | prototypes off | memory gain | prototype gain |",
+             "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        print(f"| {r['size']} | {r['full']:.4f} | {r['no_memory']:.4f} | {r['no_prototypes']:.4f} | "
-              f"{r['memory_gain']:+.4f} | {r['prototype_gain']:+.4f} |")
-    print(f"load average at end {os.getloadavg()}")
+        lines.append(f"| {r['size']} | {r['full']:.4f} | {r['no_memory']:.4f} | {r['no_prototypes']:.4f} | "
+                     f"{r['memory_gain']:+.4f} | {r['prototype_gain']:+.4f} |")
+    return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARK = Benchmark(
+    name="holographic_memory_gain",
+    summary="holographic validation bits/byte after one epoch through `nightshift train`, with memory and "
+            "prototypes each switched off (what each part adds)",
+    run=run,
+    threads=1,
+    full={"source": None, "sizes": ["1MB", "4MB", "32MB"], "flavor": "suffix", "sleeps": 4, "store": None,
+          "valid_bytes": None},
+    toy={"source": None, "sizes": ["128KB"], "flavor": "tiny", "sleeps": 2, "store": None, "valid_bytes": "32KB"},
+    goal="memory lowers validation bits/byte by >= 0.10 at 4 MB and larger",
+    table=lambda doc: f"holographic:{doc['figures']['flavor']}\n\n{markdown(doc['figures']['sizes'])}",
+)

@@ -3,38 +3,25 @@
 - training samples/s (stored (context -> next token) episodes per second of observe())
   at context 64, 512 and 4096, next to the original holographic_v4 figures on this machine;
 - retrieval queries/s with 1M stored keys (exact kNN), and full score() queries/s;
-- bytes per stored episode and peak RSS of a fresh process holding 1M episodes.
+- bytes per stored episode and peak RSS of a fresh process holding 1M episodes;
+- the flavors' quality after one sleep (bits per byte, top-1, vorticity).
 
 Text: the pg19 sample in ../shared/data, tokenized with tiktoken gpt2 (offline cache).
+The planner's holographic observe rates are this benchmark's recorded figures.
 
-    .venv/bin/python benchmarks/holographic_throughput.py [--threads 2] [--seconds 20]
+    python -m benchmarks run holographic_throughput [--set seconds=20]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import resource
-import subprocess
-import sys
 import time
-from pathlib import Path
-
-# On a shared, oversubscribed box OpenMP worker threads that spin-wait make every small torch op
-# 100x slower with 2 threads; passive waiting keeps 2 threads useful. Must be set before torch loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers" / "tiktoken_cache"))
-
-from nightshift.models.holographic import Config  # noqa: E402
-from nightshift.models.holographic.store import knn  # noqa: E402
-from nightshift.models.protocol import Vocab  # noqa: E402
+from benchmarks.harness import SHARED, Benchmark, Clock, Context, peak_rss_mb, status_bytes
+from nightshift.models.holographic import Config
+from nightshift.models.holographic.store import knn
+from nightshift.models.protocol import Vocab
 
 ORIGINAL = {64: 19_180, 512: 3_301, 4096: 411}  # holographic_v4 train_batch, samples/s, this machine
 TOKENS_PER_BATCH = 1 << 17
@@ -63,18 +50,6 @@ def gpt2_vocab_and_stream(max_tokens: int) -> tuple[Vocab, torch.Tensor, torch.T
 def rows_of(stream: torch.Tensor, length: int) -> torch.Tensor:
     n = stream.numel() // length
     return stream[: n * length].view(n, length)
-
-
-class Clock:
-    """Wall and process-CPU seconds of a block: on a shared box, CPU time shows what the code costs."""
-
-    def __enter__(self) -> "Clock":
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall = time.perf_counter() - self.wall
-        self.cpu = time.process_time() - self.cpu
 
 
 def train_rate(vocab: Vocab, stream: torch.Tensor, context: int, seconds: float) -> tuple[dict, object]:
@@ -114,40 +89,32 @@ def retrieval_rates(model, val: torch.Tensor, queries: int = 2048) -> dict[str, 
             "score_queries": nq, "score_queries_per_s": nq / c_score.wall, "score_queries_per_cpu_s": nq / c_score.cpu}
 
 
-def _status_bytes(field: str) -> int:
-    """VmRSS (current) or VmHWM (peak) of this process, in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def memory_child() -> None:
-    """Fresh process: fill 1M episodes at context 64, report bytes/episode and RSS."""
-    torch.set_num_threads(int(os.environ.get("HB_THREADS", "2")))
-    rss_imports = _status_bytes("VmRSS")
-    vocab, stream, _ = gpt2_vocab_and_stream(1_250_000)
-    rss_before = _status_bytes("VmRSS")
-    peak_before = _status_bytes("VmHWM")
-    model = Config(context_size=64, max_attractors=MILLION).build(vocab)
+def memory_child(episodes: int) -> dict:
+    """Fresh process (its threads pinned by the harness): fill `episodes` at context 64, report bytes/episode
+    and RSS."""
+    rss_imports = status_bytes("VmRSS")
+    vocab, stream, _ = gpt2_vocab_and_stream(max(20_000, int(episodes * 1.25)))
+    rss_before = status_bytes("VmRSS")
+    peak_before = status_bytes("VmHWM")
+    model = Config(context_size=64, max_attractors=episodes).build(vocab)
     rows = rows_of(stream, model.train_seq_len + 1)
     batch = max(1, TOKENS_PER_BATCH // (model.train_seq_len + 1))
     for s in range(0, rows.shape[0], batch):
         model.observe(rows[s : s + batch])
-        if model.memory.store.size >= MILLION:
+        if model.memory.store.size >= episodes:
             break
     store = model.memory.store
-    print(json.dumps({
+    return {
         "episodes": store.size,
         "bytes_per_episode": store.bytes_per_row(),
         "store_bytes": store.nbytes(),
         "memory_bytes_total": model.memory_bytes(),
-        "peak_rss_bytes": max(_status_bytes("VmHWM"), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024),
+        "peak_rss_bytes": max(status_bytes("VmHWM"), int(peak_rss_mb() * 2**20)),
         "rss_after_imports_bytes": rss_imports,
         "rss_before_model_bytes": rss_before,
         "peak_rss_before_model_bytes": peak_before,
-        "rss_after_fill_bytes": _status_bytes("VmRSS"),
-    }))
+        "rss_after_fill_bytes": status_bytes("VmRSS"),
+    }
 
 
 def quality(vocab: Vocab, stream: torch.Tensor, val: torch.Tensor, flavor: str, val_tokens: int) -> dict:
@@ -196,81 +163,52 @@ def quality(vocab: Vocab, stream: torch.Tensor, val: torch.Tensor, flavor: str, 
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--seconds", type=float, default=20.0, help="timing budget per context size")
-    parser.add_argument("--part", choices=("speed", "quality", "all"), default="all")
-    parser.add_argument("--quality-tokens", type=int, default=1_000_000, help="pg19 train tokens for quality")
-    parser.add_argument("--val-tokens", type=int, default=10_000, help="tokens per validation book for bpb")
-    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.memory_child:
-        memory_child()
-        return
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads (OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}), "
-          f"cuda available: {torch.cuda.is_available()}"
-          " (no GPU is lent to this task: CPU figures only)")
-    print(f"load average at start: {os.getloadavg()}")
-    vocab, stream, val = gpt2_vocab_and_stream(2_500_000)
-    print(f"pg19 gpt2 tokens: train {stream.numel():,}, validation {val.numel():,}")
 
-    results: dict[str, object] = {"threads": args.threads, "load_start": os.getloadavg()}
-    if args.part in ("quality", "all"):
-        for flavor in ("base", "short"):
-            q = quality(vocab, stream[: args.quality_tokens], val, flavor, args.val_tokens)
-            results[f"quality_{flavor}"] = q
-            b = q["bpb"]
-            print(f"[{flavor}, context {q['context_size']}] val bpb ({b['val_tokens']:,} tokens of "
-                  f"{b['val_docs']} books): untrained {b['untrained']:.3f}, backoff only {b['backoff_only']:.3f}, "
-                  f"holographic {b['holographic_full_context']:.3f} (evaluator windows "
-                  f"{b['holographic_evaluator_windows']:.3f})")
-            print(f"    seen top-1 {q['seen_top1']}\n    validation top-1 {q['validation_top1']}\n"
-                  f"    vorticity {q['vorticity']}\n    sleep {q['sleep']}")
-    if args.part == "quality":
-        print(json.dumps(results, default=float))
-        return
+
+def run(ctx: Context) -> dict:
+    vocab, stream, val = gpt2_vocab_and_stream(ctx["train_tokens"])
+    ctx.log(f"pg19 gpt2 tokens: train {stream.numel():,}, validation {val.numel():,}")
+    results: dict[str, object] = {"threads": torch.get_num_threads()}
+    for flavor in ctx["quality_flavors"]:
+        q = quality(vocab, stream[: ctx["quality_tokens"]], val, flavor, ctx["val_tokens"])
+        results[f"quality_{flavor}"] = q
+        b = q["bpb"]
+        ctx.log(f"[{flavor}, context {q['context_size']}] val bpb: untrained {b['untrained']:.3f}, backoff only "
+                f"{b['backoff_only']:.3f}, holographic {b['holographic_full_context']:.3f}")
     rates, model64 = {}, None
-    for context in (64, 512, 4096):
-        rate, model = train_rate(vocab, stream, context, args.seconds)
-        rates[context] = rate
+    for context in ctx["contexts"]:
+        rate, model = train_rate(vocab, stream, context, ctx["seconds"])
+        rates[str(context)] = rate | {"original_per_s": ORIGINAL.get(context)}
         if context == 64:
             model64 = model
-        print(f"context {context:5d}: {rate['per_s']:10,.0f} samples/s ({rate['per_cpu_s']:10,.0f} per CPU-second)"
-              f"   original {ORIGINAL[context]:7,d}   x{rate['per_s'] / ORIGINAL[context]:7.1f}")
-    print(f"4096 vs 64: {rates[4096]['per_s'] / rates[64]['per_s']:.2f} of the context-64 rate (goal >= 0.5)")
+        ctx.log(f"context {context:5d}: {rate['per_s']:10,.0f} samples/s ({rate['per_cpu_s']:10,.0f} per CPU-s); "
+                f"original {ORIGINAL.get(context, 0):,}")
     results["train_samples_per_s"] = rates
-
-    # fill the context-64 store to 1M keys if the timed run did not get there
-    rows = rows_of(stream, model64.train_seq_len + 1)
-    batch = max(1, TOKENS_PER_BATCH // (model64.train_seq_len + 1))
-    s = 0
-    while model64.memory.store.size < MILLION and s < rows.shape[0]:
-        model64.observe(rows[s : s + batch])
-        s += batch
-    ret = retrieval_rates(model64, val)
-    print(f"retrieval with {ret['stored_keys']:,.0f} stored keys: {ret['knn_queries_per_s']:,.0f} kNN queries/s "
-          f"({ret['knn_queries_per_cpu_s']:,.0f} per CPU-second; original ~1 query/s with 8,192 stored); "
-          f"full score(): {ret['score_queries_per_s']:,.0f} queries/s ({ret['score_queries_per_cpu_s']:,.0f} per "
-          "CPU-second)")
-    results["retrieval"] = ret
-
-    env = dict(os.environ, HB_THREADS=str(args.threads))
-    child = subprocess.run([sys.executable, __file__, "--memory-child"], capture_output=True, text=True, env=env,
-                           check=True)
-    mem = json.loads(child.stdout.strip().splitlines()[-1])
-    print(f"memory: {mem['bytes_per_episode']} bytes per stored episode; {mem['episodes']:,} episodes -> store "
-          f"{mem['store_bytes'] / 2**20:,.0f} MiB; process RSS: after imports "
-          f"{mem['rss_after_imports_bytes'] / 2**20:,.0f} MiB, with data {mem['rss_before_model_bytes'] / 2**20:,.0f}"
-          f" MiB, with 1M episodes {mem['rss_after_fill_bytes'] / 2**20:,.0f} MiB; peak "
-          f"{mem['peak_rss_bytes'] / 2**20:,.0f} MiB (peak before the model existed: "
-          f"{mem['peak_rss_before_model_bytes'] / 2**20:,.0f} MiB)")
-    results["memory"] = mem
-    results["load_end"] = os.getloadavg()
-    print(f"load average at end: {os.getloadavg()}")
-    print(json.dumps(results, default=float))
+    results["planner"] = {"rates": [
+        {"family": "holographic", "match": {"context_size": int(c)}, "unit": "episodes/s", "value": r["per_s"],
+         "what": f"holographic observe, context {c}, {torch.get_num_threads()} threads"} for c, r in rates.items()]}
+    if model64 is not None:  # fill the context-64 store to `stored_keys` if the timed run did not get there
+        rows = rows_of(stream, model64.train_seq_len + 1)
+        batch = max(1, TOKENS_PER_BATCH // (model64.train_seq_len + 1))
+        s = 0
+        while model64.memory.store.size < ctx["stored_keys"] and s < rows.shape[0]:
+            model64.observe(rows[s : s + batch])
+            s += batch
+        results["retrieval"] = retrieval_rates(model64, val, ctx["queries"])
+        ctx.log(f"retrieval over {results['retrieval']['stored_keys']:,.0f} keys: "
+                f"{results['retrieval']['knn_queries_per_s']:,.0f} kNN queries/s")
+    results["memory"] = ctx.child("memory_child", episodes=ctx["stored_keys"])
+    return results
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARK = Benchmark(
+    name="holographic_throughput",
+    summary="holographic observe samples/s at context 64/512/4096 (vs the original), kNN queries/s, bytes "
+            "per episode, quality after a sleep",
+    run=run,
+    threads=2,
+    full={"train_tokens": 2_500_000, "seconds": 20.0, "contexts": [64, 512, 4096], "quality_flavors": ["base", "short"],
+          "quality_tokens": 1_000_000, "val_tokens": 10_000, "stored_keys": MILLION, "queries": 2048},
+    toy={"train_tokens": 60_000, "seconds": 0.5, "contexts": [64, 512], "quality_flavors": ["short"],
+         "quality_tokens": 30_000, "val_tokens": 500, "stored_keys": 5_000, "queries": 64},
+)

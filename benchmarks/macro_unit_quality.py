@@ -1,8 +1,8 @@
 """Macro-unit family: what units (and in-context counts) add to bits per byte, against PPMd on the same bytes.
 
-Run:  .venv/bin/python benchmarks/macro_unit_quality.py [--sizes 1MB,4MB,64MB] [--store /tmp/mu-store]
+Run:  python -m benchmarks run macro_unit_quality [--set sizes='["1MB","4MB","64MB"]' --set store=/tmp/mu-store]
 
-For each --max-bytes size (64MB takes the whole 31.6 MB pg19 train sample):
+For each `sizes` entry, a --max-bytes size (64MB takes the whole 31.6 MB pg19 train sample):
 
 1. `nightshift prepare --source local:<shared>/data/pg19 --tokenizer gpt2` (the real pipeline);
 2. `nightshift train --model macro_unit:base` for one epoch (steps = train tokens / (batch x seq_len)),
@@ -17,31 +17,32 @@ For each --max-bytes size (64MB takes the whole 31.6 MB pg19 train sample):
    PPMd adapts on the validation bytes as it codes them; macro_unit does not (its in-context counts
    read only the document's own left context inside the model's context window).
 
-Prints one table (bits/byte, gains, PPMd, memory, MB/s) and which validation split it used
+Logs one table (bits/byte, gains, PPMd, memory, MB/s) and which validation split it used
 (validation_id, docs, bytes) so figures from different splits are never compared by mistake.
+The store defaults to a folder in the benchmark's scratch space (kept between runs).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
+from benchmarks.harness import ROOT, Benchmark, Context
+
 PPMD_ORDER, PPMD_MEM = 8, 1 << 30
 ABLATIONS = ((), ("units",), ("cache",), ("units", "cache"))
 
 
 def nightshift(*args: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TIKTOKEN_CACHE_DIR": str(DATA / "tokenizers" / "tiktoken_cache")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "nightshift.orchestrator.cli", *args, "--json"], env=env, cwd=ROOT,
-                         check=True, capture_output=True, text=True)
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"nightshift {' '.join(args[:3])} ... exited {out.returncode}:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout[out.stdout.index("{"):])
 
 
@@ -64,34 +65,28 @@ def split_bytes(dataset, split: str) -> bytes:
     return b"".join(out)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1MB,4MB,64MB")
-    parser.add_argument("--store", default="/tmp/macro-unit-quality-store")
-    parser.add_argument("--flavor", default="base")
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(DATA / "tokenizers" / "tiktoken_cache"))
+def run(ctx: Context) -> dict:
     from nightshift.models.protocol import ablated
     from nightshift.orchestrator.evaluation.bits_per_byte import bits_per_byte
     from nightshift.orchestrator.runs.loading import load_run
     from nightshift.pipelines.store import Store
 
-    print(f"macro_unit:{args.flavor} on pg19 (gpt2 tokens); load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} CPUs at start; {time.strftime('%Y-%m-%d %H:%M')}")
+    flavor, store = ctx["flavor"], ctx["store"] or str(ctx.work / "store")
+    valid = ["--valid-bytes", ctx["valid_bytes"]] if ctx["valid_bytes"] else []
+    ctx.log(f"macro_unit:{flavor} on pg19 (gpt2 tokens); store {store}")
     rows = []
-    for size in args.sizes.split(","):
-        ds = nightshift("prepare", "--source", f"local:{DATA / 'pg19'}", "--max-bytes", size, "--tokenizer", "gpt2",
-                        "--store", args.store, "--actors", "0")
+    for size in ctx["sizes"]:
+        ds = nightshift("prepare", "--source", f"local:{ctx.shared / 'pg19'}", "--max-bytes", size, *valid,
+                        "--tokenizer", "gpt2", "--store", store, "--actors", "0")
         dataset_id = ds["dataset_id"]
         train_tokens = ds["splits"]["train"]["tokens"]
         steps = math.ceil(train_tokens / (32 * 2048))
         t0 = time.perf_counter()
-        res = nightshift("train", "--dataset", dataset_id, "--model", f"macro_unit:{args.flavor}", "--steps",
+        res = nightshift("train", "--dataset", dataset_id, "--model", f"macro_unit:{flavor}", "--steps",
                          str(steps), "--set", f"sleep_every={steps * 32}", "--set", "eval_every=0",
-                         "--store", args.store, "--no-progress")
+                         "--store", store, "--no-progress")
         wall = time.perf_counter() - t0
-        loaded = load_run(Store.open(args.store), res["run_id"])
+        loaded = load_run(Store.open(store), res["run_id"])
         model, dataset = loaded.model, loaded.dataset
         bpb = {}
         for parts in ABLATIONS:
@@ -109,19 +104,49 @@ def main() -> None:
                    run_wall_s=wall, val_docs=v["docs"], val_bytes=v["bytes"],
                    validation_id=dataset.manifest["splits"]["validation"].get("validation_id", "?"))
         rows.append(row)
-        print(json.dumps(row), flush=True)
-    print(f"\nvalidation split: {rows[0]['validation_id']} ({rows[0]['val_docs']} docs, {rows[0]['val_bytes']:,} bytes)")
-    print(f"{'size':>6} {'train MB':>8} {'full':>7} {'-units':>7} {'units add':>9} {'-cache':>7} {'bytes only':>10} "
-          f"{'PPMd o8':>7} {'vs PPMd':>8} {'units':>6} {'mem MB':>7} {'RSS MB':>7} {'observe MB/s':>12}")
-    for r in rows:
-        print(f"{r['size']:>6} {r['train_mb']:>8.1f} {r['full']:>7.4f} {r['no_units']:>7.4f} "
-              f"{r['no_units'] - r['full']:>9.4f} {r['no_cache']:>7.4f} {r['byte_model']:>10.4f} {r['ppmd']:>7.4f} "
-              f"{r['full'] - r['ppmd']:>+8.4f} {r['units']:>6} {r['memory_mb']:>7.0f} {r['rss_mb']:>7.0f} "
-              f"{r['train_mbs']:>12.2f}")
+        ctx.log(json.dumps(row))
+    for line in table(rows).splitlines():
+        ctx.log(line)
     for r in rows:
         assert abs(r["trainer_bpb"] - r["full"]) < 1e-9, "reloaded checkpoint must score as the trainer did"
-    print(f"load average {os.getloadavg()[0]:.1f} at end")
+    return {"flavor": flavor, "ppmd": {"order": PPMD_ORDER, "memory_bytes": PPMD_MEM}, "sizes": rows}
 
 
-if __name__ == "__main__":
-    main()
+def table(rows: list[dict]) -> str:
+    lines = [f"validation split: {rows[0]['validation_id']} ({rows[0]['val_docs']} docs, "
+             f"{rows[0]['val_bytes']:,} bytes)",
+             f"{'size':>6} {'train MB':>8} {'full':>7} {'-units':>7} {'units add':>9} {'-cache':>7} "
+             f"{'bytes only':>10} {'PPMd o8':>7} {'vs PPMd':>8} {'units':>6} {'mem MB':>7} {'RSS MB':>7} "
+             f"{'observe MB/s':>12}"]
+    for r in rows:
+        lines.append(f"{r['size']:>6} {r['train_mb']:>8.1f} {r['full']:>7.4f} {r['no_units']:>7.4f} "
+                     f"{r['no_units'] - r['full']:>9.4f} {r['no_cache']:>7.4f} {r['byte_model']:>10.4f} "
+                     f"{r['ppmd']:>7.4f} {r['full'] - r['ppmd']:>+8.4f} {r['units']:>6} {r['memory_mb']:>7.0f} "
+                     f"{r['rss_mb']:>7.0f} {r['train_mbs']:>12.2f}")
+    return "\n".join(lines)
+
+
+def markdown(doc: dict) -> str:
+    """RESULTS.md: bits/byte with each ablation, PPMd on the same bytes, memory and speed."""
+    rows = doc["figures"]["sizes"]
+    lines = [f"macro_unit:{doc['figures']['flavor']}; validation split {rows[0]['validation_id']} "
+             f"({rows[0]['val_docs']} docs, {rows[0]['val_bytes']:,} bytes)", "",
+             "| size | train MB | full | no units | units add | no cache | bytes only | PPMd o8 | vs PPMd | units "
+             "| memory MB | RSS MB | observe MB/s |", "|---|" + "---:|" * 12]
+    lines += [f"| {r['size']} | {r['train_mb']:.1f} | {r['full']:.4f} | {r['no_units']:.4f} | "
+              f"{r['no_units'] - r['full']:.4f} | {r['no_cache']:.4f} | {r['byte_model']:.4f} | {r['ppmd']:.4f} | "
+              f"{r['full'] - r['ppmd']:+.4f} | {r['units']} | {r['memory_mb']:.0f} | {r['rss_mb']:.0f} | "
+              f"{r['train_mbs']:.2f} |" for r in rows]
+    return "\n".join(lines)
+
+
+BENCHMARK = Benchmark(
+    name="macro_unit_quality",
+    summary="macro_unit validation bits/byte through `nightshift train` with units / in-context counts ablated, "
+            "against PPMd order 8 on the same bytes",
+    run=run,
+    threads=1,
+    full={"sizes": ["1MB", "4MB", "64MB"], "store": None, "flavor": "base", "valid_bytes": None},
+    toy={"sizes": ["512KB"], "store": None, "flavor": "small", "valid_bytes": "32KB"},
+    table=markdown,
+)

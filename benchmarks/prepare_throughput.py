@@ -6,43 +6,36 @@ corpus (each copy gets distinct doc ids) and a 25 MB one. Side by side:
   raw      tiktoken gpt2 `encode_ordinary_batch` on the same texts (1 thread = one actor's budget)
   prepare  `nightshift.pipelines.prepare.prepare` end to end (read parquet, split, tokenize, write Arrow shards,
            manifest) with 1 and 2 Ray actors; Ray is started before the clock starts (its start-up
-           time is printed separately)
+           time is reported separately)
 
 Every measurement runs in a fresh subprocess so peak RSS (ru_maxrss) is its own.
 ratio per actor = prepare MB/s / (actors x raw 1-thread MB/s); goal >= 0.8. On a shared, loaded box wall
-clocks mostly measure the neighbours, so CPU time (driver + actor processes) is printed beside them.
+clocks mostly measure the neighbours, so CPU time (driver + actor processes) is reported beside them.
 RSS goal: driver and worker peak RSS within 20 % between the 25 MB and the 100 MB corpus.
 
-    .venv/bin/python benchmarks/prepare_throughput.py [--mb 100] [--small-mb 25]
+    python -m benchmarks run prepare_throughput [--set mb=100 --set small_mb=25]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers" / "tiktoken_cache"))
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+from benchmarks.harness import SHARED, Benchmark, Context, peak_rss_mb, status_bytes
 
 
-def build_corpus(folder: Path, target_mb: float) -> dict:
-    """pg19 train repeated to >= target_mb (distinct url per copy) + the real validation split."""
+def build_corpus(folder: Path, target_mb: float, books: int | None = None) -> dict:
+    """pg19 train repeated to >= target_mb (distinct url per copy) + the real validation split.
+    `books`: only the first that many train books in each copy (None: all of them)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     folder.mkdir(parents=True, exist_ok=True)
     train = pq.read_table(SHARED / "pg19" / "train.parquet")
+    if books is not None:
+        train = train.slice(0, books)
     one = sum(len(t.encode("utf-8")) for t in train.column("text").to_pylist())
     copies = max(1, -(-int(target_mb * 1e6) // one))
     with pq.ParquetWriter(folder / "train.parquet", train.schema) as writer:
@@ -68,7 +61,7 @@ def child_raw(corpus: str, threads: int) -> dict:
         tokens += sum(map(len, enc.encode_ordinary_batch(texts[lo:lo + 8], num_threads=threads)))
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu, "bytes": n_bytes, "tokens": tokens,
-            "driver_rss_mb": _rss_mb()}
+            "driver_rss_mb": driver_rss_mb()}
 
 
 def child_prepare(corpus: str, actors: int, store: str) -> dict:
@@ -89,70 +82,81 @@ def child_prepare(corpus: str, actors: int, store: str) -> dict:
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "ray_start_seconds": ray_seconds,
             "bytes": sum(s["totals"]["bytes"] for s in splits.values()),
             "tokens": sum(s["totals"]["tokens"] for s in splits.values()),
-            "shards": made.written_shards, "driver_rss_mb": _rss_mb(), "worker_rss_mb": made.worker_peak_rss_mb}
+            "shards": made.written_shards, "driver_rss_mb": driver_rss_mb(), "worker_rss_mb": made.worker_peak_rss_mb}
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def driver_rss_mb() -> float:
+    """Peak RSS of this process: VmHWM (ru_maxrss would carry the spawning harness's peak across exec)."""
+    return status_bytes("VmHWM") / 2**20 or peak_rss_mb()
 
 
-def run_child(*args: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT,
-                         timeout=1800)
-    if out.returncode != 0:
-        raise SystemExit(f"child {args} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def prepare_name(actors: int) -> str:
+    return f"prepare {actors} actor{'s' if actors > 1 else ''}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mb", type=float, default=100)
-    parser.add_argument("--small-mb", type=float, default=25)
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        kind, *rest = args.child
-        result = child_raw(rest[0], int(rest[1])) if kind == "raw" else child_prepare(rest[0], int(rest[1]), rest[2])
-        print(json.dumps(result))
-        return
-
-    with tempfile.TemporaryDirectory(prefix="ns-bench-") as tmp:
-        big = build_corpus(Path(tmp, "big"), args.mb)
-        small = build_corpus(Path(tmp, "small"), args.small_mb)
-        print(f"corpus: pg19 train x{big['copies']} = {big['train_bytes'] / 1e6:.1f} MB (+0.6 MB validation); "
-              f"small: x{small['copies']} = {small['train_bytes'] / 1e6:.1f} MB; cpus={os.cpu_count()}")
-        rows = {"raw 1 thread": run_child("raw", big["path"], "1"),
-                f"raw {os.cpu_count()} threads": run_child("raw", big["path"], str(os.cpu_count()))}
-        for actors in (1, 2):
-            rows[f"prepare {actors} actor{'s' if actors > 1 else ''}"] = run_child(
-                "prepare", big["path"], str(actors), str(Path(tmp, f"store-big-{actors}")))
-        small_rows = {actors: run_child("prepare", small["path"], str(actors), str(Path(tmp, f"store-small-{actors}")))
-                      for actors in (1, 2)}
+def run(ctx: Context) -> dict:
+    cpus = os.cpu_count()
+    with tempfile.TemporaryDirectory(prefix="ns-bench-", dir=ctx.work) as tmp:
+        big = build_corpus(Path(tmp, "big"), ctx["mb"], ctx["books"])
+        small = build_corpus(Path(tmp, "small"), ctx["small_mb"], ctx["books"])
+        ctx.log(f"corpus: pg19 train x{big['copies']} = {big['train_bytes'] / 1e6:.1f} MB (+0.6 MB validation); "
+                f"small: x{small['copies']} = {small['train_bytes'] / 1e6:.1f} MB; cpus={cpus}")
+        rows = {"raw 1 thread": ctx.child("child_raw", corpus=big["path"], threads=1),
+                f"raw {cpus} threads": ctx.child("child_raw", corpus=big["path"], threads=cpus)}
+        for actors in ctx["actors"]:
+            rows[prepare_name(actors)] = ctx.child("child_prepare", corpus=big["path"], actors=actors,
+                                                   store=str(Path(tmp, f"store-big-{actors}")))
+        small_rows = {actors: ctx.child("child_prepare", corpus=small["path"], actors=actors,
+                                        store=str(Path(tmp, f"store-small-{actors}")))
+                      for actors in ctx["actors"]}
 
     raw = rows["raw 1 thread"]
     raw_mbs = raw["bytes"] / raw["seconds"] / 1e6
     raw_cpu = raw["bytes"] / raw["cpu_seconds"] / 1e6
-    print(f"\n{'':<18}{'MB/s':>7}{'tok/s':>12}{'wall s':>8}{'ratio/actor':>12}{'CPU s':>7}{'MB/CPU-s':>9}"
-          f"{'CPU ratio':>10}{'driver RSS':>11}{'worker RSS':>11}{'ray start':>10}")
+    ctx.log(f"{'':<18}{'MB/s':>7}{'tok/s':>12}{'wall s':>8}{'ratio/actor':>12}{'CPU s':>7}{'MB/CPU-s':>9}"
+            f"{'CPU ratio':>10}{'driver RSS':>11}{'worker RSS':>11}{'ray start':>10}")
     for name, r in rows.items():
         mbs = r["bytes"] / r["seconds"] / 1e6
         per_cpu = r["bytes"] / r["cpu_seconds"] / 1e6
         actors = int(name.split()[1]) if name.startswith("prepare") else 0
+        r |= {"mb_s": mbs, "tokens_per_s": r["tokens"] / r["seconds"], "mb_per_cpu_s": per_cpu,
+              "cpu_ratio": per_cpu / raw_cpu}
+        if actors:
+            r["ratio_per_actor"] = mbs / (actors * raw_mbs)
         ratio = f"{mbs / (actors * raw_mbs):.2f}" if actors else "-"
         worker = f"{r['worker_rss_mb']:.0f} MB" if r.get("worker_rss_mb") else "-"
         ray = f"{r['ray_start_seconds']:.1f} s" if actors else "-"
-        print(f"{name:<18}{mbs:>7.1f}{r['tokens'] / r['seconds']:>12,.0f}{r['seconds']:>8.1f}{ratio:>12}"
-              f"{r['cpu_seconds']:>7.1f}{per_cpu:>9.1f}{per_cpu / raw_cpu:>10.2f}"
-              f"{r['driver_rss_mb']:>8.0f} MB{worker:>11}{ray:>10}")
-    print("ratio/actor = wall MB/s / (actors x raw 1-thread MB/s); CPU ratio = MB per CPU-second (driver + actors)"
-          " / raw 1-thread MB per CPU-second: the overhead measure that survives a loaded machine")
-    print("\npeak RSS, 25 MB vs 100 MB corpus (goal: within 20 %):")
-    for actors in (1, 2):
-        s, b = small_rows[actors], rows[f"prepare {actors} actor{'s' if actors > 1 else ''}"]
-        print(f"  {actors} actor{'s' if actors > 1 else ' '}: driver {s['driver_rss_mb']:.0f} -> {b['driver_rss_mb']:.0f} MB "
-              f"({(b['driver_rss_mb'] / s['driver_rss_mb'] - 1) * 100:+.0f} %), worker {s['worker_rss_mb']:.0f} -> "
-              f"{b['worker_rss_mb']:.0f} MB ({(b['worker_rss_mb'] / s['worker_rss_mb'] - 1) * 100:+.0f} %)")
+        ctx.log(f"{name:<18}{mbs:>7.1f}{r['tokens'] / r['seconds']:>12,.0f}{r['seconds']:>8.1f}{ratio:>12}"
+                f"{r['cpu_seconds']:>7.1f}{per_cpu:>9.1f}{per_cpu / raw_cpu:>10.2f}"
+                f"{r['driver_rss_mb']:>8.0f} MB{worker:>11}{ray:>10}")
+    ctx.log("ratio/actor = wall MB/s / (actors x raw 1-thread MB/s); CPU ratio = MB per CPU-second (driver + "
+            "actors) / raw 1-thread MB per CPU-second: the overhead measure that survives a loaded machine")
+    ctx.log(f"peak RSS, {ctx['small_mb']} MB vs {ctx['mb']} MB corpus (goal: within 20 %):")
+    rss = {}
+    for actors in ctx["actors"]:
+        s, b = small_rows[actors], rows[prepare_name(actors)]
+        rss[prepare_name(actors)] = {
+            "driver_small_mb": s["driver_rss_mb"], "driver_big_mb": b["driver_rss_mb"],
+            "driver_growth": b["driver_rss_mb"] / s["driver_rss_mb"] - 1,
+            "worker_small_mb": s["worker_rss_mb"], "worker_big_mb": b["worker_rss_mb"],
+            "worker_growth": b["worker_rss_mb"] / s["worker_rss_mb"] - 1 if s["worker_rss_mb"] else None}
+        g = rss[prepare_name(actors)]
+        ctx.log(f"  {actors} actor{'s' if actors > 1 else ' '}: driver {s['driver_rss_mb']:.0f} -> "
+                f"{b['driver_rss_mb']:.0f} MB ({g['driver_growth'] * 100:+.0f} %), worker {s['worker_rss_mb']:.0f} -> "
+                f"{b['worker_rss_mb']:.0f} MB ({(g['worker_growth'] or 0) * 100:+.0f} %)")
+    return {"cpus": cpus, "corpus": {"big_train_bytes": big["train_bytes"], "big_copies": big["copies"],
+                                     "small_train_bytes": small["train_bytes"], "small_copies": small["copies"]},
+            "raw_mb_s": raw_mbs, "raw_mb_per_cpu_s": raw_cpu, "rows": rows,
+            "small_rows": {prepare_name(a): r for a, r in small_rows.items()}, "rss_small_vs_big": rss}
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARK = Benchmark(
+    name="prepare_throughput",
+    summary="prepare MB/s with 1 and 2 Ray actors against raw tiktoken gpt2 on one thread, and prepare's peak "
+            "RSS at 25 vs 100 MB",
+    run=run,
+    threads=1,
+    full={"mb": 100, "small_mb": 25, "actors": [1, 2], "books": None},
+    toy={"mb": 2, "small_mb": 1, "actors": [2], "books": 1},
+    goal="prepare >= 0.8 of raw tiktoken per actor; driver and worker peak RSS within 20 % from 25 MB to 100 MB",
+)

@@ -3,8 +3,10 @@
 One fresh process per size (so peak RSS is its own). In it, side by side on the
 same model state, interleaved:
 
-  original  the checkpoint code before incremental chunks (`git show REV:orchestrator/checkpointing/trail.py`,
-            written to a scratch folder outside the project and imported from there)
+  original  the checkpoint code before incremental chunks (`git show REV:orchestrator/checkpoint.py`, the
+            file's path at that revision, later orchestrator/checkpointing/trail.py; written to the scratch
+            folder with its bare `orchestrator.` / `pipelines.` imports pointed at `nightshift.`, and imported
+            from there, never copied into the project). Where git cannot find REV only the chunked side runs.
   chunked   this checkout's CheckpointTrail (orchestrator/checkpointing/chunks.py)
 
 Phases: fill the store to N - 2 delta episodes (the store still has room: it appends) and save
@@ -14,16 +16,16 @@ new tail); observe 2 delta more so the reservoir is full and replaces rows at ra
 delta = N / 100. Each save is timed with `model.state_dict()` (which both pay) apart.
 
 Text: the pg19 sample (gpt2) repeated as needed: a throughput and memory measurement only.
+The planner's checkpoint write rate is this benchmark's recorded figure (chunked, first save, largest N).
 
-    flock /tmp/nightshift-bench.lock .venv/bin/python benchmarks/scale_memory.py [--sizes 1000000,10000000]
+    python -m benchmarks run scale_memory [--set sizes='[1000000,10000000]']
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
-import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,24 +33,12 @@ import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers" / "tiktoken_cache"))
-SCRATCH = Path(os.environ.get("NIGHTSHIFT_SCRATCH", "/work/scratch/scale"))
+from benchmarks.harness import ROOT, SHARED, Benchmark, Context, status_bytes
+
 ORIGINAL_REV = "7682f24"  # main before incremental checkpoints
-OUT = ROOT / "docs" / "scale" / "memory.json"
-
-
-def status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    return 0
+ORIGINAL_PATHS = ("orchestrator/checkpoint.py", "orchestrator/checkpointing/trail.py")  # then, and since
 
 
 class PeakRSS:
@@ -73,14 +63,29 @@ class PeakRSS:
         self.extra = max(0, self.peak - self.base)
 
 
-def original_trail_class(rev: str):
+def original_source(rev: str) -> str | None:
+    """The checkpoint module as it was at `rev` (None where git cannot show it: a shallow clone, a snapshot)."""
+    for path in ORIGINAL_PATHS:
+        try:
+            return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True,
+                                  text=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    return None
+
+
+def original_trail_class(rev: str, scratch: Path):
     """CheckpointTrail as it was at `rev`, from a file in the scratch folder (never copied into the project)."""
-    folder = SCRATCH / "original"
+    folder = scratch / "original"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"checkpoint_{rev}.py"
     if not path.exists():
-        text = subprocess.run(["git", "show", f"{rev}:orchestrator/checkpointing/trail.py"], cwd=ROOT, check=True,
-                              capture_output=True, text=True).stdout
+        text = original_source(rev)
+        if text is None:
+            return None
+        # the code then imported the project's folders by bare name; today they live under nightshift.
+        text = re.sub(r"^(\s*)(from|import) (orchestrator|pipelines|models)([. ])", r"\1\2 nightshift.\3\4", text,
+                      flags=re.M)
         path.write_text(text)
     spec = importlib.util.spec_from_file_location(f"original_checkpoint_{rev}", path)
     module = importlib.util.module_from_spec(spec)
@@ -89,7 +94,7 @@ def original_trail_class(rev: str):
     return module.CheckpointTrail
 
 
-def token_stream() -> tuple[object, torch.Tensor]:
+def token_stream(books: int | None = None) -> tuple[object, torch.Tensor]:
     import pyarrow.parquet as pq
     import tiktoken
 
@@ -98,7 +103,7 @@ def token_stream() -> tuple[object, torch.Tensor]:
     enc = tiktoken.get_encoding("gpt2")
     vocab = Vocab(name="gpt2", size=enc.n_vocab, eot_id=enc.eot_token)
     texts = pq.read_table(SHARED / "pg19" / "train.parquet", columns=["text"]).column("text").to_pylist()
-    ids = [t + [enc.eot_token] for t in enc.encode_ordinary_batch(texts)]
+    ids = [t + [enc.eot_token] for t in enc.encode_ordinary_batch(texts[:books])]
     return vocab, torch.tensor([i for doc in ids for i in doc])
 
 
@@ -106,21 +111,31 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def measure(n: int, threads: int, rev: str, store_root: Path) -> dict:
+def measure_child(n: int, rev: str, scratch: str, books: int | None = None) -> dict:
+    """Fresh process: one size, its store under `scratch` (removed afterwards)."""
+    root = Path(scratch) / f"ckpt-{n}"
+    shutil.rmtree(root, ignore_errors=True)
+    try:
+        return measure(n, rev, root, Path(scratch), books)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def measure(n: int, rev: str, store_root: Path, scratch: Path, books: int | None = None) -> dict:
     from nightshift.models.holographic import Config
     from nightshift.models.holographic.store import knn
     from nightshift.orchestrator.checkpointing.trail import CheckpointTrail
     from nightshift.pipelines.store import Store
 
-    torch.set_num_threads(threads)
-    Original = original_trail_class(rev)
-    vocab, stream = token_stream()
+    Original = original_trail_class(rev, scratch)
+    vocab, stream = token_stream(books)
     rss_before_model = status_bytes("VmRSS")
     model = Config(context_size=64, max_attractors=n).build(vocab)
     width, batch = model.train_seq_len + 1, 16
     windows = (stream.numel() - 1) // width
     delta = n // 100
-    out: dict = {"episodes_target": n, "delta": delta, "threads": threads, "load_before": os.getloadavg()}
+    out: dict = {"episodes_target": n, "delta": delta, "threads": torch.get_num_threads(),
+                 "load_before": os.getloadavg(), "original_rev": rev if Original else None}
     cursor = 0
 
     def observe_until(target: int) -> tuple[float, float, int]:
@@ -133,13 +148,14 @@ def measure(n: int, threads: int, rev: str, store_root: Path) -> dict:
             cursor += batch
         return time.perf_counter() - t0, time.process_time() - c0, seen
 
-    with PeakRSS() as fill:
+    with PeakRSS():
         wall, cpu, seen = observe_until(n - 2 * delta)
     out["observe"] = {"episodes": seen, "wall_s": wall, "cpu_s": cpu, "episodes_per_s": seen / wall,
                       "episodes_per_cpu_s": seen / cpu}
-    trails = {"original": Original(Store.open(str(store_root / "original")), ("runs", "r")),
-              "chunked": CheckpointTrail(Store.open(str(store_root / "chunked")), ("runs", "r"))}
-    saves: dict[str, list] = {"original": [], "chunked": []}
+    trails = {"chunked": CheckpointTrail(Store.open(str(store_root / "chunked")), ("runs", "r"))}
+    if Original is not None:
+        trails["original"] = Original(Store.open(str(store_root / "original")), ("runs", "r"))
+    saves: dict[str, list] = {name: [] for name in trails}
     order = [("original", "chunked"), ("chunked", "original"), ("original", "chunked")]
     phases = [("first", None), ("append", n - delta), ("full", n + delta)]
     for step, ((phase, target), names) in enumerate(zip(phases, order, strict=True), start=1):
@@ -147,7 +163,7 @@ def measure(n: int, threads: int, rev: str, store_root: Path) -> dict:
             observe_until(target)
         with PeakRSS() as sd:
             state = {"model": model.state_dict(), "step": step}
-        for name in names:
+        for name in (nm for nm in names if nm in trails):
             before = dir_bytes(store_root / name) if (store_root / name).exists() else 0
             with PeakRSS() as clock:
                 info = trails[name].save(state, step, step - 1 or None)
@@ -157,7 +173,7 @@ def measure(n: int, threads: int, rev: str, store_root: Path) -> dict:
                                 "checkpoint_bytes": info["bytes"] + info.get("chunk_bytes", 0),
                                 "new_chunk_bytes": info.get("new_chunk_bytes")})
         del state
-    for name in ("chunked", "original", "chunked", "original"):
+    for name in (nm for nm in ("chunked", "original", "chunked", "original") if nm in trails):
         trail = trails[name]
         with PeakRSS() as clock:
             loaded = trail.load(3)
@@ -187,53 +203,87 @@ def measure(n: int, threads: int, rev: str, store_root: Path) -> dict:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1000000,10000000")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rev", default=ORIGINAL_REV, help="git revision of the original checkpoint code")
-    parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child is not None:
-        root = SCRATCH / f"ckpt-{args.child}"
-        shutil.rmtree(root, ignore_errors=True)
-        try:
-            print(json.dumps(measure(args.child, args.threads, args.rev, root)))
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-        return
+def run(ctx: Context) -> dict:
+    rev = ctx["rev"]
+    if original_source(rev) is None:
+        ctx.note(f"original not available: git cannot show {rev}:{ORIGINAL_PATHS[0]} here; the comparison was "
+                 "skipped (the chunked checkpoints timed alone)")
     results = []
-    for n in (int(s) for s in args.sizes.split(",")):
-        proc = subprocess.run([sys.executable, __file__, "--child", str(n), "--threads", str(args.threads),
-                               "--rev", args.rev], capture_output=True, text=True, check=True)
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
+    for n in ctx["sizes"]:
+        res = ctx.child("measure_child", n=int(n), rev=rev, scratch=str(ctx.work), books=ctx["books"])
         results.append(res)
-        report(res)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "results": results}, indent=2))
-    print(f"wrote {OUT}")
+        report(ctx, res)
+    largest = max(results, key=lambda r: r["episodes_target"])
+    first = next(s for s in largest["checkpoints"]["chunked"] if s["phase"] == "first")
+    return {"results": results, "planner": {"checkpoint_bytes_per_s": first["written_bytes"] / first["save_s"]}}
 
 
-def report(r: dict) -> None:
+def report(ctx: Context, r: dict) -> None:
     gb = 1e9
-    print(f"\n== {r['memory']['store_rows']:,} episodes (load {r['load_before'][0]:.1f} -> {r['load_after'][0]:.1f})")
+    ctx.log(f"== {r['memory']['store_rows']:,} episodes (load {r['load_before'][0]:.1f} -> "
+            f"{r['load_after'][0]:.1f})")
     o = r["observe"]
-    print(f"observe: {o['episodes_per_s']:,.0f} episodes/s wall, {o['episodes_per_cpu_s']:,.0f} per CPU-s")
-    print(f"kNN: {r['knn']['queries_per_s']:,.1f} queries/s over {r['knn']['stored_keys']:,} keys")
+    ctx.log(f"observe: {o['episodes_per_s']:,.0f} episodes/s wall, {o['episodes_per_cpu_s']:,.0f} per CPU-s")
+    ctx.log(f"kNN: {r['knn']['queries_per_s']:,.1f} queries/s over {r['knn']['stored_keys']:,} keys")
     m = r["memory"]
-    print(f"store {m['store_bytes'] / gb:.2f} GB, memory {m['memory_bytes'] / gb:.2f} GB, "
-          f"RSS {m['rss_after'] / gb:.2f} GB, peak {m['peak_rss'] / gb:.2f} GB")
+    ctx.log(f"store {m['store_bytes'] / gb:.2f} GB, memory {m['memory_bytes'] / gb:.2f} GB, "
+            f"RSS {m['rss_after'] / gb:.2f} GB, peak {m['peak_rss'] / gb:.2f} GB")
     c = r["checkpoints"]
     for i, phase in enumerate(("first", "append", "full")):
-        a, b = c["original"][i], c["chunked"][i]
-        print(f"save {phase:6s}: original {a['save_s']:6.2f} s {a['written_bytes'] / gb:5.2f} GB "
-              f"(+{a['peak_extra_rss'] / gb:.2f} GB RSS) | chunked {b['save_s']:6.2f} s "
-              f"{b['written_bytes'] / gb:5.2f} GB (+{b['peak_extra_rss'] / gb:.2f} GB RSS) | "
-              f"ratio {a['save_s'] / b['save_s']:.1f}x; state_dict {a['state_dict_s']:.2f} s")
-    lo = [x["load_s"] for x in c["original"][3:]]
+        b = c["chunked"][i]
+        line = (f"chunked {b['save_s']:6.2f} s {b['written_bytes'] / gb:5.2f} GB (+{b['peak_extra_rss'] / gb:.2f} GB "
+                f"RSS); state_dict {b['state_dict_s']:.2f} s")
+        if "original" in c:
+            a = c["original"][i]
+            line = (f"original {a['save_s']:6.2f} s {a['written_bytes'] / gb:5.2f} GB "
+                    f"(+{a['peak_extra_rss'] / gb:.2f} GB RSS) | {line} | ratio {a['save_s'] / b['save_s']:.1f}x")
+        ctx.log(f"save {phase:6s}: {line}")
     lc = [x["load_s"] for x in c["chunked"][3:]]
-    print(f"restore: original {min(lo):.2f} s, chunked {min(lc):.2f} s (best of 2, warm page cache)")
+    if "original" in c:
+        lo = [x["load_s"] for x in c["original"][3:]]
+        ctx.log(f"restore: original {min(lo):.2f} s, chunked {min(lc):.2f} s (best of 2, warm page cache)")
+    else:
+        ctx.log(f"restore: chunked {min(lc):.2f} s (best of 2, warm page cache)")
 
 
-if __name__ == "__main__":
-    main()
+def markdown(doc: dict) -> str:
+    """RESULTS.md: each size's saves side by side (seconds / GB written / extra RSS), then observe and kNN."""
+    gb = 1e9
+
+    def side(x: dict | None) -> str:
+        return f"{x['save_s']:.2f} / {x['written_bytes'] / gb:.3f} / +{x['peak_extra_rss'] / gb:.3f}" if x else "-"
+
+    lines = ["| N = episodes | phase | original: s / GB written / extra RSS | chunked: s / GB written / extra RSS "
+             "| ratio (s) |", "|---:|---|---|---|---:|"]
+    for r in doc["figures"]["results"]:
+        c, n = r["checkpoints"], f"{r['episodes_target']:,}"
+        for i, phase in enumerate(("first", "append", "full")):
+            a, b = (c["original"][i] if "original" in c else None), c["chunked"][i]
+            ratio = f"{a['save_s'] / b['save_s']:.1f}x" if a else "-"
+            lines.append(f"| {n} | {phase} | {side(a)} | {side(b)} | {ratio} |")
+        lc = min(x["load_s"] for x in c["chunked"][3:])
+        lo = min(x["load_s"] for x in c["original"][3:]) if "original" in c else None
+        lines.append(f"| {n} | restore (best of 2) | {f'{lo:.2f} s' if lo else '-'} | {lc:.2f} s | "
+                     f"{f'{lo / lc:.1f}x' if lo else '-'} |")
+    lines += ["", "| N | observe episodes/s | per CPU-s | kNN queries/s | store GB | peak RSS GB |",
+              "|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["figures"]["results"]:
+        o, m = r["observe"], r["memory"]
+        lines.append(f"| {r['episodes_target']:,} | {o['episodes_per_s']:,.0f} | {o['episodes_per_cpu_s']:,.0f} | "
+                     f"{r['knn']['queries_per_s']:,.1f} | {m['store_bytes'] / gb:.2f} | {m['peak_rss'] / gb:.2f} |")
+    rate = doc["figures"]["planner"]["checkpoint_bytes_per_s"]
+    lines.append(f"\nplanner: chunked checkpoint writes {rate / 1e6:,.0f} MB/s (first save, largest N)")
+    return "\n".join(lines)
+
+
+BENCHMARK = Benchmark(
+    name="scale_memory",
+    summary="holographic at 1 M / 10 M episodes: observe and kNN rates, RSS, and incremental (chunked) "
+            "checkpoints against the original checkpoint code (git), interleaved",
+    run=run,
+    threads=1,
+    full={"sizes": [1_000_000, 10_000_000], "rev": ORIGINAL_REV, "books": None},
+    toy={"sizes": [20_000], "rev": ORIGINAL_REV, "books": 2},
+    goal="incremental checkpoint cost follows the new data (10 M episodes, +1 %)",
+    table=markdown,
+)

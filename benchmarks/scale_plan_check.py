@@ -6,7 +6,10 @@ reported in its result) with `nightshift.orchestrator.planning.preflight`'s host
 dataset manifest. Goal: within 25 %. The plan's process baseline (PROCESS_BASE_BYTES) is a measured
 constant; the first row (transformer:debug, which holds almost nothing else) shows it.
 
-    flock /tmp/nightshift-bench.lock .venv/bin/python benchmarks/scale_plan_check.py
+`models` (a list of model names) re-runs only those rows; the other rows are then the recorded
+result's (benchmarks/results/scale_plan_check.json), and the run says so.
+
+    python -m benchmarks run scale_plan_check [--set models='["macro_unit:base"]']
 """
 
 from __future__ import annotations
@@ -17,15 +20,9 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers" / "tiktoken_cache"))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-SCRATCH = Path(os.environ.get("NIGHTSHIFT_SCRATCH", "/work/scratch/scale"))
-OUT = ROOT / "docs" / "scale" / "plan_check.json"
+from benchmarks.harness import ROOT, Benchmark, Context, recorded
+
 RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
     ("transformer:debug", 5, ()),
     ("transformer:tiny", 20, ("batch_size=16",)),
@@ -36,28 +33,29 @@ RUNS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
 
 
 def nightshift(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "nightshift.orchestrator.cli", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=3600)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # one thread: the harness's setting, inherited
+    return subprocess.run([sys.executable, "-m", "nightshift.orchestrator.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=3600)
 
 
-def main() -> None:
+def run(ctx: Context) -> dict:
     from nightshift.orchestrator.planning.preflight import data_from_manifest, plan_run
     from nightshift.orchestrator.runs.config import build_run_config, parse_sets
     from nightshift.pipelines.reader import open_dataset
     from nightshift.pipelines.store import Store
 
-    store = SCRATCH / "plan-check-store"
+    runs = [(m, int(s), tuple(sets)) for m, s, sets in ctx["runs"]]
+    store = ctx.work / "plan-check-store"
     shutil.rmtree(store, ignore_errors=True)
-    prep = nightshift("prepare", "--source", f"local:{SHARED / 'pg19'}", "--max-bytes", "8MB", "--valid-bytes",
-                      "64KB", "--store", str(store), "--json", "--actors", "0")
+    prep = nightshift("prepare", "--source", f"local:{ctx.shared / 'pg19'}", "--max-bytes", ctx["max_bytes"],
+                      "--valid-bytes", "64KB", "--store", str(store), "--json", "--actors", "0")
     if prep.returncode:
         raise SystemExit(prep.stderr[-3000:])
     dataset_id = json.loads(prep.stdout)["dataset_id"]
     data = data_from_manifest(open_dataset(Store.open(str(store)), dataset_id).manifest)
     rows = []
-    only = set(sys.argv[1:])  # optional model names to run (a smoke test)
-    for model, steps, sets in RUNS:
+    only = set(ctx["models"] or ())  # optional model names to run
+    for model, steps, sets in runs:
         if only and model not in only:
             continue
         set_args = [a for s in (*sets, "eval_every=0", "eval_max_bytes=65536", "sample_tokens=8",
@@ -76,19 +74,44 @@ def main() -> None:
                      "memory_bytes": result["memory_bytes"], "plan_store": plan.memory.store_bytes,
                      "wall_s": time.perf_counter() - t0, "load": os.getloadavg()[0]})
         r = rows[-1]
-        print(f"{model:<20} steps {steps:>4}: measured peak RSS {measured / 2**20:7.0f} MB, plan {r['plan_host'] / 2**20:7.0f}"
-              f" MB, plan/measured {r['ratio']:.2f} (model memory {r['memory_bytes'] / 2**20:.0f} MB, plan store "
-              f"{r['plan_store'] / 2**20:.0f} MB); load {r['load']:.1f}", flush=True)
-    if only and OUT.exists():  # a partial re-run replaces its rows and keeps the others
-        kept = [r for r in json.loads(OUT.read_text())["runs"] if r["model"] not in only]
-        rows = sorted(kept + rows, key=lambda r: [m for m, _, _ in RUNS].index(r["model"]))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "dataset": dataset_id, "runs": rows},
-                              indent=2))
+        ctx.log(f"{model:<20} steps {steps:>4}: measured peak RSS {measured / 2**20:7.0f} MB, plan "
+                f"{r['plan_host'] / 2**20:7.0f} MB, plan/measured {r['ratio']:.2f} (model memory "
+                f"{r['memory_bytes'] / 2**20:.0f} MB, plan store {r['plan_store'] / 2**20:.0f} MB); "
+                f"load {r['load']:.1f}")
+    previous = recorded(ctx.benchmark.name) if only else None
+    if previous:  # a partial re-run replaces its rows and keeps the others
+        kept = [r for r in previous["figures"]["runs"] if r["model"] not in only]
+        if kept:
+            ctx.note(f"rows {', '.join(r['model'] for r in kept)} are the recorded run's ({previous['date']})")
+        order = [m for m, _, _ in runs]
+        rows = sorted(kept + rows, key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))
     shutil.rmtree(store, ignore_errors=True)
     worst = max(abs(r["ratio"] - 1) for r in rows)
-    print(f"largest |plan/measured - 1| = {worst:.2f} (goal <= 0.25): {'met' if worst <= 0.25 else 'MISSED'}")
+    ctx.log(f"largest |plan/measured - 1| = {worst:.2f} (goal <= 0.25): {'met' if worst <= 0.25 else 'MISSED'}")
+    return {"dataset": dataset_id, "runs": rows, "worst_abs_ratio_minus_1": worst, "goal_met": worst <= 0.25}
 
 
-if __name__ == "__main__":
-    main()
+def markdown(doc: dict) -> str:
+    """RESULTS.md: each run's measured peak RSS against the plan's host-memory estimate."""
+    f = doc["figures"]
+    lines = [f"dataset {f['dataset']}", "",
+             "| model | steps | sets | measured peak RSS MB | plan MB | plan / measured |",
+             "|---|---:|---|---:|---:|---:|"]
+    lines += [f"| {r['model']} | {r['steps']} | {' '.join(r['sets']) or '-'} | {r['measured_peak_rss'] / 2**20:.0f} | "
+              f"{r['plan_host'] / 2**20:.0f} | {r['ratio']:.2f} |" for r in f["runs"]]
+    lines.append(f"\nlargest |plan/measured - 1| = {f['worst_abs_ratio_minus_1']:.2f} (goal <= 0.25)")
+    return "\n".join(lines)
+
+
+BENCHMARK = Benchmark(
+    name="scale_plan_check",
+    summary="pre-flight plan's host-memory estimate against the measured peak RSS of `nightshift train` runs of "
+            "each family (CPU, 8 MB of pg19)",
+    run=run,
+    threads=1,
+    full={"max_bytes": "8MB", "runs": [list(r) for r in RUNS], "models": None},
+    toy={"max_bytes": "512KB", "runs": [["transformer:debug", 3, []], ["holographic:tiny", 5, ["sleep_every=0"]]],
+         "models": None},
+    goal="plan within 25 % of the measured peak RSS",
+    table=markdown,
+)

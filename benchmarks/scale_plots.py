@@ -1,8 +1,11 @@
-"""Scaling plots in docs/scale/ from the JSON the scale_* benchmarks write there.
+"""Scaling plots from the recorded results of the scale benchmarks (a helper, not a benchmark).
 
-    .venv/bin/python benchmarks/scale_plots.py        # after scale_memory / scale_prepare / scale_macro_unit
+    python -m benchmarks plots     # after `python -m benchmarks run scale_memory --record` (and the others)
 
-Each plot is drawn only when its JSON exists, so a partial re-run still plots what it measured.
+Reads the harness's result documents `<results_dir>/<name>.json` (their "figures") of scale_memory
+(checkpoints.png, holographic.png), scale_prepare (prepare_reader.png), prepare_throughput
+(prepare_throughput.png) and scale_macro_unit (macro_unit.png). A plot whose result file is absent is
+skipped, so a partial re-run still plots what it measured.
 """
 
 from __future__ import annotations
@@ -15,26 +18,27 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "scale"
 GB = 1e9
 
 
-def load(name: str) -> dict | None:
-    path = DOCS / f"{name}.json"
-    return json.loads(path.read_text()) if path.exists() else None
+def load(results_dir: Path, name: str) -> dict | None:
+    """The figures of `results_dir/name.json` (a harness result document), or None when it is absent."""
+    path = Path(results_dir) / f"{name}.json"
+    return json.loads(path.read_text())["figures"] if path.exists() else None
 
 
-def checkpoints(mem: dict) -> None:
+def checkpoints(mem: dict, out: Path) -> Path:
     results = mem["results"]
     sizes = [r["memory"]["store_rows"] for r in results]
+    names = [(n, s) for n, s in (("original", "o--"), ("chunked", "s-")) if all(n in r["checkpoints"] for r in results)]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for i, phase in enumerate(("first", "append", "full")):
-        for name, style in (("original", "o--"), ("chunked", "s-")):
+        for name, style in names:
             secs = [r["checkpoints"][name][i]["save_s"] + r["checkpoints"][name][i]["state_dict_s"] for r in results]
             axes[0].plot(sizes, secs, style, label=f"{name}, {phase}")
             written = [r["checkpoints"][name][i]["written_bytes"] / GB for r in results]
             axes[1].plot(sizes, written, style, label=f"{name}, {phase}")
-    for name, style in (("original", "o--"), ("chunked", "s-")):
+    for name, style in names:
         loads = [min(x["load_s"] for x in r["checkpoints"][name][3:]) for r in results]
         axes[2].plot(sizes, loads, style, label=name)
     titles = ("checkpoint seconds (state_dict + save)", "bytes written per checkpoint (GB)", "restore seconds")
@@ -49,11 +53,13 @@ def checkpoints(mem: dict) -> None:
     fig.suptitle("Incremental checkpoints: first save, +1 % appended, +2 % into a full reservoir "
                  f"(load {results[-1]['load_before'][0]:.0f} on 2 cores)")
     fig.tight_layout()
-    fig.savefig(DOCS / "checkpoints.png", dpi=110)
+    path = out / "checkpoints.png"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
 
 
-def holographic(mem: dict) -> None:
+def holographic(mem: dict, out: Path) -> Path:
     results = mem["results"]
     sizes = [r["memory"]["store_rows"] for r in results]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -75,16 +81,19 @@ def holographic(mem: dict) -> None:
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("holographic at scale (2-core CPU, shared)")
     fig.tight_layout()
-    fig.savefig(DOCS / "holographic.png", dpi=110)
+    path = out / "holographic.png"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
 
 
-def prepare(prep: dict) -> None:
+def prepare(prep: dict, out: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     keys = [("prepare_small_local", "200 MB local"), ("prepare_big_local", "2 GB local"),
             ("prepare_big_s3", "2 GB S3 (moto)")]
     axes[0].bar([k[1] for k in keys], [prep[k[0]]["bytes"] / prep[k[0]]["seconds"] / 1e6 for k in keys])
-    raws = sorted(prep[k]["bytes"] / prep[k]["seconds"] / 1e6 for k in ("raw_small", "raw_small_after", "raw_big_after"))
+    raws = sorted(prep[k]["bytes"] / prep[k]["seconds"] / 1e6
+                  for k in ("raw_small", "raw_small_after", "raw_big_after"))
     axes[0].axhline(2 * raws[1], color="k", ls="--", label="2 x raw tiktoken (1 thread, median of 3)")
     axes[0].set_title("prepare MB/s, 2 Ray actors")
     axes[0].legend(fontsize=8)
@@ -104,11 +113,43 @@ def prepare(prep: dict) -> None:
     axes[2].tick_params(axis="x", labelrotation=20)
     fig.suptitle(f"prepare and reader at 2 GB (load {prep['load_start'][0]:.0f} -> {prep['load_end'][0]:.0f})")
     fig.tight_layout()
-    fig.savefig(DOCS / "prepare_reader.png", dpi=110)
+    path = out / "prepare_reader.png"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
 
 
-def macro_unit(mu: dict) -> None:
+def prepare_throughput(pt: dict, out: Path) -> Path:
+    """prepare_throughput: MB/s of each row against raw tiktoken, and peak RSS of the small vs the big corpus."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    rows = pt["rows"]
+    names = list(rows)
+    axes[0].bar(names, [r["bytes"] / r["seconds"] / 1e6 for r in rows.values()], label="wall")
+    axes[0].bar(names, [r["bytes"] / r["cpu_seconds"] / 1e6 for r in rows.values()], width=0.3,
+                label="per CPU-second")
+    axes[0].set_title("MB/s: raw tiktoken gpt2 vs prepare")
+    axes[0].tick_params(axis="x", labelrotation=20)
+    axes[0].legend(fontsize=8)
+    rss = pt["rss_small_vs_big"]
+    labels = [f"{name.removeprefix('prepare ')}, {who}" for name in rss for who in ("driver", "worker")]
+    small = [rss[name][f"{who}_small_mb"] for name in rss for who in ("driver", "worker")]
+    big = [rss[name][f"{who}_big_mb"] for name in rss for who in ("driver", "worker")]
+    axes[1].bar([i - 0.2 for i in range(len(labels))], small, 0.4,
+                label=f"{pt['corpus']['small_train_bytes'] / 1e6:.0f} MB")
+    axes[1].bar([i + 0.2 for i in range(len(labels))], big, 0.4,
+                label=f"{pt['corpus']['big_train_bytes'] / 1e6:.0f} MB")
+    axes[1].set_xticks(range(len(labels)), labels)
+    axes[1].set_title("peak RSS (MB)")
+    axes[1].legend()
+    fig.suptitle("prepare throughput and memory vs corpus size")
+    fig.tight_layout()
+    path = out / "prepare_throughput.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def macro_unit(mu: dict, out: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     q = mu["quality"]
     axes[0].plot([e["mb"] for e in q], [e["bpb"] for e in q], "o-")
@@ -131,18 +172,21 @@ def macro_unit(mu: dict) -> None:
         ax.grid(True, alpha=0.3)
     fig.suptitle(f"macro_unit:{mu['flavor']} at scale")
     fig.tight_layout()
-    fig.savefig(DOCS / "macro_unit.png", dpi=110)
+    path = out / "macro_unit.png"
+    fig.savefig(path, dpi=110)
     plt.close(fig)
+    return path
 
 
-def main() -> None:
-    for name, draw in (("memory", lambda d: (checkpoints(d), holographic(d))), ("prepare", prepare),
-                       ("macro_unit", macro_unit)):
-        data = load(name)
-        if data is not None:
-            draw(data)
-            print(f"plotted {name}")
-
-
-if __name__ == "__main__":
-    main()
+def plot_all(results_dir: Path, out_dir: Path) -> list[Path]:
+    """Every plot whose recorded result exists in `results_dir`, written to `out_dir`; the files drawn."""
+    out_dir = Path(out_dir)
+    drawn: list[Path] = []
+    for name, draws in (("scale_memory", (checkpoints, holographic)), ("scale_prepare", (prepare,)),
+                        ("prepare_throughput", (prepare_throughput,)), ("scale_macro_unit", (macro_unit,))):
+        figures = load(results_dir, name)
+        if figures is None:
+            continue
+        out_dir.mkdir(parents=True, exist_ok=True)
+        drawn += [draw(figures, out_dir) for draw in draws]
+    return drawn

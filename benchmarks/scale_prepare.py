@@ -1,8 +1,8 @@
 """prepare at 2 GB on 2 Ray actors, local disk and S3 (moto); kill -9 half-way and resume; then the reader.
 
 Corpus: the pg19 sample's train split repeated (distinct doc ids per copy) to 200 MB and to 2 GB
-(+ the real validation split), in /work/scratch/scale: repeated text, so throughput and memory only.
-Every measurement is a fresh subprocess (its own peak RSS). Side by side in this one run:
+(+ the real validation split), in the benchmark's scratch folder: repeated text, so throughput and memory
+only. Every measurement is a fresh subprocess (its own peak RSS). Side by side in this one run:
 
   raw       tiktoken gpt2 `encode_ordinary_batch` on one thread over the 200 MB corpus (one actor's budget)
   prepare   2 actors: 200 MB local, 2 GB local, 2 GB into a moto S3 server; 2 GB local killed (SIGKILL, driver
@@ -11,53 +11,34 @@ Every measurement is a fresh subprocess (its own peak RSS). Side by side in this
             holographic:base shape), shard cache size and RSS while it streams; next to it, on the same
             batches, what the memory families consume (holographic:base observe, macro_unit:base observe)
 
-    flock /tmp/nightshift-bench.lock .venv/bin/python benchmarks/scale_prepare.py [--gb 2] [--small-mb 200]
+    python -m benchmarks run scale_prepare [--set gb=2 --set small_mb=200]
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
+import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers" / "tiktoken_cache"))
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-SCRATCH = Path(os.environ.get("NIGHTSHIFT_SCRATCH", "/work/scratch/scale"))
-OUT = ROOT / "docs" / "scale" / "prepare.json"
+from benchmarks.harness import ROOT, Benchmark, Context, status_bytes
+from benchmarks.prepare_throughput import build_corpus
+from benchmarks.prepare_throughput import child_prepare as prepare_child
+from benchmarks.prepare_throughput import child_raw as raw_child
+
 VENV_BIN = Path(sys.executable).parent
-
-
-def _sibling(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # ----------------------------------------------------------------------------- children
 def child_prepare(corpus: str, store: str) -> dict:
-    bench = _sibling("prepare_throughput")
-    out = bench.child_prepare(corpus, 2, store)
+    out = prepare_child(corpus, 2, store)
     from nightshift.pipelines.reader import list_datasets
     from nightshift.pipelines.store import Store
 
@@ -70,15 +51,17 @@ def child_prepare(corpus: str, store: str) -> dict:
     return out
 
 
+def child_raw(corpus: str) -> dict:
+    return raw_child(corpus, 1)
+
+
 def child_reader(store: str, dataset_id: str, seconds: float, families: bool) -> dict:
     import numpy as np
-    import torch
 
     from nightshift.pipelines import reader as reader_mod
     from nightshift.pipelines.reader import open_dataset
     from nightshift.pipelines.store import Store
 
-    torch.set_num_threads(1)
     ds = open_dataset(Store.open(store), dataset_id)
     reader = ds.train_reader(512, 16, seed=0)
     out: dict = {"seq_len": 512, "batch": 16, "shard_cache_limit": reader_mod.SHARD_CACHE}
@@ -87,7 +70,7 @@ def child_reader(store: str, dataset_id: str, seconds: float, families: bool) ->
         batch = next(reader)
         tokens += batch.size
         max_cache = max(max_cache, len(reader._cache))
-        max_rss = max(max_rss, _vm_rss_mb())
+        max_rss = max(max_rss, status_bytes("VmRSS") / 2**20)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     out |= {"tokens": tokens, "wall_s": wall, "cpu_s": cpu, "tokens_per_s": tokens / wall,
             "tokens_per_cpu_s": tokens / cpu, "max_cached_shards": max_cache, "max_rss_mb": max_rss,
@@ -122,30 +105,31 @@ def family_rates(reader, seconds: float) -> dict:
     return rates
 
 
-def _vm_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 # ----------------------------------------------------------------------------- driver side
-def run_child(*args: str, env: dict | None = None, timeout: float = 7200) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, cwd=ROOT,
-                         timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
-    if out.returncode != 0:
-        raise SystemExit(f"child {args} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+@contextlib.contextmanager
+def environ(env: dict[str, str] | None) -> Iterator[None]:
+    """`env` in os.environ for the children started inside the block (the S3 endpoint and keys)."""
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
-def kill_halfway_then_resume(corpus: str, store: Path, expected_shards: int) -> dict:
+def kill_halfway_then_resume(ctx: Context, corpus: str, store: Path, expected_shards: int) -> dict:
     """Start a 2-actor prepare, SIGKILL it and its Ray processes at half the ledger, then resume it."""
     import psutil
 
     shutil.rmtree(store, ignore_errors=True)
-    proc = subprocess.Popen([sys.executable, __file__, "--child", "prepare", corpus, str(store)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    cmd = [sys.executable, "-m", "benchmarks", "child", ctx.benchmark.name, "child_prepare",
+           json.dumps({"corpus": corpus, "store": str(store)})]  # what ctx.child runs, started by hand to kill it
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
     t0 = time.perf_counter()
     done = 0
     while proc.poll() is None:
@@ -165,7 +149,7 @@ def kill_halfway_then_resume(corpus: str, store: Path, expected_shards: int) -> 
     time.sleep(2)
     leftovers = [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
     before = len(list(store.glob("datasets/*/ledger/*.json")))
-    resumed = run_child("prepare", corpus, str(store))
+    resumed = ctx.child("child_prepare", corpus=corpus, store=str(store))
     return {"killed_after_s": killed_at, "ledger_at_kill": before, "expected_shards": expected_shards,
             "resume": resumed, "leftover_processes": leftovers}
 
@@ -198,90 +182,98 @@ def start_moto() -> tuple[subprocess.Popen, dict]:
     return proc, env
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gb", type=float, default=2.0)
-    parser.add_argument("--small-mb", type=float, default=200)
-    parser.add_argument("--reader-seconds", type=float, default=20)
-    parser.add_argument("--keep", action="store_true", help="keep the corpora and stores in the scratch folder")
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        kind, *rest = args.child
-        if kind == "prepare":
-            result = child_prepare(rest[0], rest[1])
-        elif kind == "raw":
-            result = _sibling("prepare_throughput").child_raw(rest[0], 1)
-        else:
-            result = child_reader(rest[0], rest[1], float(rest[2]), rest[3] == "1")
-        print(json.dumps(result))
-        return
-
-    bench = _sibling("prepare_throughput")
-    SCRATCH.mkdir(parents=True, exist_ok=True)
-    print("disk:", shutil.disk_usage(SCRATCH).free / 1e9, "GB free;", "load", os.getloadavg())
-    small = bench.build_corpus(SCRATCH / "corpus-small", args.small_mb)
-    big = bench.build_corpus(SCRATCH / "corpus-big", args.gb * 1000)
-    res: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "load_start": os.getloadavg(),
+def run(ctx: Context) -> dict:
+    scratch = ctx.work
+    books, seconds = ctx["books"], ctx["reader_seconds"]
+    ctx.log(f"disk: {shutil.disk_usage(scratch).free / 1e9:.1f} GB free; load {os.getloadavg()}")
+    small = build_corpus(scratch / "corpus-small", ctx["small_mb"], books)
+    big = build_corpus(scratch / "corpus-big", ctx["gb"] * 1000, books)
+    res: dict = {"load_start": os.getloadavg(),
                  "corpus": {"small_bytes": small["train_bytes"], "big_bytes": big["train_bytes"]}}
-    res["raw_small"] = run_child("raw", small["path"])
-    res["prepare_small_local"] = run_child("prepare", small["path"], str(SCRATCH / "store-small"))
-    res["raw_small_after"] = run_child("raw", small["path"])  # bracket the prepares: load drifts
-    res["prepare_big_local"] = run_child("prepare", big["path"], str(SCRATCH / "store-big"))
-    print(json.dumps(res, indent=1))
-    moto, env = start_moto()
     try:
-        res["prepare_big_s3"] = run_child("prepare", big["path"], "s3://scale/team", env=env)
-        res["raw_big_after"] = run_child("raw", small["path"])
-        ds_id = res["prepare_big_local"]["dataset_id"]
-        res["reader_local"] = run_child("reader", str(SCRATCH / "store-big"), ds_id, str(args.reader_seconds), "1")
-        res["reader_s3"] = run_child("reader", "s3://scale/team", ds_id, str(args.reader_seconds), "0", env=env)
+        res["raw_small"] = ctx.child("child_raw", corpus=small["path"])
+        res["prepare_small_local"] = ctx.child("child_prepare", corpus=small["path"],
+                                               store=str(scratch / "store-small"))
+        res["raw_small_after"] = ctx.child("child_raw", corpus=small["path"])  # bracket the prepares: load drifts
+        res["prepare_big_local"] = ctx.child("child_prepare", corpus=big["path"], store=str(scratch / "store-big"))
+        ctx.log(json.dumps(res))
+        moto, env = start_moto()
+        try:
+            with environ(env):
+                res["prepare_big_s3"] = ctx.child("child_prepare", corpus=big["path"], store="s3://scale/team")
+            res["raw_big_after"] = ctx.child("child_raw", corpus=small["path"])
+            ds_id = res["prepare_big_local"]["dataset_id"]
+            res["reader_local"] = ctx.child("child_reader", store=str(scratch / "store-big"), dataset_id=ds_id,
+                                            seconds=seconds, families=True)
+            with environ(env):
+                res["reader_s3"] = ctx.child("child_reader", store="s3://scale/team", dataset_id=ds_id,
+                                             seconds=seconds, families=False)
+        finally:
+            moto.terminate()
+            moto.wait(timeout=30)
+        shards = res["prepare_big_local"]["shards_total"]
+        res["kill_resume"] = kill_halfway_then_resume(ctx, big["path"], scratch / "store-kill", shards)
+        res["load_end"] = os.getloadavg()
+        res["derived"] = report(ctx, res)
     finally:
-        moto.terminate()
-        moto.wait(timeout=30)
-    shards = res["prepare_big_local"]["shards_total"]
-    res["kill_resume"] = kill_halfway_then_resume(big["path"], SCRATCH / "store-kill", shards)
-    res["load_end"] = os.getloadavg()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(res, indent=2))
-    report(res)
-    if not args.keep:
-        for name in ("corpus-small", "corpus-big", "store-small", "store-big", "store-kill"):
-            shutil.rmtree(SCRATCH / name, ignore_errors=True)
+        if not ctx["keep"]:
+            for name in ("corpus-small", "corpus-big", "store-small", "store-big", "store-kill"):
+                shutil.rmtree(scratch / name, ignore_errors=True)
+    return res
 
 
-def report(res: dict) -> None:
+def report(ctx: Context, res: dict) -> dict:
+    """The run's headline ratios (logged, and kept with the figures)."""
     raw = [res[k] for k in ("raw_small", "raw_small_after", "raw_big_after")]
     raw_mbs = [r["bytes"] / r["seconds"] / 1e6 for r in raw]
     raw_cpu = [r["bytes"] / r["cpu_seconds"] / 1e6 for r in raw]
-    print(f"load {res['load_start'][0]:.1f} -> {res['load_end'][0]:.1f}")
-    print(f"raw tiktoken 1 thread: {', '.join(f'{x:.2f}' for x in raw_mbs)} MB/s wall; "
-          f"{', '.join(f'{x:.2f}' for x in raw_cpu)} MB/CPU-s")
+    out: dict = {"raw_mb_s": raw_mbs, "raw_mb_per_cpu_s": raw_cpu}
+    ctx.log(f"load {res['load_start'][0]:.1f} -> {res['load_end'][0]:.1f}")
+    ctx.log(f"raw tiktoken 1 thread: {', '.join(f'{x:.2f}' for x in raw_mbs)} MB/s wall; "
+            f"{', '.join(f'{x:.2f}' for x in raw_cpu)} MB/CPU-s")
     for key in ("prepare_small_local", "prepare_big_local", "prepare_big_s3"):
         r = res[key]
         mbs, per_cpu = r["bytes"] / r["seconds"] / 1e6, r["bytes"] / r["cpu_seconds"] / 1e6
-        print(f"{key}: {r['bytes'] / 1e9:.2f} GB in {r['seconds']:.0f} s = {mbs:.2f} MB/s; per actor / raw wall "
-              f"{mbs / 2 / max(raw_mbs):.2f}-{mbs / 2 / min(raw_mbs):.2f}; CPU ratio "
-              f"{per_cpu / max(raw_cpu):.2f}-{per_cpu / min(raw_cpu):.2f}; shards {r['shards']}, "
-              f"manifest {r['manifest_bytes']:,} B; driver RSS {r['driver_rss_mb']:.0f} MB, "
-              f"actor RSS {r['worker_rss_mb']:.0f} MB")
+        out[key] = {"mb_s": mbs, "mb_per_cpu_s": per_cpu,
+                    "per_actor_over_raw_wall": [mbs / 2 / max(raw_mbs), mbs / 2 / min(raw_mbs)],
+                    "cpu_ratio": [per_cpu / max(raw_cpu), per_cpu / min(raw_cpu)]}
+        ctx.log(f"{key}: {r['bytes'] / 1e9:.2f} GB in {r['seconds']:.0f} s = {mbs:.2f} MB/s; per actor / raw wall "
+                f"{mbs / 2 / max(raw_mbs):.2f}-{mbs / 2 / min(raw_mbs):.2f}; CPU ratio "
+                f"{per_cpu / max(raw_cpu):.2f}-{per_cpu / min(raw_cpu):.2f}; shards {r['shards']}, "
+                f"manifest {r['manifest_bytes']:,} B; driver RSS {r['driver_rss_mb']:.0f} MB, "
+                f"actor RSS {r['worker_rss_mb']:.0f} MB")
     s, b = res["prepare_small_local"], res["prepare_big_local"]
-    print(f"RSS 200 MB -> 2 GB: driver {s['driver_rss_mb']:.0f} -> {b['driver_rss_mb']:.0f} MB "
-          f"({(b['driver_rss_mb'] / s['driver_rss_mb'] - 1) * 100:+.1f} %), actors {s['worker_rss_mb']:.0f} -> "
-          f"{b['worker_rss_mb']:.0f} MB ({(b['worker_rss_mb'] / s['worker_rss_mb'] - 1) * 100:+.1f} %)")
+    out["rss_growth"] = {"driver": b["driver_rss_mb"] / s["driver_rss_mb"] - 1,
+                         "actors": b["worker_rss_mb"] / s["worker_rss_mb"] - 1}
+    ctx.log(f"RSS {s['bytes'] / 1e6:.0f} MB -> {b['bytes'] / 1e9:.2f} GB: driver {s['driver_rss_mb']:.0f} -> "
+            f"{b['driver_rss_mb']:.0f} MB ({out['rss_growth']['driver'] * 100:+.1f} %), actors "
+            f"{s['worker_rss_mb']:.0f} -> {b['worker_rss_mb']:.0f} MB ({out['rss_growth']['actors'] * 100:+.1f} %)")
     k = res["kill_resume"]
-    print(f"kill -9 after {k['killed_after_s']:.0f} s with {k['ledger_at_kill']} of {k['expected_shards']} shards "
-          f"in the ledger; resume wrote {k['resume']['shards']} shards in {k['resume']['seconds']:.0f} s "
-          f"(leftover processes: {k['leftover_processes']})")
+    ctx.log(f"kill -9 after {k['killed_after_s']:.0f} s with {k['ledger_at_kill']} of {k['expected_shards']} shards "
+            f"in the ledger; resume wrote {k['resume']['shards']} shards in {k['resume']['seconds']:.0f} s "
+            f"(leftover processes: {k['leftover_processes']})")
     for key in ("reader_local", "reader_s3"):
         r = res[key]
-        print(f"{key}: {r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_cpu_s']:,.0f} per CPU-s), "
-              f"max {r['max_cached_shards']} cached shards (limit {r['shard_cache_limit']}), RSS {r['max_rss_mb']:.0f} MB")
+        ctx.log(f"{key}: {r['tokens_per_s']:,.0f} tokens/s ({r['tokens_per_cpu_s']:,.0f} per CPU-s), "
+                f"max {r['max_cached_shards']} cached shards (limit {r['shard_cache_limit']}), "
+                f"RSS {r['max_rss_mb']:.0f} MB")
+    out["reader_over_family"] = {}
     for name, f in res["reader_local"].get("families", {}).items():
-        print(f"  {name} consumes {f['tokens_per_s']:,.0f} tokens/s ({f['tokens_per_cpu_s']:,.0f} per CPU-s): "
-              f"reader local / family = {res['reader_local']['tokens_per_s'] / f['tokens_per_s']:.1f}x, "
-              f"S3 / family = {res['reader_s3']['tokens_per_s'] / f['tokens_per_s']:.1f}x")
+        local, s3 = res["reader_local"]["tokens_per_s"] / f["tokens_per_s"], res["reader_s3"]["tokens_per_s"] / f[
+            "tokens_per_s"]
+        out["reader_over_family"][name] = {"local": local, "s3": s3}
+        ctx.log(f"  {name} consumes {f['tokens_per_s']:,.0f} tokens/s ({f['tokens_per_cpu_s']:,.0f} per CPU-s): "
+                f"reader local / family = {local:.1f}x, S3 / family = {s3:.1f}x")
+    return out
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARK = Benchmark(
+    name="scale_prepare",
+    summary="prepare at 2 GB on 2 Ray actors to local disk and moto S3, kill -9 half-way and resume, then reader "
+            "tokens/s against what the memory families consume",
+    run=run,
+    threads=1,
+    full={"gb": 2.0, "small_mb": 200, "reader_seconds": 20, "keep": False, "books": None},
+    toy={"gb": 0.006, "small_mb": 2, "reader_seconds": 0.5, "keep": False, "books": 1},
+    goal="reader >= 10x the fastest family's consumption; driver and actor RSS flat from 200 MB to 2 GB",
+)

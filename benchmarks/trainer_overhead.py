@@ -1,6 +1,6 @@
 """Trainer overhead vs a bare torch loop, and the baseline vs a nanoGPT-style reference, in one run.
 
-transformer:small (6 layers, d 384, 6 heads, context 256), fp32 CPU, the same
+transformer:small (6 layers, d 384, 6 heads, context 256; the `model` parameter), fp32 CPU, the same
 pg19 batches (gpt2 tokens) for everyone. Three things train side by side:
 
   trainer  `Trainer(config, store, tracker=build_tracker(None, ...)).run()`: what `nightshift train`
@@ -11,7 +11,7 @@ pg19 batches (gpt2 tokens) for everyone. Three things train side by side:
   nanogpt  `benchmarks/nanogpt_reference.py` at the identical config (padded vocab 50304), same loop
 
 The box is shared, so the three are interleaved: a hook fires inside the
-trainer every `--chunk` steps and runs `bare` and `nanogpt` (alternating
+trainer every `chunk` steps and runs `bare` and `nanogpt` (alternating
 order) on the batches the trainer just used; figures are medians of the
 paired per-chunk ratios. Time is taken twice, wall and process CPU time, with
 1 torch thread (CPU time barely moves with the load from other jobs; wall
@@ -21,46 +21,41 @@ A short run reaches no eval (every 200) or checkpoint (every 500), so the
 trainer runs with them scaled to the run length, as often per run as the
 defaults are in a 1000-step run (eval every steps/5, checkpoint every
 steps/2): 4 periodic evals + 1 periodic checkpoint, plus the final eval,
-samples and checkpoint. From the timed parts the script also reports the run
+samples and checkpoint. From the timed parts the benchmark also reports the run
 at the pure defaults (loop + setup + final eval/samples/checkpoint) and a
 projection to the flavor's own recipe run (1000 steps, batch 32, 1 MB of
 validation text): that one is the figure to hold against the 3 % goal.
 
-    .venv/bin/python benchmarks/trainer_overhead.py [--steps 20] [--batch-size 2] [--chunk 2]
-    .venv/bin/python benchmarks/trainer_overhead.py --diagnose   # why the baseline is slower than nanoGPT
+The planner's transformer rate (and its CPU FLOP/s reference) is the trainer's own tokens/s of this run.
+
+    python -m benchmarks run trainer_overhead [--set steps=20 --set batch_size=2 --set chunk=2]
+    python -m benchmarks run trainer_overhead --set mode=diagnose   # why the baseline is slower than nanoGPT
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NIGHTSHIFT_SHARED_DATA", ROOT.parent / "shared" / "data"))
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", str(SHARED / "tokenizers" / "tiktoken_cache"))
-sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from nanogpt_reference import GPTConfig  # noqa: E402
-
-from nightshift.models.transformer.model import Transformer  # noqa: E402
-from nightshift.orchestrator.runs.config import RunConfig, TrainConfig, build_run_config  # noqa: E402
-from nightshift.orchestrator.runs.vocab import vocab_of  # noqa: E402
-from nightshift.orchestrator.tracking import build_tracker  # noqa: E402
-from nightshift.orchestrator.training.optim import lr_factor  # noqa: E402
-from nightshift.orchestrator.training.trainer import Hook, Trainer  # noqa: E402
-from nightshift.pipelines.prepare import PrepareConfig, prepare  # noqa: E402
-from nightshift.pipelines.reader import open_dataset  # noqa: E402
-from nightshift.pipelines.store import Store  # noqa: E402
+from benchmarks.harness import SHARED, Benchmark, Context
+from benchmarks.nanogpt_reference import GPTConfig
+from nightshift.models.transformer.model import Transformer
+from nightshift.orchestrator.runs.config import RunConfig, TrainConfig, build_run_config
+from nightshift.orchestrator.runs.vocab import vocab_of
+from nightshift.orchestrator.tracking import build_tracker
+from nightshift.orchestrator.training.optim import lr_factor
+from nightshift.orchestrator.training.trainer import Hook, Trainer
+from nightshift.pipelines.prepare import PrepareConfig, prepare
+from nightshift.pipelines.reader import open_dataset
+from nightshift.pipelines.store import Store
 
 RECIPE_STEPS, RECIPE_BATCH, RECIPE_VALID_BYTES = 1000, 32, 1_000_000  # the run the projection is for
 
@@ -202,44 +197,52 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 
 
-def run(args: argparse.Namespace, tmp: str) -> None:
+def trainer_run(ctx: Context, tmp: str) -> dict:
     store = Store.open(tmp)
-    dataset_id = prepare_pg19(store, args.train_bytes, args.valid_bytes)
-    sets = {"batch_size": str(args.batch_size), "eval_every": str(args.steps // 5),
-            "checkpoint_every": str(args.steps // 2)}
-    config = build_run_config(dataset_id, "transformer:small", sets, steps=args.steps)
+    dataset_id = prepare_pg19(store, ctx["train_bytes"], ctx["valid_bytes"])
+    sets = {"batch_size": str(ctx["batch_size"]), "eval_every": str(ctx["steps"] // 5),
+            "checkpoint_every": str(ctx["steps"] // 2)}
+    config = build_run_config(dataset_id, ctx["model"], sets, steps=ctx["steps"])
     cfg = config.train
     dataset = open_dataset(store, dataset_id)
     vocab = vocab_of(dataset.tokenizer())
     seq_len = config.model.config.seq_len
     reader = dataset.train_reader(seq_len, cfg.batch_size, seed=cfg.seed)  # the trainer's reader, twin
-    batches = [torch.from_numpy(next(reader)) for _ in range(args.steps)]  # (B, T+1) each
+    batches = [torch.from_numpy(next(reader)) for _ in range(ctx["steps"])]  # (B, T+1) each
     torch.manual_seed(cfg.seed)  # what the trainer's seed_everything does before it builds: the same init
     ours = config.model.config.build(vocab)
     torch.manual_seed(cfg.seed)
     ref = nanogpt_for(config, ours.padded_vocab)
-    hook = Interleave(batches, args.chunk, BareLoop.build(ours, cfg), BareLoop.build(ref, cfg))
+    hook = Interleave(batches, ctx["chunk"], BareLoop.build(ours, cfg), BareLoop.build(ref, cfg))
 
     t0 = clock()
     tracker = build_tracker(None, store, rank=0, run_prefix=config.run_path)  # what train_in_process builds
-    trainer = TimedTrainer(config, store, tracker=tracker, progress_bar=False, hooks=[Hook(hook, args.chunk)])
+    trainer = TimedTrainer(config, store, tracker=tracker, progress_bar=False, hooks=[Hook(hook, ctx["chunk"])])
     result = trainer.run()
     total = since(t0)
-    report(args, config, result, trainer, hook, total, t0, sum(p.numel() for p in ours.parameters()))
+    out = report(ctx, config, result, trainer, hook, total, t0, sum(p.numel() for p in ours.parameters()))
+    m = config.model.config
+    B = config.train.batch_size
+    out["planner"] = {"rates": [{
+        "family": "transformer", "match": {"n_layer": m.n_layer, "d_model": m.d_model, "seq_len": m.seq_len},
+        "unit": "tokens/s", "value": result["tokens_per_s"],
+        "what": f"{ctx['model']} trainer loop, batch {B}, gpt2",
+        "train_flops_per_sample": ours.train_flops_per_sample()}]}
+    return out
 
 
-def report(args: argparse.Namespace, config: RunConfig, result: dict, trainer: TimedTrainer, hook: Interleave,
-           total: tuple[float, float], t0: tuple[float, float], n_params: int) -> None:
-    B, T, k = config.train.batch_size, config.model.config.seq_len, args.chunk
+def report(ctx: Context, config: RunConfig, result: dict, trainer: TimedTrainer, hook: Interleave,
+           total: tuple[float, float], t0: tuple[float, float], n_params: int) -> dict:
+    B, T, k, steps = config.train.batch_size, config.model.config.seq_len, ctx["chunk"], ctx["steps"]
     diff = max(abs(a - b) for a, b in zip(trainer.losses, hook.bare.losses, strict=True))
     setup = (trainer.first_step[0] - t0[0], trainer.first_step[1] - t0[1])
     periodic = [e for e in trainer.events if not e["final"]]
     final = [e for e in trainer.events if e["final"]]
-    print(f"transformer:small ({n_params / 1e6:.1f} M params), batch {B} x {T} tokens, {args.steps} steps "
-          f"in chunks of {k}, torch threads {torch.get_num_threads()}, fp32 CPU, os.cpu_count()={os.cpu_count()}, "
-          f"load avg {os.getloadavg()[0]:.1f}")
-    print(f"same batches, same init: max |trainer loss - bare loss| over {args.steps} steps = {diff:.2e}; "
-          f"final loss trainer {trainer.losses[-1]:.3f}, nanoGPT {hook.ref.losses[-1]:.3f}")
+    ctx.log(f"{ctx['model']} ({n_params / 1e6:.1f} M params), batch {B} x {T} tokens, {steps} steps "
+            f"in chunks of {k}, torch threads {torch.get_num_threads()}, fp32 CPU, os.cpu_count()={os.cpu_count()}, "
+            f"load avg {os.getloadavg()[0]:.1f}")
+    ctx.log(f"same batches, same init: max |trainer loss - bare loss| over {steps} steps = {diff:.2e}; "
+            f"final loss trainer {trainer.losses[-1]:.3f}, nanoGPT {hook.ref.losses[-1]:.3f}")
     out: dict[str, dict[str, float]] = {}
     for c, name in ((0, "wall"), (1, "cpu")):
         tr_loop = [t[c] - t[2 + c] for t in hook.trainer_chunks]  # trainer chunk minus its evals/checkpoints
@@ -278,15 +281,18 @@ def report(args: argparse.Namespace, config: RunConfig, result: dict, trainer: T
         }
     w, c = out["wall"], out["cpu"]
     tok = B * T
-    print(f"\n{'':<34}{'tok/s wall':>11}{'s/step wall':>13}{'tok/s cpu':>11}{'s/step cpu':>12}")
-    for label, key in (("bare loop (ours)", "step_bare"), ("nightshift Trainer, loop only", "step_tr"),
-                       ("nanoGPT reference", "step_ref")):
-        print(f"{label:<34}{tok / w[key]:>11.0f}{w[key]:>13.2f}{tok / c[key]:>11.0f}{c[key]:>12.2f}")
-    print(f"\n{f'(medians over {len(hook.trainer_chunks)} interleaved chunks)':<68}{'wall':>9}{'cpu':>11}")
+    tokens_per_s: dict[str, dict[str, float]] = {}
+    ctx.log(f"{'':<34}{'tok/s wall':>11}{'s/step wall':>13}{'tok/s cpu':>11}{'s/step cpu':>12}")
+    for label, key, short in (("bare loop (ours)", "step_bare", "bare"),
+                              ("nightshift Trainer, loop only", "step_tr", "trainer_loop"),
+                              ("nanoGPT reference", "step_ref", "nanogpt")):
+        tokens_per_s[short] = {"wall": tok / w[key], "cpu": tok / c[key]}
+        ctx.log(f"{label:<34}{tok / w[key]:>11.0f}{w[key]:>13.2f}{tok / c[key]:>11.0f}{c[key]:>12.2f}")
+    ctx.log(f"{f'(medians over {len(hook.trainer_chunks)} interleaved chunks)':<68}{'wall':>9}{'cpu':>11}")
     rows = [
         ("Trainer overhead, loop only (logging, reader, guard)", "loop_ovh", True),
         (f"this run, trainer defaults (+setup {w['setup']:.0f} s, final eval/samples/ckpt)", "defaults", True),
-        (f"this run, cadence scaled x{args.steps}/1000 (+{len(periodic)} evals/ckpts)", "scaled", True),
+        (f"this run, cadence scaled x{steps}/1000 (+{len(periodic)} evals/ckpts)", "scaled", True),
         ("projected: 1000 steps x batch 32, 1 MB valid, defaults", "proj", True),
         ("   of which loop", "proj_loop", True), ("   of which 5 evals of 1 MB", "proj_eval", True),
         ("   of which 2 checkpoints", "proj_checkpoint", True),
@@ -295,13 +301,20 @@ def report(args: argparse.Namespace, config: RunConfig, result: dict, trainer: T
     ]
     for label, key, pct in rows:
         fmt = (lambda v: f"{v * 100:+9.1f} %") if pct else (lambda v: f"{v:11.3f}")
-        print(f"{label:<68}{fmt(w[key])}{fmt(c[key])}")
-    print(f"\nevents (wall s): setup {w['setup']:.1f}, periodic evals+ckpts {w['periodic']:.1f}, final eval+samples+"
-          f"ckpt {w['final']:.1f}, finish total {w['finish']:.1f}; one checkpoint {w['ckpt']:.1f} s, "
-          f"a 1 MB eval ~{w['eval_1mb']:.0f} s (cpu {c['eval_1mb']:.0f} s); est. batch-32 step "
-          f"{w['step32']:.1f} s wall, {c['step32']:.1f} s cpu")
-    print(f"trainer result: {result['step']} steps, val_bpb {result['val_bpb']:.3f}, "
-          f"tokens/s (its own clock) {result['tokens_per_s']:.0f}")
+        ctx.log(f"{label:<68}{fmt(w[key])}{fmt(c[key])}")
+    ctx.log(f"events (wall s): setup {w['setup']:.1f}, periodic evals+ckpts {w['periodic']:.1f}, final eval+samples+"
+            f"ckpt {w['final']:.1f}, finish total {w['finish']:.1f}; one checkpoint {w['ckpt']:.1f} s, "
+            f"a 1 MB eval ~{w['eval_1mb']:.0f} s (cpu {c['eval_1mb']:.0f} s); est. batch-32 step "
+            f"{w['step32']:.1f} s wall, {c['step32']:.1f} s cpu")
+    ctx.log(f"trainer result: {result['step']} steps, val_bpb {result['val_bpb']:.3f}, "
+            f"tokens/s (its own clock) {result['tokens_per_s']:.0f}")
+    return {"model": ctx["model"], "params": n_params, "batch": B, "seq_len": T, "steps": steps, "chunk": k,
+            "chunks": len(hook.trainer_chunks), "periodic_events": len(periodic),
+            "max_loss_diff_trainer_vs_bare": diff, "final_loss": {"trainer": trainer.losses[-1],
+                                                                   "nanogpt": hook.ref.losses[-1]},
+            "tokens_per_s": tokens_per_s, "wall": w, "cpu": c,
+            "trainer_result": {"step": result["step"], "val_bpb": result["val_bpb"],
+                               "tokens_per_s": result["tokens_per_s"]}}
 
 
 # ----------------------------------------------------------------------------- diagnosis
@@ -332,16 +345,17 @@ class PaddedLossTransformer(Transformer):
         return -nll.view(tokens.shape[0], -1)  # (B, T)
 
 
-def diagnose(args: argparse.Namespace, tmp: str) -> None:
+def diagnose(ctx: Context, tmp: str) -> dict:
     """Model-only, interleaved: ours, ours with the proposed loss, + LayerNorm/learned positions, nanoGPT."""
     store = Store.open(tmp)
-    dataset_id = prepare_pg19(store, args.train_bytes, args.valid_bytes)
-    config = build_run_config(dataset_id, "transformer:small", {"batch_size": str(args.batch_size)})
+    dataset_id = prepare_pg19(store, ctx["train_bytes"], ctx["valid_bytes"])
+    config = build_run_config(dataset_id, ctx["model"], {"batch_size": str(ctx["batch_size"])})
+    batch_size, chunk, reps = ctx["batch_size"], ctx["chunk"], ctx["reps"]
     dataset = open_dataset(store, dataset_id)
     vocab = vocab_of(dataset.tokenizer())
     mcfg = config.model.config
-    reader = dataset.train_reader(mcfg.seq_len, args.batch_size)
-    batches = [torch.from_numpy(next(reader)) for _ in range(args.chunk)]
+    reader = dataset.train_reader(mcfg.seq_len, batch_size)
+    batches = [torch.from_numpy(next(reader)) for _ in range(chunk)]
     variants = {
         "ours (as is)": lambda: mcfg.build(vocab),
         "ours, padded-logit loss (fix)": lambda: PaddedLossTransformer(mcfg, vocab),
@@ -353,16 +367,19 @@ def diagnose(args: argparse.Namespace, tmp: str) -> None:
     for name, make in variants.items():
         torch.manual_seed(0)
         loops[name] = BareLoop.build(make(), config.train)
-    for rep in range(args.reps):
+    for rep in range(reps):
         for name in (list(loops) if rep % 2 == 0 else list(loops)[::-1]):
             loops[name].run(batches)
     ref = median([c[1] for c in loops["nanoGPT reference"].chunks])
-    print(f"batch {args.batch_size} x {mcfg.seq_len}, {args.reps} interleaved reps of {args.chunk} steps, "
-          f"threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.1f}; CPU s/step (median)")
+    ctx.log(f"batch {batch_size} x {mcfg.seq_len}, {reps} interleaved reps of {chunk} steps, "
+            f"threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.1f}; CPU s/step (median)")
+    variants_out = {}
     for name, loop in loops.items():
-        cpu = median([c[1] for c in loop.chunks]) / args.chunk
-        print(f"  {name:<36}{cpu:8.3f} s   tokens/s vs nanoGPT {ref / args.chunk / cpu:6.3f}   "
-              f"first losses {', '.join(f'{v:.4f}' for v in loop.losses[:2])}")
+        cpu = median([c[1] for c in loop.chunks]) / chunk
+        variants_out[name.strip()] = {"cpu_s_per_step": cpu, "tokens_per_s_vs_nanogpt": ref / chunk / cpu,
+                                      "first_losses": loop.losses[:2]}
+        ctx.log(f"  {name:<36}{cpu:8.3f} s   tokens/s vs nanoGPT {ref / chunk / cpu:6.3f}   "
+                f"first losses {', '.join(f'{v:.4f}' for v in loop.losses[:2])}")
     # evaluation's forward (`score`, batch 16 windows as in the trainer's default) as is vs the fix
     ours, fixed = loops["ours (as is)"].model, loops["ours, padded-logit loss (fix)"].model
     fixed.load_state_dict(ours.state_dict())
@@ -372,32 +389,47 @@ def diagnose(args: argparse.Namespace, tmp: str) -> None:
         for _ in range(3):
             for name, model in (("as is", ours), ("fix", fixed)):
                 t0 = clock()
-                out = model.score(window)
+                model.score(window)
                 times[name].append(since(t0)[1])
         gap = float((ours.score(window) - fixed.score(window)).abs().max())
-    print(f"eval score(), 16 x {mcfg.seq_len} windows, CPU s: as is {median(times['as is']):.2f}, "
-          f"fix {median(times['fix']):.2f} (x{median(times['as is']) / median(times['fix']):.2f}); "
-          f"max |difference| {gap:.1e}")
+    ctx.log(f"eval score(), 16 x {mcfg.seq_len} windows, CPU s: as is {median(times['as is']):.2f}, "
+            f"fix {median(times['fix']):.2f} (x{median(times['as is']) / median(times['fix']):.2f}); "
+            f"max |difference| {gap:.1e}")
+    return {"batch": batch_size, "seq_len": mcfg.seq_len, "reps": reps, "chunk": chunk, "variants": variants_out,
+            "eval_score_cpu_s": {"as_is": median(times["as is"]), "fix": median(times["fix"]),
+                                 "speedup": median(times["as is"]) / median(times["fix"]), "max_abs_diff": gap}}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=20, help="trainer steps (a multiple of --chunk and of 10)")
-    parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--chunk", type=int, default=2, help="steps per interleaved chunk")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for everyone")
-    parser.add_argument("--train-bytes", type=int, default=2_000_000)
-    parser.add_argument("--valid-bytes", type=int, default=4_000)
-    parser.add_argument("--diagnose", action="store_true", help="only the model-vs-nanoGPT breakdown")
-    parser.add_argument("--reps", type=int, default=4, help="--diagnose: interleaved repetitions")
-    args = parser.parse_args()
-    if args.steps % args.chunk or args.steps % 10 or args.steps < 10:
-        parser.error("--steps must be a multiple of --chunk and of 10 (so evals/checkpoints scale evenly)")
-    torch.set_num_threads(args.threads)
+def run(ctx: Context) -> dict:
+    """mode "run": the trainer side by side (the old default); "diagnose": only the model-vs-nanoGPT breakdown
+    (the old --diagnose); "both": one then the other."""
+    steps, chunk, mode = ctx["steps"], ctx["chunk"], ctx["mode"]
+    if mode not in ("run", "diagnose", "both"):
+        raise SystemExit(f"trainer_overhead: mode {mode!r}: one of run, diagnose, both")
+    if steps % chunk or steps % 10 or steps < 10:
+        raise SystemExit("trainer_overhead: steps must be a multiple of chunk and of 10 (so evals/checkpoints "
+                         "scale evenly)")
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="ns-bench-trainer-") as tmp:
-        (diagnose if args.diagnose else run)(args, tmp)
+    out: dict[str, Any] = {"threads": torch.get_num_threads()}
+    if mode in ("run", "both"):
+        with tempfile.TemporaryDirectory(prefix="trainer-", dir=ctx.work) as tmp:  # a fresh store: no resume
+            out |= trainer_run(ctx, tmp)
+    if mode in ("diagnose", "both"):
+        with tempfile.TemporaryDirectory(prefix="diagnose-", dir=ctx.work) as tmp:
+            out["diagnose"] = diagnose(ctx, tmp)
+    return out
 
 
-if __name__ == "__main__":
-    main()
+BENCHMARK = Benchmark(
+    name="trainer_overhead",
+    summary="nightshift Trainer vs a bare torch loop and a nanoGPT-style reference, interleaved (transformer:small, "
+            "fp32 CPU): loop overhead, run overhead, projection to the recipe run",
+    run=run,
+    threads=1,
+    goal="Trainer overhead <= 3 % at the default cadence; baseline / nanoGPT tokens/s >= 1.0 (issue 3)",
+    full={"model": "transformer:small", "steps": 20, "batch_size": 2, "chunk": 2, "train_bytes": 2_000_000,
+          "valid_bytes": 4_000, "mode": "run", "reps": 4},
+    # toy: the smallest transformer, both parts (the trainer run, then the diagnosis)
+    toy={"model": "transformer:debug", "steps": 10, "batch_size": 1, "chunk": 2, "train_bytes": 200_000,
+         "valid_bytes": 2_000, "mode": "both", "reps": 2},
+)

@@ -1,4 +1,4 @@
-"""Recorded measurements the pre-flight plan uses, each with where it was measured (benchmarks/RESULTS.md).
+"""Recorded measurements the pre-flight plan uses, each with where it was measured (benchmarks/results/).
 
 When a run's family and shape match a recorded figure on the same kind of
 device, the plan uses it; a gradient family elsewhere gets a FLOP estimate
@@ -9,7 +9,9 @@ CPU figure, because today it computes on the host. The plan says which.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,12 +20,10 @@ if TYPE_CHECKING:
     from nightshift.orchestrator.runs.config import RunConfig
 
 ASSUMED_MFU = 0.35  # an assumption, not a measurement: no GPU run has been recorded yet
-# Chunked checkpoint write rate: 1.08 GB (10 M holographic episodes) in 7.36 s to local disk, load 10.8
-# (benchmarks/scale_memory.py, RESULTS.md issue 17); state_dict() copies come on top (see there).
-CHECKPOINT_BYTES_PER_S = 1.08e9 / 7.36
 SHARD_OVERHEAD = 1.02  # Arrow stream framing + per-document columns over 2 or 4 bytes per token
-# UTF-8 bytes per token on pg19 (train split of the sample, 31.6 MB), measured with tiktoken
-BYTES_PER_TOKEN: dict[str, float] = {"gpt2": 3.83, "r50k_base": 3.83, "cl100k_base": 4.18, "bytes": 1.0}
+# Generated from the benchmarks' recorded results (`python -m benchmarks tables`), shipped with the package:
+# no figure here is typed by hand. CI fails when it differs from benchmarks/results/.
+RECORDED_FILE = Path(__file__).with_name("recorded.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,25 +33,23 @@ class Recorded:
     unit: str  # "episodes/s", "bytes/s", "tokens/s"
     value: float
     source: str
+    flops_per_sample: float | None = None  # gradient families: what the recorded run computed per sequence
 
 
-# Measured on the 2-core development CPU (one core busy: these families run single-threaded).
-RECORDED: tuple[Recorded, ...] = (
-    Recorded("holographic", (("context_size", 64),), "episodes/s", 720_971,
-             "recorded: holographic observe, context 64, 2-core CPU (RESULTS.md issue 5)"),
-    Recorded("holographic", (("context_size", 512),), "episodes/s", 619_347,
-             "recorded: holographic observe, context 512, 2-core CPU (RESULTS.md issue 5)"),
-    Recorded("holographic", (("context_size", 4096),), "episodes/s", 523_237,
-             "recorded: holographic observe, context 4096, 2-core CPU (RESULTS.md issue 5)"),
-    Recorded("macro_unit", (), "bytes/s", 5.69e6,
-             "recorded: macro_unit:base observe, CPU time of one core (RESULTS.md macro_unit)"),
-    Recorded("attractor", (("d_model", 128), ("window", 8), ("steps", 16)), "tokens/s", 639,
-             "recorded: attractor:a1, one thread (RESULTS.md attractor)"),
-    Recorded("transformer", (("n_layer", 4), ("d_model", 128), ("seq_len", 256)), "tokens/s", 352,
-             "recorded: transformer:tiny trainer loop, batch 2, gpt2 (RESULTS.md trainer overhead)"),
-)
-# FLOP/s the recorded transformer:tiny run achieved on the CPU: scales CPU estimates of other shapes.
-CPU_REFERENCE = RECORDED[-1]
+def _load() -> dict[str, Any]:
+    return json.loads(RECORDED_FILE.read_text()) if RECORDED_FILE.exists() else {}
+
+
+_DATA = _load()
+RECORDED: tuple[Recorded, ...] = tuple(
+    Recorded(r["family"], tuple(sorted(r["match"].items())), r["unit"], float(r["value"]), r["source"],
+             r.get("train_flops_per_sample")) for r in _DATA.get("rates", []))
+BYTES_PER_TOKEN: dict[str, float] = {"bytes": 1.0, **_DATA.get("bytes_per_token", {}).get("value", {})}
+BYTES_PER_TOKEN_SOURCE = _DATA.get("bytes_per_token", {}).get("source", "none recorded")
+# Chunked checkpoint writes to local disk (state_dict() copies come on top); None: no recorded figure.
+CHECKPOINT_BYTES_PER_S: float | None = _DATA.get("checkpoint_bytes_per_s", {}).get("value")
+# FLOP/s a recorded transformer run achieved on the CPU: scales CPU estimates of other shapes.
+CPU_REFERENCE = next((r for r in RECORDED if r.family == "transformer" and r.flops_per_sample), None)
 
 
 def _matches(rec: Recorded, config: "RunConfig") -> bool:
@@ -92,7 +90,7 @@ def samples_per_second(config: "RunConfig", mem: "MemoryEstimate", device: "Devi
         if ref_rate is None:
             return None, "no recorded CPU figure to scale"
         return ref_rate / mem.flops_per_sample, (f"FLOP estimate: {ref_rate / 1e9:.1f} GFLOP/s, what the recorded "
-                                                 "transformer:tiny run achieved on the CPU")
+                                                 f"transformer run achieved on the CPU ({CPU_REFERENCE.source})")
     if device.peak_flops is None:
         return None, f"no FLOP peak for {device.name}"
     rate = device.peak_flops * ASSUMED_MFU * count / mem.flops_per_sample
@@ -101,13 +99,8 @@ def samples_per_second(config: "RunConfig", mem: "MemoryEstimate", device: "Devi
 
 
 def _reference_cpu_flops() -> float | None:
-    """FLOP/s of the recorded CPU transformer run (its config rebuilt on the meta device)."""
-    import torch
-
-    from nightshift.models.protocol import Vocab
-    from nightshift.models.registry import resolve
-
-    spec = resolve("transformer:tiny")
-    with torch.device("meta"):
-        model = spec.config.build(Vocab("gpt2", 50257, 50256))
-    return CPU_REFERENCE.value / (spec.config.seq_len + 1) * model.train_flops_per_sample()
+    """FLOP/s of the recorded CPU transformer run: its tokens/s over its sequence length, x its FLOPs/sequence."""
+    if CPU_REFERENCE is None:
+        return None
+    seq_len = dict(CPU_REFERENCE.match).get("seq_len")
+    return CPU_REFERENCE.value / (seq_len + 1) * CPU_REFERENCE.flops_per_sample if seq_len else None

@@ -130,9 +130,11 @@ class Plan:
     @property
     def checkpoint_write_s(self) -> tuple[float, float]:
         """(seconds to write the first checkpoint, seconds for a later one) at the recorded chunked rate."""
-        m = self.memory
+        m, rate = self.memory, figures.CHECKPOINT_BYTES_PER_S
+        if not rate:  # no recorded write rate (benchmarks/results/scale_memory.json): no estimate
+            return 0.0, 0.0
         later = m.checkpoint_bytes - (m.store_checkpoint_bytes * (1 - 1 / self.checkpoints) if m.store_appends else 0)
-        return m.checkpoint_bytes / figures.CHECKPOINT_BYTES_PER_S, later / figures.CHECKPOINT_BYTES_PER_S
+        return m.checkpoint_bytes / rate, later / rate
 
     @property
     def host_need(self) -> float:

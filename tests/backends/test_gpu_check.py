@@ -42,7 +42,7 @@ def test_the_python_driver_without_cuda_also_exits_0_with_one_line(tmp_path: Pat
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: run benchmarks/gpu_check.sh itself")
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0 and len(out.stdout.splitlines()) == 1 and "no CUDA device" in out.stdout
 
@@ -52,7 +52,7 @@ SMOKE = ("train:transformer", "ddp_nccl", "modal_local", "bench:transformer", "b
 
 @pytest.mark.slow
 def test_the_sections_run_tiny_on_the_cpu_and_write_one_json_of_figures(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--smoke", "--out",
+    out = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", "--smoke", "--out",
                           str(tmp_path), "--only", ",".join(SMOKE)],
                          capture_output=True, text=True, timeout=900, cwd=ROOT)
     report = json.loads((tmp_path / "gpu_check.json").read_text())

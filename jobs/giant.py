@@ -32,13 +32,26 @@ STORE_ON_VOLUME = f"{VOLUME_MOUNT}/nightshift"
 CODE_ROOT = "/root"  # the container's working directory, first on its sys.path
 DEFAULT_GPU = "H100"
 MAX_TIMEOUT_S = 24 * 60 * 60  # Modal's maximum; a longer run continues in a retry from its checkpoint
+# Reserved per container when a launch gives no plan (train_run, sweep_cell): Modal's default is 0.125 cores
+# and 128 MiB. `modal run jobs/giant.py` asks for its own plan's figures instead (Plan.container_request).
+DEFAULT_CPU = 8.0
+DEFAULT_MEMORY_MIB = 32 * 1024
 RETRIES = modal.Retries(max_retries=10, backoff_coefficient=1.0, initial_delay=30.0)
-PACKAGES = ("torch", "numpy", "tiktoken", "pyarrow", "fsspec", "s3fs", "datasets", "mlflow", "rich", "tqdm",
-            "pyyaml")
+APT_PACKAGES = ("gcc", "g++")  # Triton compiles its launchers with the host C compiler (torch.compile on CUDA)
+CONSTRAINTS_IN_IMAGE = "/root/.ci-constraints.txt"
 
 
-def pinned(packages: tuple[str, ...] = PACKAGES) -> list[str]:
-    """The versions CI tests (.ci/constraints.txt), CUDA wheels instead of the CPU build."""
+def image_packages() -> list[str]:
+    """The project's own dependencies (pyproject.toml), the list a wheel install would pull."""
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return [d.replace(" ", "") for d in deps]
+
+
+def pinned(packages: list[str] | None = None) -> list[str]:
+    """Each package at the version CI tests (.ci/constraints.txt); the image also installs under the whole
+    file as constraints, so every transitive package is CI's too. PyPI's torch wheel: the CUDA build."""
     pins: dict[str, str] = {}
     constraints = ROOT / ".ci" / "constraints.txt"
     if constraints.exists():
@@ -46,7 +59,12 @@ def pinned(packages: tuple[str, ...] = PACKAGES) -> list[str]:
             name, sep, version = line.strip().partition("==")
             if sep:
                 pins[name.lower()] = version.split("+")[0]
-    return [f"{p}=={pins[p]}" if p in pins else p for p in packages]
+    out = []
+    for spec in packages if packages is not None else image_packages():
+        name = spec.split(">")[0].split("=")[0].split("<")[0]
+        base = name.split("[")[0].lower()
+        out.append(f"{name}=={pins[base]}" if base in pins else spec)
+    return out
 
 
 def secret_names() -> list[str]:
@@ -79,7 +97,9 @@ def with_source(base: modal.Image) -> modal.Image:
 app = modal.App(APP_NAME)
 image = with_source(
     modal.Image.debian_slim(python_version="3.11")
-    .pip_install(*pinned())
+    .apt_install(*APT_PACKAGES)
+    .add_local_file(ROOT / ".ci" / "constraints.txt", CONSTRAINTS_IN_IMAGE, copy=True)  # no +cpu pins: PyPI CUDA
+    .pip_install(*pinned(), extra_options=f"-c {CONSTRAINTS_IN_IMAGE}")
     .env({"HF_HOME": f"{VOLUME_MOUNT}/hf-cache", "TIKTOKEN_CACHE_DIR": f"{VOLUME_MOUNT}/tiktoken-cache",
           **launcher_env()})
 )
@@ -89,7 +109,7 @@ secrets = [modal.Secret.from_name(name) for name in secret_names()]
 
 
 @app.function(image=image, gpu=DEFAULT_GPU, volumes={VOLUME_MOUNT: volume}, secrets=secrets,
-              timeout=MAX_TIMEOUT_S, retries=RETRIES)
+              timeout=MAX_TIMEOUT_S, retries=RETRIES, cpu=DEFAULT_CPU, memory=DEFAULT_MEMORY_MIB)
 def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: str | None = None) -> dict:
     """One attempt of the giant run; Modal calls it again (same input) after a preemption or failure."""
     from nightshift.orchestrator.backends.modal_body import run_giant
@@ -106,7 +126,7 @@ def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: st
 
 
 @app.function(image=image, gpu=DEFAULT_GPU, volumes={VOLUME_MOUNT: volume}, secrets=secrets,
-              timeout=MAX_TIMEOUT_S, retries=RETRIES)
+              timeout=MAX_TIMEOUT_S, retries=RETRIES, cpu=DEFAULT_CPU, memory=DEFAULT_MEMORY_MIB)
 def train_run(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None, gpus: int = 1) -> dict:
     """One run of `nightshift train --backend modal` (its `.remote()` target); resumes after preemption."""
     from nightshift.orchestrator.backends.modal_body import VolumeCommits, train_on_volume
@@ -119,7 +139,7 @@ def train_run(run: dict, store_url: str, tracking_uri: str | None, parent_run_id
 
 
 @app.function(image=image, gpu=DEFAULT_GPU, volumes={VOLUME_MOUNT: volume}, secrets=secrets,
-              timeout=MAX_TIMEOUT_S, retries=RETRIES)
+              timeout=MAX_TIMEOUT_S, retries=RETRIES, cpu=DEFAULT_CPU, memory=DEFAULT_MEMORY_MIB)
 def sweep_cell(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None) -> dict:
     """One cell of `nightshift sweep --backend modal` (its `starmap` target); resumes after preemption."""
     from nightshift.orchestrator.backends.body import sweep_cell as body
@@ -143,27 +163,66 @@ def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | N
     """
     import json
 
-    from nightshift.orchestrator.runs.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
-
-    flags = GiantFlags(dataset=dataset, model=model, max_samples=max_samples, vocab_size=vocab_size,
-                       context_size=context_size, max_attractors=max_attractors, noise_std=noise_std,
-                       log_every=log_every, deep_log_every=deep_log_every, generate_every=generate_every,
-                       sleep_every=sleep_every, episodic_buffer_size=episodic_buffer_size, rem_cycles=rem_cycles,
-                       batch_size=batch_size, tokenizer=tokenizer, max_bytes=max_bytes, valid_bytes=valid_bytes,
-                       seed=seed, sets=tuple(s for s in sets.split(";") if s.strip()))
-    tokenizer_for(flags)
-    gpus = gpu_count(gpu)
-    config, _ = giant_run_config(flags, "flag-check-000000000000")  # bad flags fail before any GPU starts
-    check_world(config, gpus)
-    from nightshift.orchestrator.planning.preflight import plan_giant
-    from nightshift.pipelines.sizes import parse_size
-
-    plan = plan_giant(flags, gpu, host_memory=parse_size(host_memory, what="--host-memory") if host_memory else None)
+    flags, plan, gpus = checked_plan(locals())
     if dry_run:
         print(plan.render())
     plan.check()
     if dry_run:
         return
-    fn = giant if gpu == DEFAULT_GPU else giant.with_options(gpu=gpu)
+    request = plan.container_request()  # one source: the plan's host figure (and its cores per GPU)
+    fn = giant.with_options(gpu=gpu, cpu=request.cpu, memory=request.memory_mib)
     result = fn.remote(flags.to_dict(), store=store, gpus=gpus, tracking_uri=tracking_uri)
     print(json.dumps(result, indent=2, sort_keys=True, default=str))
+
+
+def checked_plan(args: dict):  # noqa: ANN201 - (GiantFlags, Plan, gpu count)
+    """The entry point's flags checked (seconds, no Modal account) and the run's pre-flight plan."""
+    from nightshift.orchestrator.planning.preflight import plan_giant
+    from nightshift.orchestrator.runs.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
+    from nightshift.pipelines.sizes import parse_size
+
+    sets = tuple(s for s in (args.get("sets") or "").split(";") if s.strip())
+    flags = GiantFlags(**{k: v for k, v in args.items() if k in GiantFlags.__dataclass_fields__ and k != "sets"},
+                       sets=sets)
+    tokenizer_for(flags)
+    gpu = args.get("gpu") or DEFAULT_GPU
+    gpus = gpu_count(gpu)
+    config, _ = giant_run_config(flags, "flag-check-000000000000")  # bad flags fail before any GPU starts
+    check_world(config, gpus)
+    host = args.get("host_memory")
+    plan = plan_giant(flags, gpu, host_memory=parse_size(host, what="--host-memory") if host else None)
+    return flags, plan, gpus
+
+
+def offline_main(argv: list[str] | None = None) -> int:
+    """`python jobs/giant.py --dry-run [the same flags]`: the plan with no Modal account, token or image build
+    (`modal run` starts an app on Modal's servers before the entry point runs)."""
+    import argparse
+    import inspect
+
+    parser = argparse.ArgumentParser(prog="python jobs/giant.py", description=(
+        "The giant run's plan, offline. Launching needs Modal: modal run jobs/giant.py [the same flags]."))
+    for name, param in inspect.signature(main.info.raw_f).parameters.items():
+        flag = "--" + name.replace("_", "-")
+        if param.annotation in (bool, "bool"):
+            parser.add_argument(flag, action="store_true")
+            continue
+        kind = {"int | None": int, "float | None": float, "int": int, "float": float}.get(str(param.annotation), str)
+        parser.add_argument(flag, type=kind, default=param.default)
+    args = parser.parse_args(argv)
+    if not args.dry_run:
+        parser.error("only --dry-run runs here; launch with: modal run jobs/giant.py [the same flags]")
+    from nightshift.orchestrator.errors import USER_ERRORS
+
+    try:
+        _, plan, _ = checked_plan(vars(args))
+        print(plan.render())
+        plan.check()
+    except USER_ERRORS as exc:
+        print(f"giant: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(offline_main())

@@ -25,6 +25,8 @@ or tracking:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,6 +77,31 @@ class SleepContext:
     # Gradient families: apply one optimizer update for this loss (backward, clip,
     # optimizer.step, zero_grad), the same way the trainer does. None for memory families.
     optimize: Callable[[Tensor], None] | None = None
+
+
+_AUTOCAST_KINDS = ("cpu", "cuda")
+
+
+def float32(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """Run a scoring method in float32 whatever autocast the caller holds.
+
+    Bits per byte is compared across families, devices and precisions, so a
+    score is never computed in bf16: a memory family's exact-match tests
+    (suffix keys) and log-prob sums break in bf16, and a GPU `val_bpb` must
+    equal a CPU `nightshift eval` of the same checkpoint.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Tensor:
+        live = [k for k in _AUTOCAST_KINDS if torch.is_autocast_enabled(k)]
+        if not live:
+            return fn(*args, **kwargs)
+        with contextlib.ExitStack() as stack:
+            for kind in live:
+                stack.enter_context(torch.autocast(kind, enabled=False))
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 class LanguageModel(nn.Module):
@@ -157,11 +184,12 @@ class LanguageModel(nn.Module):
         """
         raise NotImplementedError
 
+    @float32
     def score(self, tokens: Tensor) -> Tensor:
         """tokens (B, T+1) -> (B, T): log p(tokens[:, t+1] | tokens[:, :t+1]) in nats.
 
-        What bits-per-byte sums. Override when the full (B, T, V) tensor is
-        wasteful to build.
+        What bits-per-byte sums, always in float32 (an override keeps `@float32`).
+        Override when the full (B, T, V) tensor is wasteful to build.
         """
         logp = self.log_probs(tokens[:, :-1])  # (B, T, V)
         return logp.gather(-1, tokens[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T)

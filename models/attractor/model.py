@@ -21,7 +21,7 @@ from nightshift.models.attractor.config import Config
 from nightshift.models.attractor.dynamics import Relaxation, Relaxed, _inv_softplus
 from nightshift.models.attractor.sleep import TensionBuffer
 from nightshift.models.errors import ModelConfigError
-from nightshift.models.protocol import LanguageModel, SleepContext, Vocab
+from nightshift.models.protocol import LanguageModel, SleepContext, Vocab, float32
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +251,7 @@ class AttractorLM(LanguageModel):
         return torch.cat(out).view(B, T, -1)  # (B, T, V)
 
     @torch.no_grad()
+    @float32
     def score(self, tokens: Tensor) -> Tensor:
         """tokens (B, T+1) -> (B, T) log p of each next token, one relaxed W-window per position
         (left-padded with eot near the start, see `log_probs`), in chunks to bound memory."""

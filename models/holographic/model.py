@@ -26,7 +26,7 @@ from nightshift.models.holographic.predict import Evidence
 from nightshift.models.holographic.prototypes import Prototypes
 from nightshift.models.holographic.reading import reading_neighbours, window_counts
 from nightshift.models.holographic.store import knn
-from nightshift.models.protocol import LanguageModel, SleepContext, Vocab, ablated
+from nightshift.models.protocol import LanguageModel, SleepContext, Vocab, ablated, float32
 
 QUERY_CHUNK = 4096  # queries per retrieval call in score()
 HASH_SPAN = 32  # leading tokens of a row that decide whether it is held out
@@ -280,6 +280,7 @@ class HolographicModel(LanguageModel):
 
     # ------------------------------------------------------------- evaluation
     @torch.no_grad()
+    @float32
     def score(self, tokens: Tensor) -> Tensor:
         """(B, T+1) -> (B, T) natural-log p(tokens[:, t+1] | tokens[:, :t+1]); causal, vectorised."""
         device = tokens.device

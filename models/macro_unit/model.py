@@ -43,7 +43,7 @@ from nightshift.models.macro_unit.predictor import CHUNK_BYTES, Predictor, Predi
 from nightshift.models.macro_unit.reservoir import Reservoir
 from nightshift.models.macro_unit.tokens import DecodedRows, TokenBytes, row_priorities
 from nightshift.models.macro_unit.units import Codebook
-from nightshift.models.protocol import LanguageModel, SleepContext, Vocab
+from nightshift.models.protocol import LanguageModel, SleepContext, Vocab, float32
 
 if TYPE_CHECKING:
     from nightshift.models.macro_unit.config import Config
@@ -270,6 +270,7 @@ class MacroUnitModel(LanguageModel):
         return groups
 
     @torch.no_grad()
+    @float32
     def score(self, tokens: Tensor) -> Tensor:
         """(B, T+1) -> (B, T) ln p(tokens[:, t+1] | tokens[:, :t+1]), by the byte-level chain rule."""
         ids = self._ids(tokens)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nightshift.models.protocol import LanguageModel, Vocab
+from nightshift.models.protocol import LanguageModel, Vocab, float32
 from nightshift.models.transformer.config import Config
 from nightshift.models.transformer.loss import linear_cross_entropy
 
@@ -162,6 +162,7 @@ class Transformer(LanguageModel):
     def log_probs(self, tokens: Tensor) -> Tensor:
         return F.log_softmax(self.logits(tokens).float(), dim=-1)  # (B, T, V)
 
+    @float32
     def score(self, tokens: Tensor) -> Tensor:
         logits = self.padded_logits(tokens[:, :-1])  # (B, T, V_padded)
         nll = F.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten(), reduction="none")

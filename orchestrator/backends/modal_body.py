@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nightshift.orchestrator.checkpointing.trail import CheckpointTrail
+from nightshift.orchestrator.errors import AttemptInterrupted
 from nightshift.orchestrator.runs.config import RunConfig
 from nightshift.orchestrator.runs.giant import GiantFlags, check_world, giant_run_config, tokenizer_for
 from nightshift.pipelines.store import Store
@@ -99,6 +100,8 @@ def train_on_volume(config: RunConfig, store: Store, *, gpus: int = 0, tracking_
         with commit_on_new_checkpoints(store, config, commits):
             result = LocalBackend().train(config, store, options)
     commits.commit()
+    if result.get("stop_reason") == "interrupted":  # preempted or timed out: fail so Modal's Retries resume it
+        raise AttemptInterrupted(config.run_id, int(result["step"]), result.get("stop_signal"))
     result["modal"] = {"gpus": gpus, "resumed_from_step": latest["step"] if latest else 0,
                        "volume_commits": commits.commits}
     return result

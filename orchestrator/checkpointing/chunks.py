@@ -121,8 +121,8 @@ class ChunkStore:
         self._refs.pop(step_name, None)  # a rollback may rewrite a step: never trust an older list
 
     # ------------------------------------------------------------------ load
-    def join(self, skeleton: Any, map_location: str | torch.device | None = None) -> Any:
-        """Replace every chunk reference in a loaded state by its tensor (exact bytes, hashes verified)."""
+    def join(self, skeleton: Any) -> Any:
+        """Replace every chunk reference in a loaded state by its host tensor (exact bytes, hashes verified)."""
         refs: list[dict[str, Any]] = []
         _walk(skeleton, None, on_ref=refs.append)
         if not refs:
@@ -136,11 +136,9 @@ class ChunkStore:
             for i, name in enumerate(r["chunks"]):
                 jobs.append((buffers[id(r)], i * step, min(step, total - i * step), name))
         list(self._map(lambda job: self._read_into(*job), jobs))
-        device = map_location if isinstance(map_location, (str, torch.device)) else None
 
         def build(r: dict[str, Any]) -> torch.Tensor:
-            t = buffers[id(r)].view(_dtype(r["dtype"])).reshape(r["shape"])
-            return t.to(device) if device is not None and torch.device(device).type != "cpu" else t
+            return buffers[id(r)].view(_dtype(r["dtype"])).reshape(r["shape"])
 
         return _walk(skeleton, None, on_ref=build)
 

@@ -7,6 +7,9 @@ checkpoint loadable. Each meta names its parent step: the trail that resume,
 rollback and fork walk; a damaged newest checkpoint (truncated, corrupt,
 its record unreadable, a chunk missing) is passed over for the one before it, by name.
 States load with `torch.load(weights_only=True)`: a checkpoint can never execute code.
+They always load into host memory: the model's `load_state_dict` (and each family's own
+state loading) places tensors where they belong, so a resume on a GPU never copies a whole
+store through the device, RNG states stay CPU ByteTensors and numpy views stay valid.
 Tensors of 1 MiB or more are stored as content-addressed chunks shared by the whole trail
 (`checkpoints/chunks/`, listed per checkpoint in `chunks.json`; see chunks.py), so a
 checkpoint writes only the chunks that changed since any kept one.
@@ -105,18 +108,18 @@ class CheckpointTrail:
             raise UserError(f"no checkpoint at step {step}; this run has checkpoints at steps {steps or 'none'}")
         return self.store.read_json(*self._p(step_dir(step), "meta.json"), spec=POINTER)
 
-    def load(self, step: int | None = None, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    def load(self, step: int | None = None) -> dict[str, Any]:
         """The state at `step` (strict), or at the newest checkpoint that verifies when `step` is None."""
-        found = self.load_newest(map_location) if step is None else self.load_step(step, map_location)
+        found = self.load_newest() if step is None else self.load_step(step)
         if found is None:
             raise UserError(f"run {self.run_path[-1]} has no checkpoint yet")
         return found.state
 
-    def load_step(self, step: int, map_location: str | torch.device = "cpu") -> "Loaded":
+    def load_step(self, step: int) -> "Loaded":
         meta = self.meta(step)
-        return Loaded(meta=meta, state=self._load(meta, map_location))
+        return Loaded(meta=meta, state=self._load(meta))
 
-    def load_newest(self, map_location: str | torch.device = "cpu") -> "Loaded | None":
+    def load_newest(self) -> "Loaded | None":
         """The newest checkpoint that verifies and loads, walking back the trail past damaged ones.
 
         What resume, sweep reruns, Ray restarts and Modal retries use: a truncated
@@ -134,14 +137,14 @@ class CheckpointTrail:
         older = [m for m in reversed(self.trail()) if pointer is None or m["step"] < pointer["step"]]
         for meta in ([pointer] if pointer else []) + older:
             try:
-                return Loaded(meta=meta, state=self._load(meta, map_location), skipped=tuple(skipped))
+                return Loaded(meta=meta, state=self._load(meta), skipped=tuple(skipped))
             except UserError as exc:
                 skipped.append(str(exc))
         raise UserError(f"{skipped[0]}; no older checkpoint of run {self.run_path[-1]} loads either "
                         f"({len(skipped)} tried): restore the store, or delete the run's checkpoints/ folder "
                         "to train it from the start")
 
-    def _load(self, meta: dict[str, Any], map_location: str | torch.device) -> dict[str, Any]:
+    def _load(self, meta: dict[str, Any]) -> dict[str, Any]:
         try:
             data = self.store.read_bytes(*self._p(step_dir(meta["step"]), "state.pt"))
         except FileNotFoundError:
@@ -153,10 +156,10 @@ class CheckpointTrail:
                 f" ({len(data):,} of {meta.get('bytes', '?')} bytes)"
             )
         try:
-            skeleton = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+            skeleton = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - unpickling errors are varied
             raise UserError(f"checkpoint {meta['path']} cannot be loaded safely: {type(exc).__name__}: {exc}") from None
-        return self.chunks.join(skeleton, map_location)
+        return self.chunks.join(skeleton)
 
 
 @dataclass(frozen=True, slots=True)

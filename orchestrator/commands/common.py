@@ -45,3 +45,14 @@ def open_store(args: argparse.Namespace) -> Store:
 def emit_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=str)
     sys.stdout.write("\n")
+
+
+def run_exit_code(result: dict) -> int:
+    """0 for a finished run; 128 + the signal for one a signal stopped after its checkpoint (130 SIGINT,
+    143 SIGTERM: what shells and schedulers expect), 130 for any other interruption."""
+    if result.get("stop_reason") != "interrupted":
+        return 0
+    import signal
+
+    name = result.get("stop_signal")
+    return 128 + int(signal.Signals[name]) if name in signal.Signals.__members__ else 130

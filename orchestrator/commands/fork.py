@@ -9,6 +9,7 @@ from nightshift.orchestrator.commands.common import (
     add_tracking_arg,
     emit_json,
     open_store,
+    run_exit_code,
     tracking_uri_of,
 )
 from nightshift.orchestrator.runs.config import parse_sets
@@ -42,4 +43,4 @@ def run(args: argparse.Namespace) -> int:
     result = launch(child, store, tracking_uri=tracking_uri_of(args), progress=not args.no_progress)
     result = {**result, "lineage": lineage}
     emit_json(result) if args.json else print_result(result)
-    return 130 if result.get("stop_reason") == "interrupted" else 0
+    return run_exit_code(result)

@@ -11,6 +11,7 @@ from nightshift.orchestrator.commands.common import (
     add_tracking_arg,
     emit_json,
     open_store,
+    run_exit_code,
     tracking_uri_of,
 )
 from nightshift.orchestrator.errors import UserError
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         emit_json(result)
     else:
         print_result(result)
-    return 130 if result.get("stop_reason") == "interrupted" else 0
+    return run_exit_code(result)
 
 
 def registry_uri(args: argparse.Namespace, store) -> str | None:  # noqa: ANN001 - Store
@@ -160,6 +161,8 @@ def print_result(result: dict) -> None:
         print(f"val bpb    {bpb:.4f}  over {result['val_bytes']:,} validation bytes")
     print(f"speed      {result['tokens_per_s']:,.0f} tokens/s, {result['train_seconds']:.1f} s training")
     print(f"checkpoint {result.get('checkpoint')}")
+    if result.get("stop_reason") == "interrupted":
+        print(f"resume     nightshift train --resume {result['run_id']}  (same --store)")
     if result.get("registered"):
         reg = result["registered"]
         print(f"registered {reg['uri']}  (MLflow model {reg['model_id']})")

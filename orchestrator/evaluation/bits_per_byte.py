@@ -103,12 +103,13 @@ def bits_per_byte(
     max_bytes: int = 0,
     rank: int = 0,
     world_size: int = 1,
-    autocast: torch.autocast | None = None,
 ) -> EvalResult:
     """Score validation documents (objects with .tokens and .n_bytes) and return bits per byte.
 
     `max_bytes` > 0 keeps the first documents (in split order) up to that many
     bytes: the same prefix for every run, so capped evals still compare.
+    Always float32: every family's `score` leaves any caller's autocast (see
+    `models.protocol.float32`), so a GPU figure equals a CPU one.
     """
     t0 = time.perf_counter()
     was_training = model.training
@@ -124,11 +125,7 @@ def bits_per_byte(
         rows = max(1, MAX_LOGIT_ELEMENTS // (tokens.shape[1] * model.vocab.size))
         for lo in range(0, tokens.shape[0], rows):  # bounded memory; the sums are the same
             part, keep = tokens[lo : lo + rows].to(device), mask[lo : lo + rows].to(device)  # (b, W+1), (b, W)
-            if autocast is not None:
-                with autocast:
-                    logp = model.score(part)  # (b, W)
-            else:
-                logp = model.score(part)  # (b, W)
+            logp = model.score(part)  # (b, W)
             nats -= float(logp.double()[keep].sum())
             n_tokens += int(keep.sum())
     if collectives.group_size() == world_size:  # ranks split the documents: sum their sums

@@ -104,6 +104,19 @@ def data_from_manifest(manifest: dict[str, Any]) -> DataShape:
                      "the prepared dataset's manifest")
 
 
+CPU_PER_GPU = 8.0  # host cores a GPU's container reserves (data reader, a host store's retrieval, checkpoints)
+MEMORY_HEADROOM = 1.5  # the host figure is an estimate; the request leaves room for Python, MLflow, pyarrow
+MIN_MEMORY_MIB = 16 * 1024  # preparing pg19/FineWeb shards and importing torch + mlflow need this much anyway
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerRequest:
+    """What a launcher reserves for one container of the run (Modal: the function's cpu= and memory=)."""
+
+    cpu: float
+    memory_mib: int
+
+
 @dataclass(slots=True)
 class Plan:
     config: RunConfig
@@ -140,6 +153,12 @@ class Plan:
     def host_need(self) -> float:
         return self.memory.host_bytes * (self.count if self.device.memory is not None else 1)
 
+    def container_request(self) -> ContainerRequest:
+        """cpu= and memory= for the launcher, from this plan's host figure (jobs/giant.py asks Modal for them:
+        Modal guarantees only what a function requests, by default a fraction of a core and 128 MiB)."""
+        memory = max(MIN_MEMORY_MIB, math.ceil(self.host_need * MEMORY_HEADROOM / 2**20))
+        return ContainerRequest(cpu=CPU_PER_GPU * max(1, self.count), memory_mib=memory)
+
     def check(self) -> None:
         """Raise UserError with the first thing that cannot fit (one line)."""
         if self.problems:
@@ -159,6 +178,7 @@ class Plan:
             "rate_source": self.rate_source, "hours": self.hours,
             "checkpoint_interval_minutes": self.checkpoint_interval_min,
             "checkpoint_write_seconds": self.checkpoint_write_s,
+            "container": {"cpu": self.container_request().cpu, "memory_mib": self.container_request().memory_mib},
             "fits": not self.problems, "problems": self.problems, "warnings": self.warnings,
             "breakdown": m.breakdown,
         }
@@ -184,6 +204,10 @@ class Plan:
             f"  disk          shards {gb(self.shard_bytes)}; one checkpoint {gb(m.checkpoint_bytes)}, "
             f"{self.checkpoints} kept: {gb(self.checkpoint_disk)} ({self.checkpoint_disk_note})",
         ]
+        if d.memory is not None:
+            req = self.container_request()
+            lines.append(f"  container     cpu={req.cpu:g} memory={req.memory_mib:,} MiB (the host figure x "
+                         f"{MEMORY_HEADROOM:g}, at least {MIN_MEMORY_MIB:,}; what jobs/giant.py requests)")
         if self.samples_per_s:
             lines.append(f"  throughput    {self.samples_per_s * self.seq_tokens:,.0f} tokens/s "
                          f"({self.samples_per_s:,.2f} sequences/s; {self.rate_source})")
@@ -262,9 +286,6 @@ def _judge(plan: Plan) -> None:
             f"{plan.config.model.name} needs {plan.host_need / GB:,.1f} GB of host memory, more than the "
             f"{d.host / GB:,.1f} GB available ({d.host_source}): {_top(m)}; lower max_attractors / "
             f"max_entries_per_order, or give more --host-memory")
-    if d.memory is not None and "assumed" in d.host_source:
-        plan.warnings.append(f"request memory={math.ceil(plan.host_need / 2**20):,} (MiB) on the Modal function: "
-                             "Modal guarantees only a function's memory= request")
     if plan.checkpoint_interval_min is not None and plan.checkpoint_write_s[1] > 15 * plan.checkpoint_interval_min:
         plan.warnings.append(f"a checkpoint takes ~{plan.checkpoint_write_s[1]:,.0f} s but comes every "
                              f"{plan.checkpoint_interval_min * 60:,.0f} s: raise checkpoint_every "

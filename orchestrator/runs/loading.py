@@ -40,7 +40,7 @@ def load_run(store: Store, run_id: str, *, step: int | None = None, device: str 
     tokenizer = dataset.tokenizer()
     model = run.config.model.config.build(vocab_of(tokenizer))
     trail = CheckpointTrail(store, run.config.run_path)
-    found = trail.load_newest(device) if step is None else trail.load_step(step, device)
+    found = trail.load_newest() if step is None else trail.load_step(step)  # host memory
     if found is None:
         raise UserError(f"run {run_id} has no checkpoint yet")
     model.load_state_dict(found.state["model"])

@@ -130,7 +130,7 @@ def read_tokenizer(folder: str) -> Any:
 def load_bundle(checkpoint: str, tokenizer_dir: str, device: str = "cpu") -> Bundle:
     """Rebuild the model from `checkpoint.pt` (weights_only) and the tokenizer folder beside it."""
     try:
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)  # placed by load_state_dict
     except FileNotFoundError:
         raise UserError(f"no model checkpoint at {checkpoint}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

@@ -77,19 +77,38 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict:
+def rng_state(device: torch.device) -> dict:
+    """This rank's random streams: CPU, Python and (on a GPU rank) its own current device's CUDA generator.
+
+    Only the device this rank computes on: a checkpoint saved on 8 GPUs resumes
+    on 1 (each rank keeps one state, not one per visible GPU), and a CPU run
+    never initialises CUDA.
+    """
     state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
              "python_version": random.getstate()[0], "python_gauss": random.getstate()[2]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda_device"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
+def rank_rng_state(saved: dict | list, env: Env) -> dict:
+    """This rank's state from a checkpoint's per-rank list (rank 0's when the world size changed)."""
+    if isinstance(saved, dict):  # a checkpoint from before per-rank states: rank 0's, all GPUs
+        return saved
+    return saved[env.rank] if len(saved) == env.world_size else saved[0]
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"].cpu())
     random.setstate((state["python_version"], tuple(state["python"]), state["python_gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device.type != "cuda":
+        return
+    cuda = state.get("cuda_device")
+    if cuda is None and state.get("cuda"):  # older checkpoints: one state per GPU rank 0 saw
+        every = state["cuda"]
+        cuda = every[device.index or 0] if (device.index or 0) < len(every) else every[0]
+    if cuda is not None:
+        torch.cuda.set_rng_state(cuda.cpu(), device)
 
 
 def any_rank(flag: bool, env: Env) -> bool:

@@ -131,8 +131,13 @@ class Trainer:
                 self.forward_model, device_ids=ids, find_unused_parameters=unused)
 
     def restore(self, step: int | None = None) -> bool:
-        """Load the latest (or a given) checkpoint into model, optimizer, reader, RNG and counters."""
-        found = self.trail.load_newest(self.device) if step is None else self.trail.load_step(step, self.device)
+        """Load the latest (or a given) checkpoint into model, optimizer, reader, RNG and counters.
+
+        The state arrives in host memory; `load_state_dict` copies weights onto the
+        model's device, the optimizer casts its state to its parameters' device, and
+        each family places its own state (a host store stays on the host).
+        """
+        found = self.trail.load_newest() if step is None else self.trail.load_step(step)
         if found is None:
             return False
         meta, state = found.meta, found.state
@@ -145,7 +150,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         readers = state["reader"]
         self.reader.load_state_dict(readers[self.env.rank] if len(readers) == self.env.world_size else readers[0])
-        runtime.set_rng_state(state["rng"])
+        runtime.set_rng_state(runtime.rank_rng_state(state["rng"], self.env), self.device)
         p = state["progress"]
         self.state = Progress(step=p["step"], samples=p["samples"], tokens=p["tokens"], sleeps=p["sleeps"],
                               train_seconds=p["train_seconds"], rollbacks=p.get("rollbacks", 0),
@@ -344,7 +349,7 @@ class Trainer:
             self.model.synchronize()
         return bits_per_byte(self.model, self.dataset.validation_docs(), batch_size=self.cfg.eval_batch_size,
                              device=self.device, max_bytes=max_bytes, rank=self.env.rank,
-                             world_size=self.env.world_size, autocast=_autocast_or_none(self.autocast))
+                             world_size=self.env.world_size)  # float32, never the training autocast
 
     def ablations(self) -> dict[str, float]:
         """Final bits/byte with each ablatable part of the family off (evaluation time, not budgeted)."""
@@ -396,6 +401,7 @@ class Trainer:
         if not self.gradient and self.env.world_size > 1:
             self.model.synchronize()
         readers = runtime.gather_objects(self.reader.state_dict(), self.env)
+        rngs = runtime.gather_objects(runtime.rng_state(self.device), self.env)  # each rank's own streams
         info = None
         if self.env.is_main:
             state = {
@@ -403,7 +409,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict() if self.optimizer else None,
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "reader": readers,
-                "rng": runtime.rng_state(),
+                "rng": rngs,
                 "progress": {"step": self.state.step, "samples": self.state.samples, "tokens": self.state.tokens,
                              "sleeps": self.state.sleeps, "train_seconds": self.state.train_seconds,
                              "rollbacks": self.state.rollbacks, "last_eval": self.state.last_eval,
@@ -432,7 +438,8 @@ class Trainer:
         result = {
             "run_id": self.config.run_id, "dataset_id": self.config.dataset_id, "model_id": self.config.model_id,
             "family": self.config.model.family, "flavor": self.config.model.flavor, "seed": self.cfg.seed,
-            "stop_reason": reason, "step": self.state.step, "samples": self.state.samples,
+            "stop_reason": reason, "stop_signal": self._stop_signal() if reason == "interrupted" else None,
+            "step": self.state.step, "samples": self.state.samples,
             "tokens": self.state.tokens, "train_seconds": self.state.train_seconds,
             "tokens_per_s": self.state.tokens / max(self.state.train_seconds, 1e-9),
             "parameters": self.model.num_parameters(), "memory_bytes": self.model.memory_bytes(),
@@ -466,6 +473,13 @@ class Trainer:
         return result
 
     # ------------------------------------------------------------- helpers
+    def _stop_signal(self) -> str | None:
+        """The signal that stopped the run (SIGTERM, SIGINT), or None for a stop asked in-process."""
+        import signal
+
+        stop = getattr(self, "_stop", None)
+        return signal.Signals(stop.signum).name if stop is not None and stop.signum else None
+
     def _start_tracking(self) -> None:
         tags = run_tags(self.config, self.dataset.manifest, backend=self.env.backend, run_uri=self.run_dir.uri)
         lineage = lineage_of(self.store, self.config)
@@ -516,10 +530,6 @@ def dataset_shape(manifest: dict[str, Any]) -> dict[str, int]:
     shards = manifest["splits"]["train"]["shards"]
     longest = max((s.get("max_doc_tokens", s["tokens"]) for s in shards), default=0)
     return {"max_doc_tokens": int(longest), "total_tokens": int(manifest["splits"]["train"]["totals"]["tokens"])}
-
-
-def _autocast_or_none(ctx: Any) -> Any:
-    return ctx if isinstance(ctx, torch.autocast) else None
 
 
 def _json(obj: Any) -> str:

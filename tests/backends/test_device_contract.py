@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.utils._pytree import tree_map
 
 from nightshift.orchestrator.checkpointing.trail import CheckpointTrail
 from nightshift.orchestrator.runs.config import build_run_config
@@ -61,9 +62,7 @@ def run(data, store_dir: Path, model: str, device: str, stop_at: int | None = No
 def test_family_runs_on_a_second_device_and_resumes_there(model: str, tiny_data, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     on_cpu = run(tiny_data, copy_datasets(tiny_data, tmp_path / "cpu"), model, "cpu")
-    load = torch.load  # a checkpoint loads to the CPU, then load_state_dict copies it onto the device
-    monkeypatch.setattr(torch, "load", lambda *a, map_location=None, **k: load(
-        *a, map_location="cpu" if str(map_location) == "meta" else map_location, **k))
+    monkeypatch.setattr(torch, "load", load_as_cuda_does)
     store = copy_datasets(tiny_data, tmp_path / "device")
     with fake_accelerator() as device:
         first = run(tiny_data, store, model, str(device), stop_at=STEPS // 2)
@@ -80,6 +79,21 @@ def test_family_runs_on_a_second_device_and_resumes_there(model: str, tiny_data,
         if isinstance(value, torch.Tensor):
             gap = (value.float() - device_state[key].float()).abs().max()
             assert gap <= 2e-5, (key, gap)
+
+
+def load_as_cuda_does(*args, map_location=None, **kwargs):
+    """torch.load as on a GPU machine: tensors come back on the device `map_location` names (data intact).
+
+    The trainer must ask for host memory; a load onto the device hands every
+    family device tensors (RNG states, numpy views, host stores), as CUDA does.
+    """
+    state = _LOAD(*args, map_location="cpu", **kwargs)
+    if map_location is None or torch.device(map_location).type == "cpu":
+        return state
+    return tree_map(lambda x: x.to(map_location) if isinstance(x, torch.Tensor) else x, state)
+
+
+_LOAD = torch.load
 
 
 def final_state(store_dir: Path, result: dict) -> dict:

@@ -43,12 +43,80 @@ def test_the_app_imports_offline_with_h100_volume_secrets_retries_and_the_giant_
     assert fn_spec.gpus == "H100"
     assert list(fn_spec.volumes) == ["/vol"]
     assert len(fn_spec.secrets) == 2
+    for fn in (giant.giant, giant.train_run, giant.sweep_cell):  # Modal's default is 0.125 cores, 128 MiB
+        assert (fn._spec_.cpu, fn._spec_.memory, fn._spec_.gpus) == (giant.DEFAULT_CPU, giant.DEFAULT_MEMORY_MIB,
+                                                                     "H100")
     assert giant.MAX_TIMEOUT_S == 24 * 3600 and giant.RETRIES.max_retries >= 3
     params = inspect.signature(giant.main.info.raw_f).parameters  # Modal turns these into --flags
     assert set(GIANT_FLAGS) | {"gpu"} <= set(params)
     assert params["model"].default == "holographic"
     torch_pin = next(p for p in giant.pinned() if p.startswith("torch"))
     assert "+cpu" not in torch_pin  # the image gets CUDA wheels, not CI's CPU build
+
+
+def test_the_image_installs_what_the_code_imports_pinned_with_a_compiler() -> None:
+    """Every third-party import of the package resolves to a distribution the image installs (or one they
+    depend on), each pinned to CI's version; the image has a C compiler for Triton."""
+    import ast
+    import importlib.metadata as md
+    import re
+
+    giant = load_giant()
+    dists = md.packages_distributions()
+    imported = set()
+    for layer in ("nightshift", "orchestrator", "models", "pipelines"):
+        for path in (ROOT / layer).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else []
+                imported |= {n.split(".")[0] for n in names}
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m not in ("nightshift", "__future__")}
+    norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731
+    listed = {norm(re.split(r"[\[=<>]", p)[0]) for p in giant.pinned()}
+    closure, todo = set(), list(listed)
+    while todo:  # what pip installs for the listed packages (their requirements, as installed here)
+        name = todo.pop()
+        if name in closure:
+            continue
+        closure.add(name)
+        try:
+            requires = md.requires(name) or []
+        except md.PackageNotFoundError:  # a platform-only requirement (e.g. waitress on Windows)
+            continue
+        for req in requires:
+            if "extra ==" not in req:
+                todo.append(norm(re.split(r"[\s\[=<>;!~(]", req)[0]))
+    missing = {m: dists.get(m) for m in third_party if not {norm(d) for d in dists.get(m, [m])} & closure}
+    assert not missing, missing
+    assert {"psutil", "nvidia-ml-py", "zstandard", "pyppmd", "xxhash"} <= listed  # metrics, references, chunks
+    pins = {norm(k): v for k, v in (line.split("==") for line in (ROOT / ".ci" / "constraints.txt").read_text().split()
+                                      if "==" in line)}
+    for spec in giant.pinned():
+        name, version = spec.split("==")
+        assert version == pins[norm(name.split("[")[0])] and "+" not in version, spec
+    assert {"gcc", "g++"} <= set(giant.APT_PACKAGES)
+
+
+def test_the_giant_plan_prints_offline_without_a_modal_account(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")}
+    env["HOME"] = str(tmp_path)  # no ~/.modal.toml either
+    out = subprocess.run([sys.executable, str(ROOT / "jobs" / "giant.py"), "--dry-run", "--max-samples", "4000",
+                          "--context-size", "64"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "plan: holographic" in out.stdout and "container     cpu=8 memory=" in out.stdout
+    refused = subprocess.run([sys.executable, str(ROOT / "jobs" / "giant.py"), "--dry-run", "--vocab-size", "32000"],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--vocab-size 32000" in refused.stderr
+
+
+def test_the_container_request_follows_the_plan() -> None:
+    from nightshift.orchestrator.planning.preflight import MIN_MEMORY_MIB, plan_giant
+
+    small = plan_giant(GiantFlags(max_samples=1000), "H100").container_request()
+    assert (small.cpu, small.memory_mib) == (8.0, MIN_MEMORY_MIB)
+    big = plan_giant(GiantFlags(max_samples=1_000_000, max_attractors=200_000_000), "H100:2")
+    request = big.container_request()
+    assert request.cpu == 16.0 and request.memory_mib * 2**20 >= 1.5 * big.host_need > MIN_MEMORY_MIB * 2**20
 
 
 def test_giant_flags_map_onto_the_family_and_the_rest_are_ignored_with_a_warning(caplog) -> None:
@@ -121,7 +189,7 @@ def test_local_body_prepares_trains_checkpoints_and_resumes_after_a_preemption(p
     flags = {**HOLOGRAPHIC, "dataset": f"local:{pg19_dir}"}
     config, _ = giant_run_config(GiantFlags.from_dict({**flags, "dataset": "x"}), "x")
     steps = config.train.steps  # 12
-    # First attempt: pauses 60 s after step 6 (checkpoint at 4) and is killed there: a preemption.
+    # First attempt: pauses 60 s after step 6 (checkpoint at 4) and is SIGTERM'd: a preemption.
     first_log, second_log = tmp_path / "attempt-1.log", tmp_path / "attempt-2.log"
     first = attempt(flags, store, {"NIGHTSHIFT_FAULTS": "pause@6:60"}, first_log)
     deadline = time.time() + 240
@@ -133,9 +201,14 @@ def test_local_body_prepares_trains_checkpoints_and_resumes_after_a_preemption(p
             break
         time.sleep(0.3)
     assert trail is not None, f"no checkpoint before the kill ({first.poll()}): {first_log.read_text()[-2000:]}"
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
-    assert json.loads(trail.read_text())["step"] == 4
+    first.send_signal(signal.SIGTERM)  # what Modal sends at a preemption or the timeout
+    first.wait(timeout=120)
+    out = first_log.read_text()
+    # the attempt checkpoints where it stopped, then FAILS: a returning function would be a success to Modal,
+    # and its Retries would never resume the run
+    assert first.returncode != 0 and "AttemptInterrupted" in out and "RESULT" not in out, out[-3000:]
+    stopped = json.loads(trail.read_text())["step"]
+    assert 4 < stopped < steps
 
     # The retry: the same input again, as Modal re-runs a preempted function.
     second = attempt(flags, store, {"NIGHTSHIFT_FAULTS": ""}, second_log)
@@ -144,7 +217,7 @@ def test_local_body_prepares_trains_checkpoints_and_resumes_after_a_preemption(p
     assert second.returncode == 0, out[-3000:]
     result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
     assert result["stop_reason"] == "finished" and result["step"] == steps == 12
-    assert result["modal"]["resumed_from_step"] == 4
+    assert result["modal"]["resumed_from_step"] == stopped
     assert result["modal"]["dataset_status"] == "exists"  # prepared by the first attempt, reused
     assert result["modal"]["ignored_flags"] == []  # every giant flag reached a holographic field
     assert result["sleeps"] == 2  # at steps 6 and 12: the sleep cadence survives the preemption
@@ -191,7 +264,8 @@ def test_the_entry_point_calls_the_deployed_function_with_arguments_its_signatur
         def __init__(self, gpu: str) -> None:
             self.gpu = gpu
 
-        def with_options(self, gpu: str) -> "Deployed":
+        def with_options(self, gpu: str, cpu: float, memory: int) -> "Deployed":
+            assert cpu == 8.0 * gpus and memory >= 16 * 1024  # the plan's container request
             return Deployed(gpu)
 
         def remote(self, *args, **kwargs) -> dict:

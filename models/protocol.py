@@ -217,6 +217,14 @@ class LanguageModel(nn.Module):
             out = torch.cat([out, nxt.to(out.dtype)])
         return out
 
+    def sampling_device(self, prompt_device: torch.device) -> torch.device:
+        """Where `generate` draws its samples: the device its `generator` must live on.
+
+        The prompt's device by default (the logits follow the input); a family that
+        samples on the host whatever the input (holographic, macro_unit) says "cpu".
+        """
+        return torch.device(prompt_device)
+
     # ------------------------------------------------------------------ info
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -306,6 +306,10 @@ class HolographicModel(LanguageModel):
                  for _, ev in self._chunks(keys, sigs, prev, reading, chunk)]
         return torch.cat(parts).reshape(*tokens.shape, self.vocab.size).to(device)  # on the input's device
 
+    def sampling_device(self, prompt_device: torch.device) -> torch.device:
+        """Sampling runs on the host whatever the prompt's device: its generator is a CPU one."""
+        return torch.device("cpu")
+
     @torch.no_grad()
     def generate(
         self, prompt: Tensor, max_new_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,

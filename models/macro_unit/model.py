@@ -316,6 +316,10 @@ class MacroUnitModel(LanguageModel):
                 out[r, c0 : c0 + 1024, :256] = lp + math.log1p(-p_eot)
         return torch.from_numpy(out).to(device=tokens.device, dtype=torch.float32)
 
+    def sampling_device(self, prompt_device: torch.device) -> torch.device:
+        """Sampling runs on the host whatever the prompt's device: its generator is a CPU one."""
+        return torch.device("cpu")
+
     @torch.no_grad()
     def generate(
         self,

@@ -63,13 +63,17 @@ class DivergenceGuard:
                 return f"loss spike {loss:.4g} > {self.spike_factor:g} x median {median:.4g}"
         return None
 
-    def check(self, loss: float, trainer: "Trainer") -> bool:
-        """Return True when the step was rolled back (the caller must not count it)."""
+    def check(self, loss: float, trainer: "Trainer", bad_step: int | None = None) -> bool:
+        """Return True when the run was rolled back (the steps since its checkpoint are gone).
+
+        `bad_step` is the step whose loss this is (the trainer checks a window of steps
+        at once: the losses reach the host only at its flush points, never per step).
+        """
         reason = self.is_divergent(loss)
         if reason is None:
             self.history.append(loss)
             return False
-        bad_step = trainer.state.step + 1
+        bad_step = trainer.state.step + 1 if bad_step is None else bad_step
         recent = [s for s in self.rollback_steps if bad_step - s <= self.period]
         if len(recent) >= self.max_rollbacks:
             raise UserError(f"training diverged: {reason} at step {bad_step} after {len(recent)} rollbacks "
@@ -80,6 +84,7 @@ class DivergenceGuard:
             raise UserError(f"training diverged ({reason}) at step {bad_step} before the first checkpoint; "
                             "lower lr or set checkpoint_every smaller")
         latest = {"step": trainer.state.step}
+        trainer.faults.forget_after(bad_step)  # drills only: the discarded steps after the bad one never ran
         trainer.state.rollbacks = rollbacks + 1
         skipped = (bad_step - latest["step"] + self.skip) * trainer.cfg.grad_accum
         for _ in range(skipped):

@@ -52,6 +52,11 @@ class FaultDrill:
                 return loss * float("nan") if fault.kind == "nan" else loss * (fault.arg or 100.0)
         return loss
 
+    def forget_after(self, step: int) -> None:
+        """A rollback discards the steps after `step`: loss faults fired there never happened, and fire
+        when training reaches those steps again (the trainer judges losses a window at a time)."""
+        self._fired = {s for s in self._fired if s <= step}
+
     def pause(self, step: int, stop_requested: Callable[[], bool]) -> None:
         """Hold still after `step` (a window to kill or signal the process); `slow` faults slow every step."""
         for fault in self.faults:

@@ -119,6 +119,21 @@ def any_rank(flag: bool, env: Env) -> bool:
     return bool(collectives.all_reduce(t, "max").item())
 
 
+def any_ranks(flags: tuple[bool, ...], env: Env) -> tuple[bool, ...]:
+    """`any_rank` of several flags in one collective (the trainer's per-step decisions)."""
+    if not env.distributed:
+        return tuple(bool(f) for f in flags)
+    t = torch.tensor([1.0 if f else 0.0 for f in flags])
+    return tuple(bool(x) for x in collectives.all_reduce(t, "max").tolist())
+
+
+def mean_over_ranks_tensor(values: torch.Tensor, env: Env) -> torch.Tensor:
+    """The mean over ranks of a tensor (on its own device: no host round trip)."""
+    if not env.distributed:
+        return values
+    return collectives.all_reduce(values.clone()) / env.world_size
+
+
 def mean_over_ranks(value: float, env: Env) -> float:
     """The mean of a float over ranks (the logged loss: every rank must see the same one)."""
     if not env.distributed:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import resource
 import sys
 import time
@@ -122,13 +121,17 @@ class Trainer:
         self.guard = DivergenceGuard.from_config(cfg)
         self.restore()
         self.forward_model: Any = self.model
-        if cfg.compile and self.gradient:
-            self.forward_model = torch.compile(self.model)
+        self.ddp: torch.nn.parallel.DistributedDataParallel | None = None
         if self.gradient and env.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             unused = self.model.ddp_find_unused_parameters  # e.g. attractor's detach mode
-            self.forward_model = torch.nn.parallel.DistributedDataParallel(
-                self.forward_model, device_ids=ids, find_unused_parameters=unused)
+            self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
+                                                                 find_unused_parameters=unused)
+            self.forward_model = self.ddp
+        if cfg.compile and self.gradient:  # compile(DDP(model)): DDPOptimizer splits graphs at buckets (overlap)
+            self.forward_model = torch.compile(self.forward_model)
+        self._window: list[tuple[int, Tensor]] = []  # (step, loss on the device) since the last flush
+        self._step_metrics: dict[str, Any] = {}  # the last step's metrics, device tensors until a log step
 
     def restore(self, step: int | None = None) -> bool:
         """Load the latest (or a given) checkpoint into model, optimizer, reader, RNG and counters.
@@ -194,30 +197,47 @@ class Trainer:
         bar = self._bar()
         last_ckpt_time = time.monotonic()
         window_loss, window_tokens, window_time = 0.0, 0, 0.0
+        self._window.clear()
         try:
             while self.state.step < self.schedule.planned_steps:
                 t0, data0 = time.perf_counter(), self.compute.seconds["data"]
                 loss, metrics = self.train_step()
                 dt = time.perf_counter() - t0
                 self.compute.add("step", dt - (self.compute.seconds["data"] - data0))
-                if self.gradient and self.guard is not None and self.guard.check(loss, self):
-                    continue  # rolled back: counters and weights restored from the trail
                 self.state.step += 1
                 self.state.train_seconds += dt
                 step_tokens = self.cfg.batch_size * self.model.train_seq_len
                 self.state.samples += self.cfg.batch_size
                 self.state.tokens += step_tokens
-                window_loss += loss
+                self._window.append((self.state.step, loss))
+                self._step_metrics = metrics
                 window_tokens += step_tokens
                 window_time += dt
                 step = self.state.step
-                self._plan_budget(step, dt)
                 last = self.schedule.planned_steps
-                if step % self.cfg.log_every == 0 or step == last:
+                log_now = step % self.cfg.log_every == 0 or step == last
+                sleeps_due = self.state.samples // self.cfg.sleep_every if self.cfg.sleep_every else 0
+                sleep_now = sleeps_due > self.state.sleeps
+                eval_now = bool(self.cfg.eval_every) and step % self.cfg.eval_every == 0 and step < last
+                sample_now = bool(self.cfg.sample_every) and step % self.cfg.sample_every == 0 and step < last
+                hooks_now = [hook for hook in self.hooks if step % hook.every == 0]
+                due = bool(self.cfg.checkpoint_every) and step % self.cfg.checkpoint_every == 0
+                replan = bool(self.budget) and step in budget.REPLAN_AT
+                flushed = log_now or sleep_now or eval_now or sample_now or bool(hooks_now) or due or replan
+                if flushed:
+                    # The losses reach the host here, never per step: a GPU runs ahead between these points.
+                    # Divergence is judged on every step of the window, before anything uses or saves the weights.
+                    losses = self._flush_losses()
+                    if losses is None:
+                        window_loss, window_tokens, window_time = 0.0, 0, 0.0
+                        continue  # rolled back: counters and weights restored from the trail
+                    window_loss += sum(losses)
+                self._plan_budget(step, dt)
+                if log_now:
                     rate = window_tokens / max(window_time, 1e-9)
                     n = self.cfg.log_every if step % self.cfg.log_every == 0 else step % self.cfg.log_every
                     row = {"train/loss": window_loss / n, "perf/tokens_per_s": rate,
-                           "perf/tokens_seen": float(self.state.tokens), **metrics,
+                           "perf/tokens_seen": float(self.state.tokens), **_host(self._step_metrics),
                            **self.flops.metrics(rate / self.model.train_seq_len),
                            "compute/seconds": self.compute.budgeted * self.env.world_size}
                     if self.scheduler is not None:
@@ -228,27 +248,32 @@ class Trainer:
                     window_loss, window_tokens, window_time = 0.0, 0, 0.0
                 if bar is not None:
                     bar.update(1)
-                if self.cfg.sleep_every and self.state.samples // self.cfg.sleep_every > self.state.sleeps:
+                if sleep_now:
                     self.sleep()
-                if self.cfg.eval_every and step % self.cfg.eval_every == 0 and step < last:
+                if eval_now:
                     self.evaluate(self.cfg.eval_max_bytes)
-                if self.cfg.sample_every and step % self.cfg.sample_every == 0 and step < last:
+                if sample_now:
                     self.write_samples()
-                for hook in self.hooks:
-                    if step % hook.every == 0:
-                        hook.fn(self, step)
-                due = self.cfg.checkpoint_every and step % self.cfg.checkpoint_every == 0
+                for hook in hooks_now:
+                    hook.fn(self, step)
                 timed = bool(self.cfg.checkpoint_minutes) and \
                     time.monotonic() - last_ckpt_time > 60 * self.cfg.checkpoint_minutes
-                stopping = runtime.any_rank(stop.requested, self.env)
                 over_budget = bool(self.budget) and self.compute.budgeted > self.budget
-                if (due or runtime.any_rank(timed, self.env) or stopping) and step < last:
+                # one collective per step for every rank-wide decision (stop, timed checkpoint, budget)
+                stopping, timed, over_budget = runtime.any_ranks((stop.requested, timed, over_budget), self.env)
+                if (timed or stopping or over_budget) and not flushed:
+                    losses = self._flush_losses()  # nothing unjudged is saved or reported
+                    if losses is None:
+                        window_loss, window_tokens, window_time = 0.0, 0, 0.0
+                        continue
+                    window_loss += sum(losses)
+                if (due or timed or stopping) and step < last:
                     self.checkpoint()
                     last_ckpt_time = time.monotonic()
                 if stopping:
                     reason = "interrupted"
                     break
-                if runtime.any_rank(over_budget, self.env):
+                if over_budget:
                     reason = "budget"
                     break
                 self.faults.pause(step, lambda: stop.requested)
@@ -266,35 +291,74 @@ class Trainer:
             stop.uninstall()
         return self.finish(reason)
 
-    def train_step(self) -> tuple[float, dict[str, float]]:
-        """One optimizer step (grad_accum micro-batches) or one memory update per micro-batch."""
-        total = 0.0
-        metrics: dict[str, float] = {}
-        for _ in range(self.cfg.grad_accum):
+    def train_step(self) -> tuple[Any, dict[str, Any]]:
+        """One optimizer step (grad_accum micro-batches) or one memory update per micro-batch.
+
+        Returns this rank's loss and metrics as they come: device tensors for a
+        gradient family (no host sync here; the loop reads them at its flush
+        points), floats for a memory family (its observe runs on the host).
+        """
+        total: Any = 0.0
+        metrics: dict[str, Any] = {}
+        n = self.cfg.grad_accum
+        for i in range(n):
             tokens = torch.from_numpy(next(self.reader)).to(self.device, non_blocking=True)  # (b, T+1)
             if self.gradient:
-                with self.autocast:
-                    loss, extra = self.forward_model(tokens)
-                loss = self.faults.loss(loss, self.state.step + 1)
-                (loss / self.cfg.grad_accum).backward()
-                total += float(loss.detach()) / self.cfg.grad_accum
-                metrics.update({k: float(v) for k, v in extra.items()})
+                # DDP all-reduces gradients on the last micro-batch only
+                quiet = self.ddp.no_sync() if self.ddp is not None and i < n - 1 else contextlib.nullcontext()
+                with quiet:
+                    with self.autocast:
+                        loss, extra = self.forward_model(tokens)
+                    loss = self.faults.loss(loss, self.state.step + 1)
+                    (loss / n).backward()
+                total = total + loss.detach().float() / n
+                metrics.update({k: v.detach() if isinstance(v, Tensor) else v for k, v in extra.items()})
             else:
                 extra = self.model.observe(tokens)
                 metrics.update({k: float(v) for k, v in extra.items()})
-                total += float(extra.get("train/loss", 0.0)) / self.cfg.grad_accum
-        total = runtime.mean_over_ranks(total, self.env)  # every rank sees the same loss (divergence checks, logs)
+                total += float(extra.get("train/loss", 0.0)) / n
         if self.gradient:
-            if math.isfinite(total):
-                self._apply_gradients()
-            else:
-                self.optimizer.zero_grad(set_to_none=True)
+            self._apply_gradients()
         return total, metrics
 
+    def _flush_losses(self) -> list[float] | None:
+        """The window's per-step losses on the host (one transfer, one all-reduce), checked by the guard.
+
+        None when a step diverged and the run was rolled back (the window is gone);
+        otherwise the mean-over-ranks loss of each step since the last flush.
+        """
+        window, self._window = self._window, []
+        if not window:
+            return []
+        values = torch.stack([torch.as_tensor(v, dtype=torch.float64).to(self.device) for _, v in window])  # (n,)
+        losses = runtime.mean_over_ranks_tensor(values.double(), self.env).tolist()  # every rank: the same
+        if self.gradient and self.guard is not None:
+            for (step, _), loss in zip(window, losses, strict=True):
+                if self.guard.check(loss, self, bad_step=step):
+                    return None
+        return losses
     def _apply_gradients(self) -> None:
+        """Clip, step, schedule; a step whose gradients are not finite leaves weights and moments as they were.
+
+        The test is on the gradient norm (a NaN/inf loss gives one): after DDP's all-reduce it is the
+        same on every rank, so no extra collective. Fused AdamW (CPU and CUDA) skips such a step on
+        the device through its `found_inf` input (what GradScaler uses): no host sync. Any other
+        optimizer (the tests' fake device) reads the flag on the host.
+        """
+        params = [p for p in self.model.parameters() if p.grad is not None]
         if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
+            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        bad = (~torch.isfinite(norm)).float().reshape(())  # 0-dim, on the device
+        if self.optimizer.defaults.get("fused"):
+            self.optimizer.found_inf = bad  # read by the fused kernel: found_inf=1 skips every update
+            try:
+                self.optimizer.step()
+            finally:
+                del self.optimizer.found_inf
+        elif not bool(bad):
+            self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
 
@@ -530,6 +594,16 @@ def dataset_shape(manifest: dict[str, Any]) -> dict[str, int]:
     shards = manifest["splits"]["train"]["shards"]
     longest = max((s.get("max_doc_tokens", s["tokens"]) for s in shards), default=0)
     return {"max_doc_tokens": int(longest), "total_tokens": int(manifest["splits"]["train"]["totals"]["tokens"])}
+
+
+def _host(metrics: dict[str, Any]) -> dict[str, float]:
+    """Metrics on the host in one transfer (a gradient family's are device tensors until a log step)."""
+    tensors = {k: v for k, v in metrics.items() if isinstance(v, Tensor)}
+    out = {k: float(v) for k, v in metrics.items() if k not in tensors}
+    if tensors:
+        values = torch.stack([v.detach().float().reshape(()) for v in tensors.values()]).tolist()
+        out.update(zip(tensors, values, strict=True))
+    return out
 
 
 def _json(obj: Any) -> str:

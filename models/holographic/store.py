@@ -237,20 +237,41 @@ def _knn_tiles(queries: Tensor, keys: Tensor, k: int, query_block: int, tile: in
     return torch.cat(out_v), torch.cat(out_i)
 
 
+CPU_TILING = (128, 2048)  # (query block, key tile): a (128, 2048) fp32 score block stays in L2
+GPU_SCORE_FLOATS = 1 << 28  # scores one GPU launch may hold (1 GiB fp32): few large matmuls, not 10^5 small ones
+GPU_QUERY_BLOCK = 4096
+
+
+def tiling_for(device: torch.device, n_keys: int, group: int = 32) -> tuple[int, int]:
+    """(query block, key tile) for the device the keys live on.
+
+    CPU: small blocks that stay in cache. CUDA: one matmul per query block over key tiles
+    as large as GPU_SCORE_FLOATS allows (at 1 M keys and 4,096 queries: 16 tiles, 32 launches
+    per block, where the CPU sizes would launch ~31,000 kernels).
+    """
+    if device.type != "cuda":
+        return CPU_TILING
+    tile = max(CPU_TILING[1], min(n_keys, GPU_SCORE_FLOATS // GPU_QUERY_BLOCK))
+    return GPU_QUERY_BLOCK, tile // group * group
+
+
 def knn(
     queries: Tensor,
     keys: Tensor,
     k: int,
     *,
-    query_block: int = 128,
-    tile: int = 2048,
+    query_block: int | None = None,
+    tile: int | None = None,
     group: int = 32,
 ) -> tuple[Tensor, Tensor]:
     """Exact top-k inner products: queries (Q, D), keys (N, D) -> (values (Q, k'), indices (Q, k')).
 
     k' = min(k, N). Runs where the keys are (queries are moved there explicitly); see `_knn_tiles`.
-    Stores too small for the two passes to pay off are scored in one matmul.
+    Stores too small for the two passes to pay off are scored in one matmul. Block and tile
+    sizes default to the keys' device (`tiling_for`).
     """
+    auto_block, auto_tile = tiling_for(keys.device, keys.shape[0], group)
+    query_block, tile = query_block or auto_block, tile or auto_tile
     nq, n = queries.shape[0], keys.shape[0]
     k = min(k, n)
     if nq == 0 or k == 0:

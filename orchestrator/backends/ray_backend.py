@@ -170,6 +170,11 @@ def _precheck(config: RunConfig, store_url: str, workers: int, gpus_per_worker: 
 
     if gpus_per_worker < 0:
         raise UserError(f"--gpus-per-worker {gpus_per_worker}: must be >= 0")
+    if 0 < gpus_per_worker < 1 and workers > 1:  # Ray would pack two ranks on one GPU; NCCL refuses that
+        raise UserError(f"--gpus-per-worker {gpus_per_worker:g}: a fraction of a GPU puts several NCCL ranks on one "
+                        "GPU, which NCCL refuses; accepted: 0 (CPU, gloo) or a whole number >= 1")
+    if gpus_per_worker >= 1 and gpus_per_worker != int(gpus_per_worker):
+        raise UserError(f"--gpus-per-worker {gpus_per_worker:g}: accepted: 0 or a whole number of GPUs")
     cfg = config.train
     if cfg.batch_size % (workers * cfg.grad_accum):
         raise UserError(f"batch_size={cfg.batch_size} must be divisible by workers x grad_accum "

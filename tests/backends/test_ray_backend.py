@@ -107,3 +107,11 @@ def test_batch_that_does_not_split_over_workers_is_a_user_error_before_any_worke
     config = tiny_config(tiny_data.dataset_id, steps=2)  # batch_size 8
     with pytest.raises(UserError, match="batch_size=8 must be divisible by workers x grad_accum = 3 x 1"):
         run_on_ray(config, str(fresh_store), workers=3)
+
+
+def test_a_fraction_of_a_gpu_per_nccl_rank_is_refused_before_any_worker_starts(tiny_data, fresh_store: Path) -> None:
+    config = tiny_config(tiny_data.dataset_id, steps=2)
+    with pytest.raises(UserError, match="--gpus-per-worker 0.5: a fraction of a GPU puts several NCCL ranks"):
+        run_on_ray(config, str(fresh_store), workers=2, gpus_per_worker=0.5)
+    with pytest.raises(UserError, match="--gpus-per-worker 1.5: accepted: 0 or a whole number"):
+        run_on_ray(config, str(fresh_store), workers=2, gpus_per_worker=1.5)

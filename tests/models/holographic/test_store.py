@@ -87,3 +87,19 @@ def test_knn_finds_every_copy_of_a_repeated_key():
     v, i = knn(keys[7:8], keys, 8, tile=2048, group=32)
     assert set(i[0, :7].tolist()) == set(copies.tolist()) | {7}
     assert torch.allclose(v[0, :7], torch.ones(7), atol=1e-6) and float(v[0, 7]) < 0.999
+
+
+def test_retrieval_tiling_follows_the_device_and_the_gpu_sizes_stay_exact():
+    from nightshift.models.holographic.store import CPU_TILING, GPU_SCORE_FLOATS, tiling_for
+
+    assert tiling_for(torch.device("cpu"), 10_000_000) == CPU_TILING
+    block, tile = tiling_for(torch.device("cuda", 0), 1_000_000)
+    assert block * tile <= GPU_SCORE_FLOATS and tile % 32 == 0
+    assert -(-1_000_000 // tile) * -(-4096 // block) <= 32  # launches per 4,096 queries at 1 M keys (CPU: ~31 k)
+    gen = torch.Generator().manual_seed(0)
+    keys = torch.randn(40_000, 16, generator=gen)
+    queries = torch.randn(300, 16, generator=gen)
+    small_block, small_tile = 64, 8192  # the GPU shape (few, wide tiles), at a size this machine runs quickly
+    v, i = knn(queries, keys, 8, query_block=small_block, tile=small_tile)
+    ref_v, _ = torch.topk(queries @ keys.T, 8, dim=1)
+    assert torch.allclose(v, ref_v) and torch.allclose((queries[:, None] * keys[i]).sum(-1), ref_v, atol=1e-5)

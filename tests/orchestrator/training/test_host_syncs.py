@@ -19,7 +19,6 @@ from nightshift.orchestrator.runs.config import build_run_config
 from nightshift.orchestrator.training.trainer import Hook, Trainer
 from nightshift.pipelines.store import Store
 
-
 HOST_READS = {"tolist", "item", "__bool__", "__float__", "__int__", "__index__", "numpy"}
 
 

@@ -17,7 +17,7 @@ from nightshift.models.protocol import SleepContext, Vocab
 from nightshift.models.registry import resolve
 
 FLAVOURS = ["transformer:debug", "attractor:debug", "holographic:tiny", "holographic:suffix", "macro_unit:small"]
-SMALLER = {"holographic:suffix": {"reading_window": 512}}  # the same keys and vote, a shorter reading memory
+SMALLER = {"holographic:suffix": {"reading_window": 512, "train_seq_multiple": 32}}  # the same keys, vote, reading
 
 
 def _rows(text: bytes, rows: int, length: int) -> torch.Tensor:

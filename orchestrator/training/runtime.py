@@ -134,14 +134,6 @@ def mean_over_ranks_tensor(values: torch.Tensor, env: Env) -> torch.Tensor:
     return collectives.all_reduce(values.clone()) / env.world_size
 
 
-def mean_over_ranks(value: float, env: Env) -> float:
-    """The mean of a float over ranks (the logged loss: every rank must see the same one)."""
-    if not env.distributed:
-        return value
-    t = torch.tensor([value], dtype=torch.float64)
-    return float(collectives.all_reduce(t).item()) / env.world_size
-
-
 def gather_objects(obj: object, env: Env) -> list[object]:
     if not env.distributed:
         return [obj]

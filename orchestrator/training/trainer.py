@@ -331,7 +331,7 @@ class Trainer:
         if not window:
             return []
         values = torch.stack([torch.as_tensor(v, dtype=torch.float64).to(self.device) for _, v in window])  # (n,)
-        losses = runtime.mean_over_ranks_tensor(values.double(), self.env).tolist()  # every rank: the same
+        losses = runtime.mean_over_ranks_tensor(values, self.env).tolist()  # every rank: the same
         if self.gradient and self.guard is not None:
             for (step, _), loss in zip(window, losses, strict=True):
                 if self.guard.check(loss, self, bad_step=step):

@@ -1,12 +1,16 @@
+# PYTHON_ARGCOMPLETE_OK
 """`nightshift` command line: thin parsing, then a call into the library.
 
 User errors print one line (`nightshift: error: ...`) and exit 2 with nothing
-half-written; `--debug` shows the traceback instead.
+half-written; `--debug` shows the traceback instead. An unknown flag is
+answered by its command's usage and the closest flags it has. Shell
+completion: argcomplete (`eval "$(register-python-argcomplete nightshift)"`).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
@@ -38,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # nor progress bars into logs
     parser = build_parser()
-    args = parser.parse_args(argv)
+    _complete(parser)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(parser, args, unknown)
     level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("mlflow").setLevel(max(level, logging.WARNING) if not args.debug else level)
@@ -60,6 +67,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nightshift: interrupted", file=sys.stderr)
         return 130
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Tab completion of commands and flags; a no-op unless the shell's completion hook called us."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    import argcomplete
+
+    argcomplete.autocomplete(parser)
+
+
+def _refuse_unknown(parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]) -> None:
+    """Exit 2 with the command's own usage and, for each unknown flag, the closest ones it accepts."""
+    sub = _subparser(parser, args.command)
+    flags = [o for a in sub._actions for o in a.option_strings if o.startswith("--")]
+    hints = []
+    for word in unknown:
+        if not word.startswith("-"):
+            continue
+        close = difflib.get_close_matches(word.partition("=")[0], flags, n=2, cutoff=0.6)
+        if close:
+            hints.append(f"{word}: did you mean {' or '.join(close)}?")
+    message = f"unrecognized arguments: {' '.join(unknown)}"
+    sub.error(f"{message} ({'; '.join(hints)})" if hints else f"{message} (see nightshift {args.command} --help)")
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[command]
 
 
 if __name__ == "__main__":

@@ -52,8 +52,8 @@ def add_store_and_output_args(p: argparse.ArgumentParser) -> None:
                    help="where to write the report (default: <store>/sweeps/<sweep id>/report)")
     add_store_arg(p)
     add_tracking_arg(p)
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (periodic log lines instead)")
+    p.add_argument("--json", action="store_true", help="print the sweep's result as JSON")
 
 
 def demo_models() -> str:

@@ -20,8 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score a run's checkpoint on the validation split (bits per byte)")
     p.add_argument("run", metavar="RUN", help="run id (see the train output or the MLflow UI)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    p.add_argument("--max-bytes", type=int, default=0, help="score only the first N validation bytes (0: all)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-bytes", type=int, default=0,
+                   help="score only the first N validation bytes (0: all): documents in split order, the last "
+                        "one cut at a token boundary")
+    p.add_argument("--batch-size", type=int, default=16, help="windows scored per forward (memory, not the figure)")
     p.add_argument("--ablate", nargs="?", const="all", default=None, metavar="PARTS",
                    help="also score with each ablatable part off (all, or a comma list, e.g. memory,prototypes)")
     p.add_argument("--online", action="store_true",
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="register the evaluated checkpoint's MLflow model as a new version of NAME")
     p.add_argument("--no-log-model", action="store_true",
                    help="do not log the evaluated checkpoint as an MLflow model of the run")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=run)
 
 

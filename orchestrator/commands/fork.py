@@ -19,13 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fork", help="start a new run from a checkpoint of another, with a config change")
     p.add_argument("run", metavar="RUN", help="parent run id")
     p.add_argument("--step", type=int, default=None, help="parent checkpoint step (default: latest)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="the config change of the fork: a model or trainer field (repeatable), e.g. --set lr=1e-4")
     p.add_argument("--steps", type=int, default=None, help="total steps of the fork")
     p.add_argument("--no-train", action="store_true", help="create the fork but do not train it yet")
     add_store_arg(p)
     add_tracking_arg(p)
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
 

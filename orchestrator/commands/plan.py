@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("data (a prepared dataset, or the size of one)")
     g.add_argument("--dataset", default=None, metavar="ID", help="read token counts from its manifest")
     g.add_argument("--max-bytes", default="1GB", help="training text, when no --dataset (default 1GB)")
-    g.add_argument("--valid-bytes", default="10MB")
+    g.add_argument("--valid-bytes", default="10MB", help="validation text, when no --dataset (default 10MB)")
     g.add_argument("--tokenizer", default="gpt2", help="gpt2 | r50k_base | cl100k_base | bytes")
     p.add_argument("--host-memory", default=None, metavar="SIZE", help="host memory the run may use, e.g. 200GB")
     add_store_arg(p)

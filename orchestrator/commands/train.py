@@ -30,14 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model or trainer field (repeatable), e.g. --set lr=3e-4 --set n_layer=2")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of weights, data order and sampling (default: the recipe's; it is part of the run id)")
     p.add_argument("--resume", default=None, metavar="RUN", help="continue this run from its latest checkpoint")
     p.add_argument("--backend", choices=BACKENDS, default="local",
                    help="local (this machine), ray (Ray Train on $RAY_ADDRESS or a local Ray), modal (the deployed "
                         "app of jobs/giant.py; needs an s3:// store)")
     p.add_argument("--workers", type=int, default=1,
                    help="DDP workers (local processes, Ray Train workers, or GPUs of the Modal container)")
-    p.add_argument("--gpus-per-worker", type=float, default=0.0)
+    p.add_argument("--gpus-per-worker", type=float, default=0.0,
+                   help="Ray: whole GPUs per worker (0: CPU workers)")
     add_store_arg(p)
     add_tracking_arg(p)
     p.add_argument("--register", default=None, metavar="NAME",
@@ -54,7 +56,7 @@ def add_dataset_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-bytes", default="10MB", help="training text to prepare (default 10MB)")
     g.add_argument("--valid-bytes", default="1MB", help="validation text cap (default 1MB)")
     g.add_argument("--tokenizer", default="gpt2", help="gpt2 | r50k_base | cl100k_base | o200k_base | bytes")
-    g.add_argument("--text-field", default=None)
+    g.add_argument("--text-field", default=None, help="column holding the text (default: the source's, else text)")
     g.add_argument("--actors", type=int, default=1, help="Ray tokenizer actors for prepare")
 
 

@@ -106,15 +106,17 @@ def bits_per_byte(
 ) -> EvalResult:
     """Score validation documents (objects with .tokens and .n_bytes) and return bits per byte.
 
-    `max_bytes` > 0 keeps the first documents (in split order) up to that many
-    bytes: the same prefix for every run, so capped evals still compare.
+    `max_bytes` > 0 scores the first that many bytes of the split: documents in
+    split order, the last one cut at the token boundary at or before the cap
+    (whole tokens; their bytes are the denominator). The same prefix for every
+    run, so capped evals still compare.
     Always float32: every family's `score` leaves any caller's autocast (see
     `models.protocol.float32`), so a GPU figure equals a CPU one.
     """
     t0 = time.perf_counter()
     was_training = model.training
     model.eval()
-    selected = _take(docs, max_bytes, rank, world_size)
+    selected = _take(docs, max_bytes, rank, world_size, model.vocab.token_bytes)
     nats = 0.0
     n_tokens = n_bytes = n_docs = 0
     for tokens, mask, b, d in _batches(selected, model.vocab.eot_id, model.context_length,
@@ -137,14 +139,36 @@ def bits_per_byte(
                       n_docs=n_docs, seconds=time.perf_counter() - t0)
 
 
-def _take(docs: Iterable, max_bytes: int, rank: int, world_size: int) -> Iterator:
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """The first tokens of a document that fit the byte cap (same fields as a validation document)."""
+
+    tokens: Tensor  # (t,)
+    n_bytes: int
+
+
+def _take(docs: Iterable, max_bytes: int, rank: int, world_size: int,
+          token_bytes: tuple[bytes, ...] = ()) -> Iterator:
+    """This rank's share of the first `max_bytes` bytes (0: all): whole documents, then the last one cut at
+    a token boundary. Without the vocabulary's token bytes the last document is kept whole."""
     total = 0
     for i, doc in enumerate(docs):
         if max_bytes and total >= max_bytes:
             return
-        total += int(doc.n_bytes)
-        if i % world_size == rank:
+        n = int(doc.n_bytes)
+        if max_bytes and total + n > max_bytes and token_bytes:
+            doc = _cut(doc, max_bytes - total, token_bytes)
+            n = max_bytes  # nothing after a cut document is scored
+        total += n
+        if i % world_size == rank and int(doc.n_bytes):
             yield doc
+
+
+def _cut(doc: object, budget: int, token_bytes: tuple[bytes, ...]) -> _Cut:
+    tokens = torch.as_tensor(doc.tokens, dtype=torch.long)  # (T,)
+    lengths = torch.tensor([len(token_bytes[t]) for t in tokens.tolist()], dtype=torch.long)  # (T,)
+    keep = int((lengths.cumsum(0) <= budget).sum())
+    return _Cut(tokens[:keep], int(lengths[:keep].sum()))
 
 
 @torch.no_grad()
@@ -167,7 +191,7 @@ def online_bits_per_byte(model: LanguageModel, docs: Iterable, *, device: torch.
     context, width, piece = model.context_length, max(model.eval_window, model.context_length), model.train_seq_len + 1
     stream: list[int] = []
     nats, n_tokens, n_bytes, n_docs = 0.0, 0, 0, 0
-    for doc in _take(docs, max_bytes, 0, 1):
+    for doc in _take(docs, max_bytes, 0, 1, model.vocab.token_bytes):
         seq = torch.cat([torch.tensor([model.vocab.eot_id]), torch.as_tensor(doc.tokens, dtype=torch.long)])
         n_bytes, n_docs = n_bytes + int(doc.n_bytes), n_docs + 1
         stream.append(model.vocab.eot_id)

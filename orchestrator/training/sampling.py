@@ -18,6 +18,7 @@ PROMPTS: tuple[str, ...] = (
 @torch.no_grad()
 def generate_text(model: LanguageModel, tokenizer: Any, prompt: str, tokens: int, *, seed: int = 0,
                   temperature: float = 0.8, top_k: int | None = 40, device: torch.device | str = "cpu") -> str:
+    """The prompt and its continuation, as one decoded text (the prompt is part of it: print it once)."""
     ids = [model.vocab.eot_id] + tokenizer.encode_batch([prompt])[0]
     prompt_ids = torch.tensor(ids, dtype=torch.long, device=device)  # (T,)
     gen = private_generator(model.sampling_device(prompt_ids.device), seed)

@@ -102,10 +102,20 @@ def test_bytes_not_tokens_are_the_denominator() -> None:
     assert res.bits_per_byte == pytest.approx(10 * math.log2(257) / 40)
 
 
-def test_max_bytes_keeps_a_fixed_prefix_of_documents() -> None:
+def test_max_bytes_scores_exactly_the_first_n_bytes() -> None:
+    """Whole documents, then the last one cut: `eval --max-bytes 2000` scores 2,000 bytes, not whole docs."""
     docs = [Doc(np.zeros(10, dtype=np.int64), 10) for _ in range(5)]
     res = bits_per_byte(Uniform(Vocab.bytes_vocab(), 4, 4), docs, max_bytes=25)
-    assert res.n_docs == 3 and res.n_bytes == 30
+    assert res.n_docs == 3 and res.n_bytes == 25 and res.n_tokens == 25
+    assert res.bits_per_byte == pytest.approx(math.log2(257))
+
+
+def test_max_bytes_cuts_at_a_token_boundary() -> None:
+    """Multi-byte tokens: the cut keeps whole tokens, and their bytes are the denominator."""
+    vocab = Vocab("toy", 4, 3, (b"ab", b"cde", b"f", b""))
+    docs = [Doc(np.array([0, 1, 2, 1]), 9)]  # ab cde f cde
+    res = bits_per_byte(Uniform(vocab, 4, 4), docs, max_bytes=7)
+    assert (res.n_tokens, res.n_bytes) == (3, 6)  # "ab" "cde" "f" = 6 bytes; the next "cde" would make 9 > 7
 
 
 @pytest.mark.parametrize("window", [3, 5, 12])

@@ -168,7 +168,10 @@ def test_eval_and_sample_commands_read_a_finished_run(store_dir: Path, pg19_byte
     assert store.exists("datasets", pg19_bytes, "references.json")  # cached beside the dataset
     sample = json.loads(nightshift("sample", config.run_id, "--prompt", "The ship", "--tokens", "12",
                                    "--store", str(store_dir), "--json").stdout)
-    assert sample["text"] and sample["prompt"] == "The ship"
+    assert sample["text"].startswith("The ship") and sample["prompt"] == "The ship"
+    assert sample["text"] == "The ship" + sample["continuation"]
+    plain = nightshift("sample", config.run_id, "--prompt", "The ship", "--tokens", "12", "--store", str(store_dir))
+    assert plain.stdout == sample["text"] + "\n"  # the prompt once, then its continuation (not "The shipThe ship")
 
 
 @pytest.mark.parametrize("extra,needle", [

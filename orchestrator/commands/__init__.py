@@ -2,4 +2,5 @@
 
 COMMANDS: tuple[str, ...] = (
     "prepare", "models", "train", "eval", "sample", "demo", "ui", "sweep", "report", "fork", "serve", "plan",
+    "export",
 )

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import logging
 import os
 import sys
 
 from nightshift import DISTRIBUTION, __version__
-from nightshift.orchestrator.commands import COMMANDS
+from nightshift.orchestrator.commands import COMMANDS, terminal
 from nightshift.orchestrator.errors import USER_ERRORS
 from nightshift.pipelines.store import is_out_of_space, space_message
 
@@ -29,7 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "compare them in bits per byte.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("-v", "--verbose", action="store_true", help="info-level logs")
+    parser.add_argument("-v", "--verbose", action="store_true", help="info-level logs (third-party libraries too)")
+    parser.add_argument("--progress-seconds", type=float, default=None, metavar="S",
+                        help="without a terminal (logs, nohup, Ray, Modal): a progress line every S seconds "
+                             "(default 30; 0: none); with one, progress bars")
     parser.add_argument("--version", action="version", version=f"nightshift {__version__} ({DISTRIBUTION})")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:  # every listed command must import: a missing one is a broken install, not a skip
@@ -46,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _refuse_unknown(parser, args, unknown)
-    level = logging.DEBUG if args.debug else logging.INFO if args.verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("mlflow").setLevel(max(level, logging.WARNING) if not args.debug else level)
+    if args.progress_seconds is not None and args.progress_seconds < 0:
+        parser.error(f"--progress-seconds {args.progress_seconds:g}: must be >= 0 (0: no progress lines)")
+    terminal.configure(verbose=args.verbose, debug=args.debug, progress_seconds=args.progress_seconds)
     if getattr(args, "tracking_outage", None):  # the policy reaches every process of the run (Ray workers too)
         os.environ["NIGHTSHIFT_TRACKING_OUTAGE"] = args.tracking_outage
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from nightshift.orchestrator.training import budget, flops, runtime
 from nightshift.orchestrator.training.divergence import DivergenceGuard
 from nightshift.orchestrator.training.faults import FaultDrill
 from nightshift.orchestrator.training.optim import build_optimizer, build_scheduler, fit_schedule
+from nightshift.orchestrator.training.progress import TrainProgress, sleep_summary
 from nightshift.orchestrator.training.sampling import generate_samples
 from nightshift.orchestrator.training.signals import StopRequest
 from nightshift.pipelines.reader import open_dataset
@@ -194,16 +194,18 @@ class Trainer:
         reason = "finished"
         if self.env.is_main:
             self.run_dir.set_status("running", self.state.step, backend=self.env.backend)
-        bar = self._bar()
+        progress = self._progress()
         last_ckpt_time = time.monotonic()
         window_loss, window_tokens, window_time = 0.0, 0, 0.0
         self._window.clear()
         try:
             while self.state.step < self.schedule.planned_steps:
-                t0, data0 = time.perf_counter(), self.compute.seconds["data"]
+                t0, data0, compile0 = time.perf_counter(), self.compute.seconds["data"], budget.compile_seconds()
                 loss, metrics = self.train_step()
                 dt = time.perf_counter() - t0
-                self.compute.add("step", dt - (self.compute.seconds["data"] - data0))
+                compiled = budget.compile_seconds() - compile0  # a compile's seconds are not training compute
+                self.compute.add_work("step", dt - (self.compute.seconds["data"] - data0), compiled)
+                dt -= compiled
                 self.state.step += 1
                 self.state.train_seconds += dt
                 step_tokens = self.cfg.batch_size * self.model.train_seq_len
@@ -243,15 +245,22 @@ class Trainer:
                     if self.scheduler is not None:
                         row["train/lr"] = self.scheduler.get_last_lr()[0]
                     self.tracker.log_metrics(row, step)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{window_loss / n:.3f}", tok_s=f"{rate:,.0f}", refresh=False)
+                    if progress is not None:
+                        progress.logged(window_loss / n if self.gradient else None, rate)
                     window_loss, window_tokens, window_time = 0.0, 0, 0.0
-                if bar is not None:
-                    bar.update(1)
+                if progress is not None:
+                    if progress.total != self.schedule.planned_steps:  # a budget re-plan
+                        progress.set_total(self.schedule.planned_steps)
+                    progress.update(step, self.state.tokens, self.state.train_seconds)
                 if sleep_now:
-                    self.sleep()
+                    slept = self.sleep()
+                    if progress is not None:
+                        progress.note(sleep_summary(self.state.sleeps, step, slept))
                 if eval_now:
-                    self.evaluate(self.cfg.eval_max_bytes)
+                    scored = self.evaluate(self.cfg.eval_max_bytes)
+                    if progress is not None:
+                        progress.note(f"step {step:,}: val bits/byte {scored.bits_per_byte:.4f} "
+                                      f"over {scored.n_bytes:,} bytes")
                 if sample_now:
                     self.write_samples()
                 for hook in hooks_now:
@@ -286,8 +295,8 @@ class Trainer:
                 self.tracker.finish("FAILED")
             raise
         finally:
-            if bar is not None:
-                bar.close()
+            if progress is not None:
+                progress.close()
             stop.uninstall()
         return self.finish(reason)
 
@@ -423,6 +432,9 @@ class Trainer:
             self.tracker.log_metrics(ablation_metrics(scores), self.state.step)
         return scores
 
+    def _train_tokens(self) -> int:
+        return int(self.dataset.manifest["splits"]["train"]["totals"]["tokens"])
+
     def _plan_budget(self, step: int, dt: float) -> None:
         """Budget-bound runs: the steps that fit, from the measured cost so far (the same on every rank)."""
         if step == 1:
@@ -504,7 +516,8 @@ class Trainer:
             "family": self.config.model.family, "flavor": self.config.model.flavor, "seed": self.cfg.seed,
             "stop_reason": reason, "stop_signal": self._stop_signal() if reason == "interrupted" else None,
             "step": self.state.step, "samples": self.state.samples,
-            "tokens": self.state.tokens, "train_seconds": self.state.train_seconds,
+            "tokens": self.state.tokens, "epochs": self.state.tokens / max(self._train_tokens(), 1),
+            "train_seconds": self.state.train_seconds,
             "tokens_per_s": self.state.tokens / max(self.state.train_seconds, 1e-9),
             "parameters": self.model.num_parameters(), "memory_bytes": self.model.memory_bytes(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -580,13 +593,12 @@ class Trainer:
         else:
             self._events.append(("checkpoint_fallback", found.meta["step"], detail))
 
-    def _bar(self):  # noqa: ANN202 - tqdm or None
-        if not self.progress_bar or not sys.stderr.isatty():  # for people; in logs and pipes it is noise
+    def _progress(self) -> TrainProgress | None:
+        """The main rank's bar (a terminal, progress on) or periodic lines (anywhere else); None elsewhere."""
+        if not self.env.is_main:
             return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=self.schedule.planned_steps, initial=self.state.step, unit="step", dynamic_ncols=True,
-                    desc=f"{self.config.model.family}:{self.config.model.flavor}")
+        return TrainProgress(f"{self.config.model.family}:{self.config.model.flavor}", self.schedule.planned_steps,
+                             self.state.step, self.state.tokens, self.state.train_seconds, bar=self.progress_bar)
 
 
 def dataset_shape(manifest: dict[str, Any]) -> dict[str, int]:

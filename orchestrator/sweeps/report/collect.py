@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nightshift.orchestrator.errors import UserError
+from nightshift.orchestrator.sweeps.report.undertrained import undertrained
 from nightshift.orchestrator.tracking.jsonl import metric_series, read_history
 from nightshift.pipelines.sizes import format_size
 from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
 
-RESULT_FIELDS = ("stop_reason", "step", "samples", "tokens", "train_seconds", "tokens_per_s", "parameters",
+RESULT_FIELDS = ("stop_reason", "step", "samples", "tokens", "epochs", "train_seconds", "tokens_per_s", "parameters",
                  "memory_bytes", "peak_rss_mb", "sleeps", "rollbacks", "val_bpb", "val_bytes", "checkpoint",
                  "compute_seconds", "compute", "train_flops", "schedule", "ablations")
 
@@ -127,6 +128,7 @@ def cell_data(store: Store, run_path: str, *, size_bytes: int, state: str | None
     }
     if result is None:
         cell["step"] = status.get("step", 0)
+    cell["undertrained"] = undertrained(cell)
     if error:
         cell["error"] = error
     records = read_history(store, posixpath.join(run_path, "tracking"))

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from nightshift.orchestrator.sweeps.report.collect import ReportData
+from nightshift.orchestrator.sweeps.report.undertrained import MIN_EPOCHS, MIN_STEPS
 from nightshift.pipelines.sizes import format_size
 
 CAPTIONS = {
@@ -75,11 +76,21 @@ def _stop(c: dict[str, Any]) -> str:
     reason = c.get("stop_reason") or c["state"]
     if c.get("error"):
         return f"<span class='bad' title='{_e(c['error'])}'>failed</span>"
+    mark = f"<br><span class='bad'>{_e(c['undertrained'])}</span>" if c.get("undertrained") else ""
     if reason == "budget":
         planned = (c.get("schedule") or {}).get("planned_steps")
         done = "schedule completed" if planned and (c.get("step") or 0) >= planned else "cut short"
-        return f"budget{' ' + format(c['budget_minutes'], 'g') + ' min' if c.get('budget_minutes') else ''}: {done}"
-    return _e(reason)
+        minutes = " " + format(c["budget_minutes"], "g") + " min" if c.get("budget_minutes") else ""
+        return f"budget{minutes}: {done}{mark}"
+    return _e(reason) + mark
+
+
+def _compute(c: dict[str, Any]) -> str:
+    """Budgeted device-seconds, and beside them the compilation the budget left out (a cold cache shows here)."""
+    if c.get("compute_seconds") is None:
+        return "-"
+    compiled = (c.get("compute") or {}).get("compile") or 0.0
+    return f"{c['compute_seconds']:.1f}" + (f" <small>(+{compiled:.1f} compile)</small>" if compiled >= 0.05 else "")
 
 
 def _schedule(c: dict[str, Any]) -> str:
@@ -100,10 +111,10 @@ def cells_table(data: ReportData) -> str:
     for c in sorted(data.cells, key=lambda c: (c["size_bytes"], c["variant"], c["seed"])):
         bpb = f"{c['val_bpb']:.4f}" if c.get("val_bpb") is not None else f"<span class='bad'>{_e(c['state'])}</span>"
         ablations = "<br>".join(f"{_e(p)} {v:.4f}" for p, v in (c.get("ablations") or {}).items()) or "-"
-        num = {k: (f"{c[k]:.1f}" if c.get(k) is not None else "-") for k in ("compute_seconds", "train_seconds")}
+        num = {k: (f"{c[k]:.1f}" if c.get(k) is not None else "-") for k in ("train_seconds",)}
         wall = f"{c['wall_seconds']:.0f}" if c.get("wall_seconds") is not None else "-"
         cells = (f"<td class='l'>{_e(c['variant'])}</td>", f"<td>{_e(c['size'])}</td>", f"<td>{c['seed']}</td>",
-                 f"<td>{bpb}</td>", f"<td>{ablations}</td>", f"<td>{num['compute_seconds']}</td>",
+                 f"<td>{bpb}</td>", f"<td>{ablations}</td>", f"<td>{_compute(c)}</td>",
                  f"<td>{num['train_seconds']}</td>", f"<td>{wall}</td>", f"<td>{fmt_count(c.get('tokens_per_s'))}</td>",
                  f"<td>{c.get('step') or 0:,}</td>", f"<td class='l'>{_schedule(c)}</td>",
                  f"<td>{fmt_count(c.get('tokens'))}</td>", f"<td>{fmt_count(c.get('parameters'))}</td>",
@@ -229,9 +240,11 @@ code length of the same validation bytes given the training text{_ref_text(data)
 <h2>Every cell</h2>
 <p class="meta">Bold rows: the lowest bits/byte per dataset size (and seed). Compute s: device-seconds of all work
 but evaluation and checkpoints (train steps, data loading, sleep / consolidation; what budgets bound); train s: the
-train steps alone; wall s: the whole cell, evaluations and checkpoints included. Schedule: the LR schedule fitted to
+train steps alone; wall s: the whole cell, evaluations and checkpoints included. Compilation (torch.compile's
+warm-up, long on a cold cache) is outside the budget and shown beside it. Schedule: the LR schedule fitted to
 the planned steps ("budget": planned from the measured cost of the first steps). Params: trainable parameters;
-memory: non-parametric memory (episodes, prototypes, counts, units).</p>
+memory: non-parametric memory (episodes, prototypes, counts, units). Undertrained: fewer than {MIN_STEPS} steps and
+less than {MIN_EPOCHS:g} epoch of the training tokens; compare such a cell with care.</p>
 {cells_table(data)}
 <h2>Samples</h2>
 <p class="meta">Generated from the same fixed prompts for every cell, at the end of training.</p>

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import boto3
@@ -18,11 +19,17 @@ def test_train_run_round_trips_through_mlflow_server_with_s3_artifacts(
         store_dir: Path, pg19_bytes: str, mlflow_server, s3_server) -> None:
     from mlflow.tracking import MlflowClient
 
-    out = nightshift("train", "--dataset", pg19_bytes, "--model", "transformer:debug", "--steps", "12",
-                     "--set", "eval_every=6", "--set", "log_every=3", "--set", "sample_tokens=8",
+    out = nightshift("--progress-seconds", "0.001", "train", "--dataset", pg19_bytes, "--model", "transformer:debug",
+                     "--steps", "12", "--set", "eval_every=6", "--set", "log_every=3", "--set", "sample_tokens=8",
                      "--store", str(store_dir), "--tracking-uri", mlflow_server.uri, "--no-progress", "--json",
                      env=s3_server.env)
     result = json.loads(out.stdout)
+    # the terminal without a TTY: our progress lines (step, loss, tokens/s, ETA; evaluations), nothing of MLflow's
+    lines = out.stderr.splitlines()
+    steps = [line for line in lines if re.search(r"transformer:debug step \d+/12 \(\d+%\)", line)]
+    assert len(steps) >= 6 and "loss " in steps[-1] and " tok/s  eta " in steps[-1]
+    assert any("step 6: val bits/byte" in line for line in lines)
+    assert not [line for line in lines if "INFO" in line or "Warning" in line or "warn" in line.lower()], lines
     client = MlflowClient(tracking_uri=mlflow_server.uri)
     experiment = client.get_experiment_by_name("local-pg19")
     assert experiment is not None

@@ -1,6 +1,6 @@
 """What `ray job submit` runs: `nightshift train` with the Ray backend, on the cluster it was submitted to.
 
-    ray job submit --address http://HEAD:8265 --working-dir . -- \\
+    ray job submit --address http://HEAD:8265 --runtime-env infra/ray/runtime_env.yaml -- \\
         python jobs/train.py --dataset ID --model transformer:tiny --workers 4 --tracking-uri http://mlflow:5000
 
 Same flags as `nightshift train`; `--backend` defaults to `ray` here. The job's

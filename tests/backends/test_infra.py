@@ -139,3 +139,23 @@ def test_infra_readme_has_a_section_per_deployment() -> None:
     text = (INFRA / "README.md").read_text()
     for heading in ("docker compose", "ray up", "ray job submit", "KubeRay", "Modal"):
         assert re.search(rf"^##+ .*{re.escape(heading)}", text, flags=re.MULTILINE | re.IGNORECASE), heading
+
+
+def test_the_ray_jobs_runtime_env_ships_the_pinned_requirements() -> None:
+    """infra/ray/requirements.txt is exactly pyproject's dependencies at CI's pins (regenerate it when they
+    change), and the runtime env is one Ray accepts (its own validation); the loopback job submits with it."""
+    from ray.runtime_env import RuntimeEnv
+
+    from nightshift.orchestrator.backends.requirements import pinned, requirements_txt
+
+    assert (INFRA / "ray" / "requirements.txt").read_text() == requirements_txt()
+    listed = [p for p in requirements_txt().splitlines() if not p.startswith("#")]
+    assert listed == pinned() and all("==" in p for p in listed) and not any("+cpu" in p for p in listed)
+    env = load("ray/runtime_env.yaml")
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # its paths are relative to where `ray job submit` runs: the checkout
+    try:
+        parsed = RuntimeEnv(**env)
+    finally:
+        os.chdir(cwd)
+    assert [p for p in parsed["pip"]["packages"] if not p.startswith("#")] == listed and env["working_dir"] == "."

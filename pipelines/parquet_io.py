@@ -10,35 +10,43 @@ has (see hub.py), so local and hub parquet share this reader.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import BinaryIO
 
 from nightshift.pipelines.errors import DataError
 
 BATCH_BYTES = 1 << 20  # decoded text per record batch: a pg19 book or ~150 web pages
 
+# a URL or path, or an opener (a data file's `open`: local, s3://, https:// alike through fsspec)
+ParquetSource = str | Callable[[], AbstractContextManager[BinaryIO]]
 
-def _open(url: str) -> BinaryIO:
+
+def _open(src: ParquetSource) -> AbstractContextManager[BinaryIO]:
     import fsspec
 
-    return fsspec.open(url, "rb").open() if "://" in url else open(url, "rb")
+    if callable(src):
+        return src()
+    return fsspec.open(src, "rb").open() if "://" in src else open(src, "rb")
 
 
-def parquet_columns(url: str) -> list[str]:
+def parquet_columns(src: ParquetSource, name: str | None = None) -> list[str]:
     import pyarrow.parquet as pq
 
     try:
-        with _open(url) as fh:
+        with _open(src) as fh:
             return list(pq.ParquetFile(fh).schema_arrow.names)
-    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
-        raise DataError(f"{url!r} is not a readable parquet file ({type(exc).__name__}: {exc})") from None
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError (and so is DataError: a named file)
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"{name or src!r} is not a readable parquet file ({type(exc).__name__}: {exc})") from None
 
 
-def parquet_rows(url: str, columns: list[str]) -> Iterator[dict]:
+def parquet_rows(src: ParquetSource, columns: list[str]) -> Iterator[dict]:
     """Rows of `columns` (those present), one row group in memory at a time."""
     import pyarrow.parquet as pq
 
-    with _open(url) as fh:
+    with _open(src) as fh:
         pf = pq.ParquetFile(fh, pre_buffer=False)
         present = [c for c in columns if c in pf.schema_arrow.names]
         meta = pf.metadata

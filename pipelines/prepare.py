@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from nightshift.pipelines.errors import DataError
@@ -23,8 +22,9 @@ from nightshift.pipelines.progress import PrepareProgress
 from nightshift.pipelines.reader import INTENT, MANIFEST
 from nightshift.pipelines.shards import ShardTask
 from nightshift.pipelines.sizes import format_size
-from nightshift.pipelines.sources import HUB_SOURCES, Source, open_source
-from nightshift.pipelines.split import DRAW, SPLIT_RULES, SPLITS, PlanStats, plan_shards, resolve_rule
+from nightshift.pipelines.source_spec import canonical_source, parse_source
+from nightshift.pipelines.sources import Source, open_source
+from nightshift.pipelines.split import RULES, SPLIT_RULES, SPLITS, PlanStats, plan_shards, resolve_rule
 from nightshift.pipelines.store import FileSpec, Store, StoreFullError
 from nightshift.pipelines.tokenizers import TOKENIZER_NAMES, Tokenizer, load_tokenizer, token_dtype
 from nightshift.pipelines.workers import RayPool, ShardWriter, run_in_process
@@ -43,16 +43,16 @@ LEDGER = FileSpec(
 class PrepareConfig:
     """Everything that decides the bytes of a dataset; all of it goes into the dataset id."""
 
-    source: str  # pg19 | fineweb | fineweb-edu | tinystories | local:PATH
+    source: str  # pg19 | fineweb | fineweb-edu | tinystories | hf:OWNER/REPO[:CONFIG][@REVISION] | local:PATH | URL
     max_bytes: int = 10_000_000  # UTF-8 bytes of training text (the last document is cut to fit)
     valid_bytes: int = 1_000_000  # UTF-8 bytes of validation text, the same for every max_bytes
     valid_docs: int = 32  # validation spans this many documents (a share of each); 0: whole docs in order
     tokenizer: str = "gpt2"  # gpt2 | r50k_base | cl100k_base | o200k_base | bytes
     text_field: str = "text"
     id_field: str | None = None  # None: `id`, else `url`, else a sha256 of the text
-    config: str | None = None  # HF config name (fineweb: sample-10BT)
-    revision: str | None = None  # HF revision (branch, tag or commit)
-    split_rule: str = "auto"  # auto: the source's own split if it has one, else hash of the doc id
+    config: str | None = None  # HF config name of an alias (fineweb: sample-10BT); an hf: source holds its own
+    revision: str | None = None  # HF revision (branch, tag or commit) of an alias; an hf: source holds its own
+    split_rule: str = "auto"  # auto: the source's own split, else by offset for one document, else by doc-id hash
     valid_permille: int = 50  # hash rule: share of doc ids (per mille) assigned to validation
     split_seed: int = 0  # hash rule: salt of the doc-id hash
     shard_bytes: int = 4_000_000  # target UTF-8 text bytes per shard (documents are never split)
@@ -70,10 +70,10 @@ class PrepareConfig:
             raise DataError(f"valid_docs must be a whole number >= 0 (0: whole documents), got {self.valid_docs!r}")
         if not 0 < self.valid_permille < 1000:
             raise DataError(f"valid_permille must be in 1..999, got {self.valid_permille!r}")
-        if self.source.startswith("local:"):  # the same folder named two ways is one dataset
-            object.__setattr__(self, "source", "local:" + str(Path(self.source[6:]).expanduser().resolve()))
-        elif self.source in HUB_SOURCES and self.config is None:
-            object.__setattr__(self, "config", HUB_SOURCES[self.source].default_config)
+        # the same data asked for two ways is one dataset: a folder by two paths, hf: flags folded into the spec
+        source, config, revision = canonical_source(self.source, self.config, self.revision)
+        for name, value in (("source", source), ("config", config), ("revision", revision)):
+            object.__setattr__(self, name, value)
 
     def build(self) -> "PreparePlan":
         source = open_source(self.source, text_field=self.text_field, id_field=self.id_field,
@@ -83,9 +83,9 @@ class PrepareConfig:
         identity = tokenizer.identity()
         data = source.fingerprint()
         payload = {"format": FORMAT, "config": self, "tokenizer": identity, "data": data, "split_rule": rule}
-        slug = f"{_source_slug(self.source)}-{format_size(self.max_bytes)}-{self.tokenizer}"
+        slug = f"{parse_source(self.source).slug}-{format_size(self.max_bytes)}-{self.tokenizer}"
         validation = {"data": data, "rule": rule, "valid_bytes": self.valid_bytes, "text_field": self.text_field,
-                      "id_field": self.id_field, "valid_docs": self.valid_docs, "draw": DRAW}
+                      "id_field": self.id_field, "valid_docs": self.valid_docs, "draw": RULES[rule].draw}
         if rule == "hash":
             validation |= {"valid_permille": self.valid_permille, "split_seed": self.split_seed}
         return PreparePlan(config=self, source=source, tokenizer=tokenizer, rule=rule, identity=identity,
@@ -294,9 +294,3 @@ def _manifest(plan: PreparePlan, entries: dict[str, dict], stats: PlanStats) -> 
                   "source_exhausted": stats.source_exhausted},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-def _source_slug(source: str) -> str:
-    if source.startswith("local:"):
-        return "local-" + (Path(source[6:]).stem or "data")
-    return source

@@ -1,53 +1,46 @@
-"""Where documents come from: HF hub datasets (streamed) or local parquet/jsonl/txt files.
+"""Where documents come from: HF hub datasets, or parquet/jsonl/txt files on disk or behind any fsspec URL.
 
 Every source yields `Document(doc_id, text, split)`. Hub parquet repos are
 resolved to their files by `datasets` (hub.py) and then read by the same
-row-group reader as local parquet (parquet_io.py), so the offline tests on the
-parquet samples exercise the code path the hub uses.
+row-group reader as data files (parquet_io.py), and data files are listed and
+opened through fsspec whether local or remote (data_files.py), so the offline
+tests on local files exercise the code path the hub and buckets use.
 
 A source has its *own* split (pg19, TinyStories, a folder of train/validation
-files) or none (FineWeb): then prepare splits by a hash of the doc id.
+files) or none (FineWeb): then prepare splits by a hash of the doc id, or by
+byte offset when it is one document (split.py). `parts()` gives the same text
+as `documents()` in pieces, so that one long text document never has to fit
+in memory.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import itertools
-import logging
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nightshift.pipelines import hub
+from nightshift.pipelines import hub, hub_exports
+from nightshift.pipelines.data_files import DataFile, list_files
 from nightshift.pipelines.errors import DataError
-from nightshift.pipelines.local_files import clean_text, jsonl_columns, jsonl_rows, txt_documents
+from nightshift.pipelines.local_files import (
+    clean_text,
+    jsonl_columns,
+    jsonl_rows,
+    txt_documents,
+    txt_pieces,
+    txt_separator,
+)
 from nightshift.pipelines.parquet_io import parquet_columns, parquet_rows
+from nightshift.pipelines.source_spec import ACCEPTED, HUB_SOURCES, HubSpec, parse_source
 
-log = logging.getLogger(__name__)
+__all__ = ["ACCEPTED", "HUB_SOURCES", "Document", "HubSpec", "Part", "Source", "open_source", "text_hash_id"]
 
-FORMATS = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
-SPLIT_WORDS = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
-               "dev": "validation", "test": "test"}
 AUTO_ID_FIELDS = ("id", "url")
 TXT_COLUMNS = ["text"]
-
-
-@dataclass(frozen=True, slots=True)
-class HubSpec:
-    repo: str
-    default_config: str | None
-    splits: tuple[str, ...] | None  # the source's own train/validation split names, if it has them
-
-
-HUB_SOURCES: dict[str, HubSpec] = {
-    "pg19": HubSpec("deepmind/pg19", None, ("train", "validation")),
-    "fineweb": HubSpec("HuggingFaceFW/fineweb", "sample-10BT", None),
-    "fineweb-edu": HubSpec("HuggingFaceFW/fineweb-edu", "sample-10BT", None),
-    "tinystories": HubSpec("roneneldan/TinyStories", None, ("train", "validation")),
-}
-ACCEPTED = ", ".join([*HUB_SOURCES, "local:PATH"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +51,24 @@ class Document:
     replaced: int = 0  # invalid UTF-8 sequences turned into U+FFFD
 
 
+@dataclass(frozen=True, slots=True)
+class Part:
+    """A piece of one document, in order: a text file's long documents come in pieces, every other one whole."""
+
+    text: str
+    doc_id: str | None  # None: the document has no id of its own (its text hash, known only at its end)
+    last: bool  # the document's last piece
+    replaced: int = 0
+
+
 def text_hash_id(text: str) -> str:
     """A stable id for rows without one: the same text always lands in the same split."""
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    return hash_id(hashlib.sha256(text.encode("utf-8")))
 
 
-@dataclass(frozen=True, slots=True)
-class LocalFile:
-    path: Path
-    rel: str
-    format: str
-    split: str | None
+def hash_id(h: Any) -> str:
+    """`text_hash_id` from a sha256 fed the text's UTF-8 bytes (a document read in pieces)."""
+    return "sha256:" + h.hexdigest()[:24]
 
 
 @dataclass(slots=True)
@@ -81,22 +81,35 @@ class Source:
     config: str | None = None
     revision: str | None = None
     hub: HubSpec | None = None
-    root: Path | None = None
-    files: list[LocalFile] = field(default_factory=list)
-    _resolved: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
+    root: str | None = None
+    files: list[DataFile] = field(default_factory=list)
+    list_hub_files: hub_exports.ListFiles = field(default=hub_exports.hub_listing, repr=False)
+    _resolved: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def has_splits(self) -> bool:
         if self.hub is not None:
+            if self.hub.splits_from_hub:
+                names = self._cached("splits", lambda: hub.split_names(*self._hub_args()))
+                return {"train", "validation"} <= set(names)
             return self.hub.splits is not None
         return any(f.split == "validation" for f in self.files) and any(f.split == "train" for f in self.files)
 
+    def hub_location(self) -> hub_exports.HubLocation:
+        """Where the hub data is read from: an alias of a script repo resolves to a whole parquet copy."""
+        def resolve() -> hub_exports.HubLocation:
+            if self.hub.mirror and self.revision is None:
+                return hub_exports.whole_parquet(self.hub.repo, self.hub.mirror, self.config,
+                                                 self.hub.splits or ("train",), self.list_hub_files)
+            return hub_exports.HubLocation(self.hub.repo, self.revision)
+        return self._cached("location", resolve)
+
     def fingerprint(self) -> dict[str, Any]:
-        """What the data *is*: hub repo/config/revision, or each local file's name, size and sha256."""
+        """What the data *is*: hub repo/config/revision, or each file's name, size and content hash."""
         if self.hub is not None:
-            return {"repo": self.hub.repo, "config": self.config, "revision": self.revision}
-        return {"files": [{"path": f.rel, "bytes": f.path.stat().st_size, "sha256": _file_sha256(f.path)}
-                          for f in self.files]}
+            where = self.hub_location()
+            return {"repo": where.repo, "config": self.config, "revision": where.revision}
+        return {"files": [f.fingerprint() for f in self.files]}
 
     def check(self) -> None:
         """Open the data and check the text/id fields before anything is written."""
@@ -108,7 +121,7 @@ class Source:
             urls = self._hub_files(split or "train")
             if urls is not None:
                 return parquet_columns(urls[0])
-            ds = hub.stream(self.hub.repo, self.config, self.revision, split or "train")
+            ds = hub.stream(*self._hub_args(), split or "train")
             cols = ds.column_names
             if cols is None:
                 first = next(iter(ds), None)
@@ -116,16 +129,61 @@ class Source:
             return list(cols)
         found: list[str] = []
         for f in self._files(split):
-            cols = (TXT_COLUMNS if f.format == "txt" else jsonl_columns(f.path) if f.format == "jsonl"
-                    else parquet_columns(str(f.path)))
-            found += [c for c in cols if c not in found]
+            found += [c for c in _COLUMNS[f.format](f) if c not in found]
         return found
+
+    def documents(self, split: str | None = None) -> Iterator[Document]:
+        """Documents of one of the source's own splits (or of everything when split is None)."""
+        if self.hub is not None:
+            urls = self._hub_files(split or "train")
+            if urls is not None:
+                yield from self._parquet_docs(urls, split)
+            else:
+                yield from self._dataset_docs(hub.stream(*self._hub_args(), split or "train"), split)
+            return
+        for fmt, group in itertools.groupby(self._files(split), key=lambda f: f.format):
+            yield from _READERS[fmt](self, list(group), split)
+
+    def parts(self, split: str | None = None) -> Iterator[Part]:
+        """The text of `documents(split)` in order, a long text-file document in pieces of about 1 MB."""
+        if self.hub is not None:
+            for doc in self.documents(split):
+                yield Part(doc.text, doc.doc_id, True, doc.replaced)
+            return
+        for fmt, group in itertools.groupby(self._files(split), key=lambda f: f.format):
+            if fmt == "txt":
+                for f in group:
+                    yield from _txt_parts(f, self.separator(f))
+            else:
+                for doc in _READERS[fmt](self, list(group), split):
+                    yield Part(doc.text, doc.doc_id, True, doc.replaced)
+
+    def count_documents(self, limit: int) -> int:
+        """Non-blank documents, counting no further than `limit` (a one-document file is read through once)."""
+        count = 0
+        for part in self.parts("train" if self.has_splits else None):
+            if part.last and (part.doc_id is None or part.text.strip()):  # text files give no blank documents
+                count += 1
+                if count >= limit:
+                    break
+        return count
+
+    def separator(self, file: DataFile) -> bytes | None:
+        """A text file's document separator, found once per source (it takes a pass over the file)."""
+        return self._cached(f"separator:{file.path}", lambda: txt_separator(file))
+
+    def _cached(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self._resolved:
+            self._resolved[key] = make()
+        return self._resolved[key]
+
+    def _hub_args(self) -> tuple[str, str | None, str | None]:
+        where = self.hub_location()
+        return where.repo, self.config, where.revision
 
     def _hub_files(self, split: str) -> list[str] | None:
         """Resolved once per split (it asks the hub)."""
-        if split not in self._resolved:
-            self._resolved[split] = hub.parquet_files(self.hub.repo, self.config, self.revision, split)
-        return self._resolved[split]
+        return self._cached(f"files:{split}", lambda: hub.parquet_files(*self._hub_args(), split))
 
     def _check_columns(self, cols: list[str], split: str | None) -> None:
         where = f"{self.spec}" + (f" ({split} split)" if split else "")
@@ -136,37 +194,15 @@ class Source:
             raise DataError(f"--id-field {self.id_field!r} is not a column of {where}; "
                             f"columns: {', '.join(cols) or '(none)'}")
 
-    def documents(self, split: str | None = None) -> Iterator[Document]:
-        """Documents of one of the source's own splits (or of everything when split is None)."""
-        if self.hub is not None:
-            urls = self._hub_files(split or "train")
-            if urls is not None:
-                yield from self._parquet_docs(urls, split)
-            else:
-                yield from self._dataset_docs(hub.stream(self.hub.repo, self.config, self.revision,
-                                                         split or "train"), split)
-            return
-        for fmt, group in itertools.groupby(self._files(split), key=lambda f: f.format):
-            files = list(group)
-            if fmt == "parquet":
-                yield from self._parquet_docs([str(f.path) for f in files], split)
-            elif fmt == "jsonl":
-                for f in files:
-                    yield from self._rows_to_docs(jsonl_rows(f.path), split, None)
-            else:
-                for f in files:
-                    for text in txt_documents(f.path):
-                        yield _make_doc(None, text, split)
-
-    def _parquet_docs(self, urls: list[str], split: str | None) -> Iterator[Document]:
-        for url in urls:
-            cols = parquet_columns(url)
+    def _parquet_docs(self, srcs: list[Any], split: str | None, names: list[str] | None = None) -> Iterator[Document]:
+        for i, src in enumerate(srcs):
+            cols = parquet_columns(src, names[i] if names else None)
             self._check_columns(cols, split)
             id_field = self.id_field or next((c for c in AUTO_ID_FIELDS if c in cols), None)
             keep = [c for c in dict.fromkeys((self.text_field, id_field)) if c]
-            yield from self._rows_to_docs(parquet_rows(url, keep), split, keep)
+            yield from self._rows_to_docs(parquet_rows(src, keep), split, keep)
 
-    def _files(self, split: str | None) -> list[LocalFile]:
+    def _files(self, split: str | None) -> list[DataFile]:
         if split is None:
             return list(self.files)
         return [f for f in self.files if f.split == split]
@@ -195,61 +231,54 @@ class Source:
             yield _make_doc(None if raw_id is None or raw_id == "" else str(raw_id), row[self.text_field], split)
 
 
+def _txt_parts(file: DataFile, separator: bytes | None) -> Iterator[Part]:
+    """Decoded as the whole document would be: invalid bytes become U+FFFD, counted, even across pieces."""
+    decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+    for piece, first, last in txt_pieces(file, separator=separator):
+        if first:
+            decoder.reset()
+        text, replaced = clean_text(decoder.decode(piece, final=last))
+        yield Part(text, None, last, replaced)
+
+
 def _make_doc(doc_id: str | None, text: Any, split: str | None) -> Document:
     text = "" if text is None else str(text)
     text, replaced = clean_text(text)
     return Document(doc_id=doc_id or text_hash_id(text), text=text, split=split, replaced=replaced)
 
 
+def _read_parquet(source: Source, files: list[DataFile], split: str | None) -> Iterator[Document]:
+    return source._parquet_docs([f.open for f in files], split, [f.name for f in files])
+
+
+def _read_jsonl(source: Source, files: list[DataFile], split: str | None) -> Iterator[Document]:
+    for f in files:
+        yield from source._rows_to_docs(jsonl_rows(f), split, None)
+
+
+def _read_txt(source: Source, files: list[DataFile], split: str | None) -> Iterator[Document]:
+    for f in files:
+        for text in txt_documents(f, source.separator(f)):
+            yield _make_doc(None, text, split)
+
+
+_READERS: dict[str, Callable[[Source, list[DataFile], str | None], Iterator[Document]]] = {
+    "parquet": _read_parquet, "jsonl": _read_jsonl, "txt": _read_txt}
+_COLUMNS: dict[str, Callable[[DataFile], list[str]]] = {
+    "parquet": lambda f: parquet_columns(f.open, f.name), "jsonl": jsonl_columns, "txt": lambda f: list(TXT_COLUMNS)}
+
+
 def open_source(spec: str, *, text_field: str = "text", id_field: str | None = None,
                 config: str | None = None, revision: str | None = None) -> Source:
-    """Parse `--source`: a hub name or `local:PATH` (file or folder)."""
-    if spec in HUB_SOURCES:
-        hub = HUB_SOURCES[spec]
-        return Source(spec=spec, text_field=text_field, id_field=id_field, config=config or hub.default_config,
-                      revision=revision, hub=hub)
-    if not spec.startswith("local:"):
-        raise DataError(f"unknown source {spec!r}; accepted: {ACCEPTED}")
-    root = Path(spec[len("local:"):]).expanduser()
-    if not root.exists():
-        raise DataError(f"local source path {str(root)!r} does not exist; "
-                        "expected a parquet/jsonl/txt file or a folder of them")
-    root = root.resolve()
-    files = _local_files(root)
-    return Source(spec=f"local:{root}", text_field=text_field, id_field=id_field, config=config,
-                  revision=revision, root=root, files=files)
-
-
-def _local_files(root: Path) -> list[LocalFile]:
-    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    found = [p for p in paths if _format(p) is not None]
-    if not found:
-        raise DataError(f"no data files in {str(root)!r}; accepted: {', '.join(sorted(FORMATS))} files")
-    base = root.parent if root.is_file() else root
-    splits = {p: _split_of(p) for p in found}
-    split_mode = all(splits.values()) and {"train", "validation"} <= set(splits.values())
-    if not split_mode and any(splits.values()) and root.is_dir():
-        log.warning("%s: not every file is named by split (train/validation/test); splitting by doc-id hash", root)
-    return [LocalFile(path=p, rel=p.relative_to(base).as_posix(), format=_format(p),
-                      split=splits[p] if split_mode else None) for p in found]
-
-
-def _format(path: Path) -> str | None:
-    return FORMATS.get(path.suffix.lower())
-
-
-def _split_of(path: Path) -> str | None:
-    """`train.parquet`, `validation-00000-of-00001.parquet`, `TinyStories_valid_head.txt` -> its split."""
-    words = re.split(r"[-_.\s]+", path.stem.lower())
-    for word in words:
-        if word in SPLIT_WORDS:
-            return SPLIT_WORDS[word]
-    return None
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
+    """Parse `--source` (source_spec.py) and find its data: a hub repo, or the files of a path or URL."""
+    parsed = parse_source(spec)
+    common = {"text_field": text_field, "id_field": id_field}
+    if parsed.hub is not None:
+        default = parsed.hub.default_config
+        return Source(spec=parsed.text, config=parsed.config or config or default,
+                      revision=parsed.revision or revision, hub=parsed.hub, **common)
+    if parsed.kind == "local" and not Path(parsed.location).exists():
+        raise DataError(f"local source path {parsed.location!r} does not exist; "
+                        "expected a parquet/jsonl/txt file (.gz/.bz2/.zst too) or a folder of them")
+    return Source(spec=parsed.text, config=config, revision=revision, root=parsed.location,
+                  files=list_files(parsed.location), **common)

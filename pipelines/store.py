@@ -84,7 +84,7 @@ class Store:
         if "://" not in url:
             url = str(Path(url).expanduser().resolve())
         try:
-            fs, root = fsspec.core.url_to_fs(url, **_storage_options(url))
+            fs, root = fsspec.core.url_to_fs(url, **storage_options(url))
         except (ValueError, ImportError) as exc:
             raise DataError(
                 f"store URL {url!r} is not usable ({exc}); accepted: a local path, file://, s3://bucket/prefix"
@@ -213,7 +213,7 @@ class Store:
         if not self.url.startswith("s3://"):
             return
         bucket = self.root.split("/", 1)[0]
-        options = _storage_options(self.url)
+        options = storage_options(self.url)
         endpoint = options.get("client_kwargs", {}).get("endpoint_url", "the default AWS endpoint")
         fs = fsspec.filesystem("s3", skip_instance_cache=True, **options,
                                config_kwargs={"connect_timeout": 5, "read_timeout": 20,
@@ -386,7 +386,7 @@ def _access_message(exc: BaseException, url: str, bucket: str, endpoint: str) ->
     return f"store {url} is not usable: {name}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
 
 
-def _storage_options(url: str) -> dict[str, Any]:
+def storage_options(url: str) -> dict[str, Any]:
     """S3 endpoint from the standard AWS_ENDPOINT_URL (MinIO, moto, R2...)."""
     if url.startswith("s3://"):
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")

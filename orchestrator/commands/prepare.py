@@ -7,27 +7,31 @@ import json
 import sys
 
 from nightshift.pipelines.sizes import format_size, parse_size
+from nightshift.pipelines.source_spec import SOURCES_HELP
 from nightshift.pipelines.store import default_store_url
-
-SOURCES_HELP = "pg19 | fineweb | fineweb-edu | tinystories | local:PATH (parquet/jsonl/txt file or folder)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "prepare", help="tokenize a source into Arrow shards + manifest in the store",
-        description="Stream a source, split train/validation (the source's own split, else a hash of the doc id), "
-                    "tokenize on Ray actors and write Arrow shards and a manifest. Re-running a finished "
-                    "prepare is a no-op; a killed one resumes.")
+        description="Stream a source, split train/validation (the source's own split, else by byte offset for "
+                    "one document, else a hash of the doc id), tokenize on Ray actors and write Arrow shards and a "
+                    "manifest. Re-running a finished prepare is a no-op; a killed one resumes.")
     p.add_argument("--source", required=True, help=SOURCES_HELP)
     p.add_argument("--text-field", default="text", help="column holding the text (default: text)")
     p.add_argument("--id-field", default=None, help="column holding a document id (default: id, else url, "
                                                     "else a sha256 of the text)")
-    p.add_argument("--config", default=None, help="HF dataset config (fineweb/fineweb-edu default: sample-10BT)")
-    p.add_argument("--revision", default=None, help="HF dataset revision (branch, tag or commit)")
+    p.add_argument("--hf-config", default=None, metavar="NAME",
+                   help="HF dataset config of an alias (fineweb/fineweb-edu default: sample-10BT); "
+                        "an hf: source names its own: hf:OWNER/REPO:CONFIG")
+    p.add_argument("--revision", default=None,
+                   help="HF dataset revision (branch, tag or commit); an hf: source may name it: hf:OWNER/REPO@REV")
     p.add_argument("--max-bytes", default="10MB", help="training text to keep, e.g. 10MB, 1GB, 123456 (default 10MB)")
     p.add_argument("--valid-bytes", default="1MB", help="validation text, the same for every --max-bytes (default 1MB)")
     p.add_argument("--tokenizer", default="gpt2", help="gpt2 | r50k_base | cl100k_base | o200k_base | bytes")
-    p.add_argument("--split-rule", default="auto", help="auto | source | hash (default auto)")
+    p.add_argument("--split-rule", default="auto",
+                   help="auto | source | hash | offset (validation from the end of the text; auto picks it for "
+                        "a one-document source) (default auto)")
     p.add_argument("--valid-docs", type=int, default=32,
                    help="validation spans this many documents, a slice of each (0: whole documents in order)")
     p.add_argument("--valid-permille", type=int, default=50, help="hash rule: doc ids per 1000 sent to validation")
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from nightshift.pipelines.store import Store
 
     config = PrepareConfig(
-        source=args.source, text_field=args.text_field, id_field=args.id_field, config=args.config,
+        source=args.source, text_field=args.text_field, id_field=args.id_field, config=args.hf_config,
         revision=args.revision, max_bytes=parse_size(args.max_bytes, what="--max-bytes"),
         valid_bytes=parse_size(args.valid_bytes, what="--valid-bytes"), tokenizer=args.tokenizer,
         split_rule=args.split_rule, valid_permille=args.valid_permille, valid_docs=args.valid_docs,

@@ -21,6 +21,10 @@ def blank(tmp_path) -> Path:
 
 BAD = {
     "unknown source": (["--source", "wikipedia"], "unknown source 'wikipedia'; accepted: pg19, fineweb"),
+    "bad hf source": (["--source", "hf:fineweb"],
+                      "bad HF source 'hf:fineweb'; expected hf:OWNER/REPO[:CONFIG][@REVISION]"),
+    "hf config twice": (["--source", "hf:HuggingFaceFW/fineweb:sample-10BT", "--hf-config", "sample-100BT"],
+                        "--hf-config 'sample-100BT' contradicts --source 'hf:HuggingFaceFW/fineweb:sample-10BT'"),
     "missing path": (["--source", "local:/no/such/dir"], "'/no/such/dir' does not exist"),
     "text field": (["--source", "local:{pg19}", "--text-field", "body"],
                    "--text-field 'body' is not a column of local:{pg19} (train split); columns: short_book_title"),

@@ -86,7 +86,8 @@ def test_missing_text_field_in_jsonl_lists_the_columns(tmp_path):
 
 def test_unknown_source_and_missing_path_are_one_line_errors(tmp_path):
     with pytest.raises(DataError, match=r"unknown source 'wikipedia'; accepted: pg19, fineweb, fineweb-edu, "
-                                        r"tinystories, local:PATH"):
+                                        r"tinystories, hf:OWNER/REPO\[:CONFIG\]\[@REVISION\], local:PATH, "
+                                        r"an fsspec URL"):
         open_source("wikipedia")
     with pytest.raises(DataError, match=r"does not exist"):
         open_source(f"local:{tmp_path / 'nope'}")

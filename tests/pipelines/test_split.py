@@ -94,8 +94,8 @@ def test_corpus_without_validation_docs_is_refused_and_cleaned_up(tmp_path):
     path = write_jsonl(tmp_path / "data" / "c.jsonl", [{"text": "only one document", "id": "x"}])
     assert not hash_to_validation("x", seed=0, permille=50)
     store = Store.open(str(tmp_path / "store"))
-    with pytest.raises(DataError, match=r"no validation documents"):
-        prepare(PrepareConfig(source=f"local:{path}"), store, actors=0, progress=False)
+    with pytest.raises(DataError, match=r"no validation documents.*--split-rule offset"):
+        prepare(PrepareConfig(source=f"local:{path}", split_rule="hash"), store, actors=0, progress=False)
     assert store.listdir("datasets") == []
 
 

@@ -43,28 +43,18 @@ CONSTRAINTS_IN_IMAGE = "/root/.ci-constraints.txt"
 
 def image_packages() -> list[str]:
     """The project's own dependencies (pyproject.toml), the list a wheel install would pull."""
-    import tomllib
+    from nightshift.orchestrator.backends.requirements import project_dependencies
 
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    return [d.replace(" ", "") for d in deps]
+    return project_dependencies(ROOT)
 
 
 def pinned(packages: list[str] | None = None) -> list[str]:
     """Each package at the version CI tests (.ci/constraints.txt); the image also installs under the whole
-    file as constraints, so every transitive package is CI's too. PyPI's torch wheel: the CUDA build."""
-    pins: dict[str, str] = {}
-    constraints = ROOT / ".ci" / "constraints.txt"
-    if constraints.exists():
-        for line in constraints.read_text().splitlines():
-            name, sep, version = line.strip().partition("==")
-            if sep:
-                pins[name.lower()] = version.split("+")[0]
-    out = []
-    for spec in packages if packages is not None else image_packages():
-        name = spec.split(">")[0].split("=")[0].split("<")[0]
-        base = name.split("[")[0].lower()
-        out.append(f"{name}=={pins[base]}" if base in pins else spec)
-    return out
+    file as constraints, so every transitive package is CI's too. PyPI's torch wheel: the CUDA build. The same
+    list a Ray job installs (orchestrator/backends/requirements.py, infra/ray/requirements.txt)."""
+    from nightshift.orchestrator.backends import requirements
+
+    return requirements.pinned(packages, ROOT)
 
 
 def secret_names() -> list[str]:
@@ -127,24 +117,28 @@ def giant(flags: dict, store: str | None = None, gpus: int = 1, tracking_uri: st
 
 @app.function(image=image, gpu=DEFAULT_GPU, volumes={VOLUME_MOUNT: volume}, secrets=secrets,
               timeout=MAX_TIMEOUT_S, retries=RETRIES, cpu=DEFAULT_CPU, memory=DEFAULT_MEMORY_MIB)
-def train_run(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None, gpus: int = 1) -> dict:
+def train_run(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None, gpus: int = 1,
+              naming: dict | None = None) -> dict:
     """One run of `nightshift train --backend modal` (its `.remote()` target); resumes after preemption."""
     from nightshift.orchestrator.backends.modal_body import VolumeCommits, train_on_volume
     from nightshift.orchestrator.runs.config import RunConfig
+    from nightshift.orchestrator.tracking.naming import RunNaming
     from nightshift.pipelines.store import Store
 
     uses_volume = not modal.is_local() and store_url.startswith(VOLUME_MOUNT)
     return train_on_volume(RunConfig.from_dict(run), Store.open(store_url), gpus=gpus, tracking_uri=tracking_uri,
-                           commits=VolumeCommits(volume if uses_volume else None), parent_run_id=parent_run_id)
+                           commits=VolumeCommits(volume if uses_volume else None), parent_run_id=parent_run_id,
+                           naming=RunNaming.from_dict(naming))
 
 
 @app.function(image=image, gpu=DEFAULT_GPU, volumes={VOLUME_MOUNT: volume}, secrets=secrets,
               timeout=MAX_TIMEOUT_S, retries=RETRIES, cpu=DEFAULT_CPU, memory=DEFAULT_MEMORY_MIB)
-def sweep_cell(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None) -> dict:
+def sweep_cell(run: dict, store_url: str, tracking_uri: str | None, parent_run_id: str | None,
+               naming: dict | None = None) -> dict:
     """One cell of `nightshift sweep --backend modal` (its `starmap` target); resumes after preemption."""
     from nightshift.orchestrator.backends.body import sweep_cell as body
 
-    return body(run, store_url, tracking_uri, parent_run_id, backend="modal")
+    return body(run, store_url, tracking_uri, parent_run_id, backend="modal", naming=naming)
 
 
 @app.local_entrypoint()
@@ -155,11 +149,14 @@ def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | N
          episodic_buffer_size: int | None = None, rem_cycles: int | None = None, batch_size: int | None = None,
          tokenizer: str | None = None, max_bytes: str = "1GB", valid_bytes: str = "10MB", seed: int = 0,
          sets: str = "", gpu: str = DEFAULT_GPU, store: str | None = None, tracking_uri: str | None = None,
-         dry_run: bool = False, host_memory: str = "") -> None:
+         dry_run: bool = False, host_memory: str = "", container_cpu: float | None = None,
+         container_memory: str = "") -> None:
     """Validate the flags here (seconds), then run on Modal (hours); `--sets "lr=3e-4;n_layer=8"`.
 
     The pre-flight plan (orchestrator/planning/preflight.py) runs first: `--dry-run` prints it and stops; without it a
-    run that cannot fit the device (or `--host-memory`, e.g. 200GB) is refused before any GPU starts.
+    run that cannot fit the device (or `--host-memory`, e.g. 200GB) is refused before any GPU starts. The
+    container reserves the plan's cores and host memory (its `container` line); `--container-cpu 16` and
+    `--container-memory 64GB` ask for other figures (less memory than the run needs is refused).
     """
     import json
 
@@ -191,6 +188,9 @@ def checked_plan(args: dict):  # noqa: ANN201 - (GiantFlags, Plan, gpu count)
     check_world(config, gpus)
     host = args.get("host_memory")
     plan = plan_giant(flags, gpu, host_memory=parse_size(host, what="--host-memory") if host else None)
+    memory = args.get("container_memory")
+    plan.override_container(args.get("container_cpu"),
+                            parse_size(memory, what="--container-memory") if memory else None)
     return flags, plan, gpus
 
 

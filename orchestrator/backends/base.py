@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Protocol
 
 from nightshift.orchestrator.errors import UserError
 from nightshift.orchestrator.runs.config import RunConfig
+from nightshift.orchestrator.tracking.naming import RunNaming
 from nightshift.pipelines.store import Store
 
 # name -> "module:class"; the module is imported when the backend is first asked for
@@ -56,6 +57,7 @@ class TrainOptions:
     # Called on every rank after each checkpoint (in-process runs only; e.g. a Modal Volume commit).
     checkpoint_callback: Callable[[dict[str, Any]], None] | None = None
     env_backend: str | None = None  # what an in-process run records as its backend (default: the backend's name)
+    naming: RunNaming | None = None  # --experiment / --run-name / --tag, resolved by the launcher
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +71,7 @@ class CellOptions:
     cpus_per_cell: float = 1.0  # Ray: CPUs per cell task
     stop: StopFlag | None = None  # local: no new cell starts once it is requested
     on_start: Callable[[int], None] | None = None  # local: called with a cell's index before it trains
+    naming: RunNaming | None = None  # every cell's experiment and tags (RunNaming.for_cells)
 
 
 class Backend(Protocol):

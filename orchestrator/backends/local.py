@@ -33,13 +33,14 @@ class LocalBackend:
             env = Env(backend=options.env_backend or self.name)
             return train_in_process(config, store.url, env, options.tracking_uri, options.progress,
                                     checkpoint_callback=options.checkpoint_callback,
-                                    parent_run_id=options.parent_run_id)
+                                    parent_run_id=options.parent_run_id, naming=options.naming)
         if options.parent_run_id:
             log.warning("nesting under sweep run %s is not wired for local multi-process runs; run %s is "
                         "tracked on its own", options.parent_run_id, config.run_id)
         from nightshift.orchestrator.backends.local_ddp import run_local_ddp
 
-        return run_local_ddp(config, store.url, options.workers, options.tracking_uri, options.progress)
+        return run_local_ddp(config, store.url, options.workers, options.tracking_uri, options.progress,
+                             naming=options.naming)
 
     def run_cells(self, configs: Sequence[RunConfig], store: Store, options: CellOptions) -> Iterator[CellResult]:
         for index, config in enumerate(configs):
@@ -49,7 +50,8 @@ class LocalBackend:
                 options.on_start(index)
             try:
                 result = sweep_cell(config.to_dict(), store.url, options.tracking_uri, options.parent_run_id,
-                                    threads=options.threads, progress=options.progress)
+                                    threads=options.threads, progress=options.progress,
+                                    naming=options.naming.to_dict() if options.naming else None)
             except Exception as exc:
                 if isinstance(exc, USER_ERRORS):
                     log.error("cell %s failed: %s", config.run_id, exc)

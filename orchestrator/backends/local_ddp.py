@@ -18,6 +18,7 @@ import torch.multiprocessing as mp
 from nightshift import collectives
 from nightshift.orchestrator.errors import UserError
 from nightshift.orchestrator.runs.config import RunConfig
+from nightshift.orchestrator.tracking.naming import RunNaming
 from nightshift.orchestrator.training.runtime import Env, resolve_device
 
 
@@ -42,7 +43,7 @@ def rank_device(spec: str, rank: int, world: int) -> torch.device:
 
 
 def _worker(rank: int, world: int, port: int, config_dict: dict, store_url: str,
-            tracking_uri: str | None, progress: bool, results: Any) -> None:
+            tracking_uri: str | None, progress: bool, results: Any, naming: RunNaming | None = None) -> None:
     from nightshift.orchestrator.backends.body import train_in_process
 
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
@@ -55,7 +56,7 @@ def _worker(rank: int, world: int, port: int, config_dict: dict, store_url: str,
         result = train_in_process(config, store_url,
                                   Env(rank=rank, world_size=world, local_rank=rank, backend="local",
                                       device=str(device)),
-                                  tracking_uri, progress and rank == 0)
+                                  tracking_uri, progress and rank == 0, naming=naming)
         if rank == 0:
             results.put(result)
     finally:
@@ -63,10 +64,10 @@ def _worker(rank: int, world: int, port: int, config_dict: dict, store_url: str,
 
 
 def run_local_ddp(config: RunConfig, store_url: str, workers: int, tracking_uri: str | None,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, naming: RunNaming | None = None) -> dict[str, Any]:
     rank_device(config.train.device, 0, workers)  # a user error here, not in every spawned rank
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
     mp.start_processes(_worker, args=(workers, _free_port(), config.to_dict(), store_url, tracking_uri,
-                                      progress, results), nprocs=workers, join=True, start_method="spawn")
+                                      progress, results, naming), nprocs=workers, join=True, start_method="spawn")
     return results.get()

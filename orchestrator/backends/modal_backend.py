@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from nightshift.orchestrator.backends.base import CellOptions, CellResult, TrainOptions, check_workers, error_line
 from nightshift.orchestrator.errors import UserError
 from nightshift.orchestrator.runs.config import RunConfig
+from nightshift.orchestrator.tracking.naming import RunNaming
 from nightshift.pipelines.store import Store
 
 MODAL_APP_ENV = "NIGHTSHIFT_MODAL_APP"  # the deployed app holding `train_run` and `sweep_cell`
@@ -51,7 +52,7 @@ class ModalBackend:
         """`starmap` over the cells on the deployed app's `sweep_cell` function."""
         self.check(store)
         fn = deployed("sweep_cell")
-        args = modal_args(configs, store.url, options.tracking_uri, options.parent_run_id)
+        args = modal_args(configs, store.url, options.tracking_uri, options.parent_run_id, options.naming)
         for index, result in enumerate(fn.starmap(args, order_outputs=True, return_exceptions=True)):
             if isinstance(result, BaseException):
                 yield index, None, error_line(result)
@@ -60,15 +61,17 @@ class ModalBackend:
 
 
 def train_args(config: RunConfig, store_url: str, options: TrainOptions) -> tuple[Any, ...]:
-    """jobs/giant.py's `train_run(run, store_url, tracking_uri, parent_run_id, gpus)`."""
-    return config.to_dict(), store_url, options.tracking_uri, options.parent_run_id, options.workers
+    """jobs/giant.py's `train_run(run, store_url, tracking_uri, parent_run_id, gpus, naming)`."""
+    return (config.to_dict(), store_url, options.tracking_uri, options.parent_run_id, options.workers,
+            options.naming.to_dict() if options.naming else None)
 
 
 def modal_args(configs: Sequence[RunConfig], store_url: str, tracking_uri: str | None,
-               parent: str | None) -> list[tuple[Any, ...]]:
+               parent: str | None, naming: RunNaming | None = None) -> list[tuple[Any, ...]]:
     """The positional arguments of each `starmap` call: jobs/giant.py's `sweep_cell(run, store_url,
-    tracking_uri, parent_run_id)` (it sets backend="modal" itself)."""
-    return [(c.to_dict(), store_url, tracking_uri, parent) for c in configs]
+    tracking_uri, parent_run_id, naming)` (it sets backend="modal" itself)."""
+    plain = naming.to_dict() if naming else None
+    return [(c.to_dict(), store_url, tracking_uri, parent, plain) for c in configs]
 
 
 def deployed(function: str) -> Any:

@@ -23,6 +23,7 @@ from nightshift.orchestrator.checkpointing.trail import CheckpointTrail
 from nightshift.orchestrator.errors import AttemptInterrupted
 from nightshift.orchestrator.runs.config import RunConfig
 from nightshift.orchestrator.runs.giant import GiantFlags, check_world, giant_run_config, tokenizer_for
+from nightshift.orchestrator.tracking.naming import RunNaming
 from nightshift.pipelines.store import Store
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def run_giant(flags: GiantFlags, *, store_url: str, gpus: int = 0, tracking_uri:
 
 def train_on_volume(config: RunConfig, store: Store, *, gpus: int = 0, tracking_uri: str | None = None,
                     commits: VolumeCommits | None = None, progress: bool = False,
-                    parent_run_id: str | None = None) -> dict[str, Any]:
+                    parent_run_id: str | None = None, naming: RunNaming | None = None) -> dict[str, Any]:
     """Train or resume `config` in this container through the local backend, committing the Volume after
     every checkpoint (one rank: the trainer's callback; several: a watcher on the trail) and at the end."""
     from nightshift.orchestrator.backends.base import TrainOptions
@@ -93,7 +94,8 @@ def train_on_volume(config: RunConfig, store: Store, *, gpus: int = 0, tracking_
     log.info("modal run %s: %s at step %d of %d", config.run_id, "resuming" if latest else "starting",
              latest["step"] if latest else 0, config.train.steps)
     options = TrainOptions(workers=max(1, gpus), tracking_uri=tracking_uri, progress=progress,
-                           parent_run_id=parent_run_id, checkpoint_callback=commits, env_backend="modal")
+                           parent_run_id=parent_run_id, checkpoint_callback=commits, env_backend="modal",
+                           naming=naming)
     if options.workers == 1:
         result = LocalBackend().train(config, store, options)
     else:

@@ -27,6 +27,7 @@ from nightshift.orchestrator.backends.base import CellOptions, CellResult, Train
 from nightshift.orchestrator.backends.body import sweep_cell
 from nightshift.orchestrator.errors import USER_ERRORS, UserError
 from nightshift.orchestrator.runs.config import RunConfig
+from nightshift.orchestrator.tracking.naming import RunNaming
 from nightshift.orchestrator.training.runtime import Env
 from nightshift.pipelines.store import FileSpec, Store, StoreFileError, parse_json
 
@@ -48,6 +49,7 @@ class RayJob:
     tracking_uri: str | None
     cpus_per_worker: float
     parent_run_id: str | None = None  # a sweep's tracked run to nest under
+    naming: RunNaming | None = None  # the launcher's --experiment / --run-name / --tag
 
 
 def forwarded_env() -> dict[str, str]:
@@ -68,7 +70,8 @@ class RayBackend:
     def train(self, config: RunConfig, store: Store, options: TrainOptions) -> dict[str, Any]:
         check_workers(options.workers)
         return run_on_ray(config, store.url, workers=options.workers, gpus_per_worker=options.gpus_per_worker,
-                          tracking_uri=options.tracking_uri, parent_run_id=options.parent_run_id)
+                          tracking_uri=options.tracking_uri, parent_run_id=options.parent_run_id,
+                          naming=options.naming)
 
     def run_cells(self, configs: Sequence[RunConfig], store: Store, options: CellOptions) -> Iterator[CellResult]:
         """One Ray task per cell, as many at once as the cluster's CPUs allow; a lost worker retries (and resumes)."""
@@ -76,8 +79,9 @@ class RayBackend:
         cpus = options.cpus_per_cell
         with ray_session.session(num_cpus=cpus, runtime_env={"env_vars": forwarded_env()}):
             task = ray.remote(num_cpus=cpus, max_retries=CELL_RETRIES)(sweep_cell)
+            naming = options.naming.to_dict() if options.naming else None
             pending = {task.remote(c.to_dict(), store.url, options.tracking_uri, options.parent_run_id, self.name,
-                                   max(1, int(cpus))): i for i, c in enumerate(configs)}
+                                   max(1, int(cpus)), naming=naming): i for i, c in enumerate(configs)}
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 index = pending.pop(done[0])
@@ -100,7 +104,8 @@ def max_failures_default() -> int:
 # ----------------------------------------------------------------------------- driver
 def run_on_ray(config: RunConfig, store_url: str, *, workers: int, gpus_per_worker: float = 0.0,
                tracking_uri: str | None = None, cpus_per_worker: float = 1.0, max_failures: int | None = None,
-               address: str | None = None, parent_run_id: str | None = None) -> dict[str, Any]:
+               address: str | None = None, parent_run_id: str | None = None,
+               naming: RunNaming | None = None) -> dict[str, Any]:
     """Train `config` on `workers` Ray Train workers; return rank 0's result dict.
 
     address: a Ray cluster (default `$RAY_ADDRESS`, which `ray job submit` sets); without one,
@@ -118,7 +123,7 @@ def run_on_ray(config: RunConfig, store_url: str, *, workers: int, gpus_per_work
         _warn_if_unschedulable(ray, workers, cpus_per_worker, gpus_per_worker)
         store = Store.open(store_url)
         job = RayJob(run=config.to_dict(), store_url=store_url, tracking_uri=tracking_uri,
-                     cpus_per_worker=cpus_per_worker, parent_run_id=parent_run_id)
+                     cpus_per_worker=cpus_per_worker, parent_run_id=parent_run_id, naming=naming)
         resources = {"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})}
         storage_path, storage_fs = _ray_storage(store)
         trainer = TorchTrainer(
@@ -238,7 +243,7 @@ def _train_worker(loop_config: dict[str, Any]) -> None:
                  pointer["step"], latest["step"] if latest else None)
     reporter = RayCheckpointReporter(store, config, env)
     result = train_in_process(config, job.store_url, env, job.tracking_uri, progress=False,
-                              checkpoint_callback=reporter, parent_run_id=job.parent_run_id)
+                              checkpoint_callback=reporter, parent_run_id=job.parent_run_id, naming=job.naming)
     result["ray"] = {"world_size": env.world_size, "resumed_from_step": latest["step"] if latest else 0,
                      "ray_checkpoint_step": pointer["step"] if pointer else None,
                      "checkpoints_reported": reporter.count}

@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nightshift.pipelines.store import Store, default_store_url
+
+if TYPE_CHECKING:  # imported where used: parsing flags needs no tracking code
+    from nightshift.orchestrator.tracking.naming import RunNaming
 
 
 def add_store_arg(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +36,26 @@ def tracking_uri_of(args: argparse.Namespace) -> str | None:
     from nightshift.orchestrator.tracking.uri import explicit_tracking_uri
 
     return explicit_tracking_uri(getattr(args, "tracking_uri", None))
+
+
+def add_naming_args(parser: argparse.ArgumentParser, *,
+                    run_name: str = "the run's name in MLflow (default: FAMILY:FLAVOR@SIZE)") -> None:
+    parser.add_argument("--experiment", default=None, metavar="NAME",
+                        help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME, else named after the data "
+                             "source)")
+    parser.add_argument("--run-name", default=None, metavar="NAME",
+                        help=run_name)
+    parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                        help="an MLflow tag on the run (repeatable), e.g. --tag team=nlp")
+
+
+def naming_of(args: argparse.Namespace) -> RunNaming:
+    """--experiment (else $MLFLOW_EXPERIMENT_NAME), --run-name, --tag: resolved here, in the launcher, and
+    handed to workers like the tracking URI."""
+    from nightshift.orchestrator.tracking.naming import explicit_naming
+
+    return explicit_naming(getattr(args, "experiment", None), getattr(args, "run_name", None),
+                           getattr(args, "tag", None))
 
 
 def open_store(args: argparse.Namespace) -> Store:

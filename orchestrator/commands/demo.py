@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import argparse
 
-from nightshift.orchestrator.commands.sweep import add_sweep_args, run_and_print, spec_from_args
+from nightshift.orchestrator.commands.sweep import (
+    SWEEP_RUN_NAME_HELP,
+    add_sweep_args,
+    install_config_file,
+    run_and_print,
+    spec_from_args,
+)
 
 # One quick flavor per family (the first that exists); families that do not import are left out.
 DEMO_FLAVORS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -42,16 +48,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_sweep_args(p, {"source": "pg19", "sizes": "1MB,4MB", "models": "auto", "epochs": 1.0,
                        "budget_minutes": 0.5, "valid_bytes": "64KB", "evals": 3})
     add_store_and_output_args(p)
-    p.set_defaults(func=run)
+    install_config_file(p, run)
 
 
 def add_store_and_output_args(p: argparse.ArgumentParser) -> None:
-    from nightshift.orchestrator.commands.common import add_store_arg, add_tracking_arg
+    from nightshift.orchestrator.commands.common import add_naming_args, add_store_arg, add_tracking_arg
 
     p.add_argument("--report", default=None, metavar="DIR",
                    help="where to write the report (default: <store>/sweeps/<sweep id>/report)")
     add_store_arg(p)
     add_tracking_arg(p)
+    add_naming_args(p, run_name=SWEEP_RUN_NAME_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bars (periodic log lines instead)")
     p.add_argument("--json", action="store_true", help="print the sweep's result as JSON")
 

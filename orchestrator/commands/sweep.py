@@ -7,15 +7,19 @@ import os
 import sys
 from typing import Any
 
+from nightshift.orchestrator.commands import config_file
 from nightshift.orchestrator.commands.common import (
+    add_naming_args,
     add_store_arg,
     add_tracking_arg,
     emit_json,
+    naming_of,
     open_store,
     tracking_uri_of,
 )
 from nightshift.orchestrator.errors import UserError
 from nightshift.pipelines.sizes import parse_size
+from nightshift.pipelines.source_spec import SOURCES_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,16 +37,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-report", action="store_true", help="train only; `nightshift report` can run later")
     add_store_arg(p)
     add_tracking_arg(p)
+    add_naming_args(p, run_name=SWEEP_RUN_NAME_HELP)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    p.set_defaults(func=run)
+    install_config_file(p, run)
+
+
+SWEEP_RUN_NAME_HELP = "the sweep's parent run's name in MLflow (default: sweep SIZES x N variants)"
+
+
+def install_config_file(p: argparse.ArgumentParser, run: config_file.Run) -> None:
+    """`--config FILE` for a sweep-shaped command; a sweep's own config.json (its spec) is one too."""
+    config_file.install(p, run, exclusive=[("steps", "tokens", "epochs")], lists=("sizes", "models", "seeds"),
+                        aliases={"sets": "set"})
 
 
 def add_sweep_args(p: argparse.ArgumentParser, defaults: dict[str, Any] | None = None) -> None:
     """The flags that make up a sweep's spec (`nightshift demo` passes its own defaults)."""
     d = defaults or {}
     p.add_argument("--source", default=d.get("source"), required="source" not in d,
-                   help="pg19 | fineweb | fineweb-edu | tinystories | local:PATH")
+                   help=SOURCES_HELP)
     p.add_argument("--sizes", default=d.get("sizes"), required="sizes" not in d,
                    help="training sizes, e.g. 1MB,4MB,16MB")
     p.add_argument("--models", default=d.get("models"), required="models" not in d,
@@ -133,14 +147,18 @@ def progress_printer(enabled: bool):  # noqa: ANN201 - callback
 
 def print_table(cells: list[dict[str, Any]], references: dict[str, dict[str, float]] | None = None) -> None:
     """One row per cell (compute: device-seconds of all work but evaluation), ablations and references beside."""
+    from nightshift.orchestrator.sweeps.report.undertrained import undertrained
+
     print(f"\n{'size':>6}  {'model':<24} {'seed':>4} {'val bits/byte':>13} {'compute s':>9} {'steps':>7} "
           f"{'stop':<8} run  [ablations: bits/byte with the part off]")
     for c in sorted(cells, key=lambda c: (c["size_bytes"], c["model"], c["seed"])):
         bpb = f"{c['val_bpb']:.4f}" if c.get("val_bpb") is not None else c.get("state", "?")
         secs = f"{c['compute_seconds']:,.1f}" if c.get("compute_seconds") is not None else "-"
         ablations = ", ".join(f"{p} {v:.4f}" for p, v in (c.get("ablations") or {}).items()) or "-"
+        mark = undertrained(c)
         print(f"{c['size']:>6}  {c['model']:<24} {c['seed']:>4} {bpb:>13} {secs:>9} {c.get('step') or 0:>7} "
-              f"{c.get('stop_reason') or '':<8} {c['run_id']}{'  [' + ablations + ']' if ablations != '-' else ''}")
+              f"{c.get('stop_reason') or '':<8} {c['run_id']}{'  [' + ablations + ']' if ablations != '-' else ''}"
+              f"{'  (' + mark + ')' if mark else ''}")
     for size, refs in (references or {}).items():
         if refs:
             figures = "  ".join(f"{k} {v:.4f}" for k, v in refs.items())
@@ -157,7 +175,8 @@ def run_and_print(args: argparse.Namespace, spec: Any, *, backend: str = "local"
         report_dir = os.path.abspath(report_dir)
     outcome = run_sweep(spec, store, backend=backend, tracking_uri=tracking_uri_of(args),
                         progress=not args.no_progress, actors=args.actors, cpus_per_cell=cpus_per_cell,
-                        threads=threads, report_dir=report_dir, on_cell=progress_printer(not args.json))
+                        threads=threads, report_dir=report_dir, naming=naming_of(args),
+                        on_cell=progress_printer(not args.json))
     code = 130 if outcome.interrupted else 1 if outcome.failed else 0
     if args.json:
         emit_json({"sweep_id": outcome.sweep_id, "parent_run_id": outcome.parent_run_id, "skipped": outcome.skipped,

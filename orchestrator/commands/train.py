@@ -6,10 +6,13 @@ import argparse
 import logging
 
 from nightshift.orchestrator.backends.base import BACKENDS
+from nightshift.orchestrator.commands import config_file
 from nightshift.orchestrator.commands.common import (
+    add_naming_args,
     add_store_arg,
     add_tracking_arg,
     emit_json,
+    naming_of,
     open_store,
     run_exit_code,
     tracking_uri_of,
@@ -18,6 +21,7 @@ from nightshift.orchestrator.errors import UserError
 from nightshift.orchestrator.runs.config import RunConfig, build_run_config, parse_sets
 from nightshift.orchestrator.runs.folders import find_run
 from nightshift.pipelines.ids import validate_id
+from nightshift.pipelines.source_spec import SOURCES_HELP
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +46,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="Ray: whole GPUs per worker (0: CPU workers)")
     add_store_arg(p)
     add_tracking_arg(p)
+    add_naming_args(p)
     p.add_argument("--register", default=None, metavar="NAME",
                    help="register the run's logged MLflow model as a new version of NAME in the model registry")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.set_defaults(func=run)
+    config_file.install(p, run, exclusive=[("dataset", "source")], translate=config_file.from_run_config)
 
 
 def add_dataset_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("dataset (an id, or a source to prepare first)")
     g.add_argument("--dataset", default=None, metavar="ID", help="a prepared dataset id")
-    g.add_argument("--source", default=None, help="pg19 | fineweb | fineweb-edu | tinystories | local:PATH")
+    g.add_argument("--source", default=None, help=SOURCES_HELP)
     g.add_argument("--max-bytes", default="10MB", help="training text to prepare (default 10MB)")
     g.add_argument("--valid-bytes", default="1MB", help="validation text cap (default 1MB)")
     g.add_argument("--tokenizer", default="gpt2", help="gpt2 | r50k_base | cl100k_base | o200k_base | bytes")
@@ -124,10 +129,11 @@ def run(args: argparse.Namespace) -> int:
     backend = get_backend(args.backend)
     backend.check(store)  # a backend that cannot work here fails before any data is prepared
     registry = registry_uri(args, store)  # a bad --register fails here, before any training
+    naming = naming_of(args)  # a bad --tag too
     config = run_config_from_args(args, store)
     result = backend.train(config, store, TrainOptions(workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                                                        tracking_uri=tracking_uri_of(args),
-                                                       progress=not args.no_progress))
+                                                       progress=not args.no_progress, naming=naming))
     if registry and result.get("stop_reason") in ("finished", "budget"):
         from nightshift.orchestrator.tracking.mlflow_outputs import register_tracked_run
 

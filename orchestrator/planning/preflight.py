@@ -135,6 +135,7 @@ class Plan:
     checkpoint_interval_min: float | None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    container_override: tuple[float | None, int | None] = (None, None)  # cpu, memory MiB the user asked for
 
     @property
     def hours(self) -> float | None:
@@ -157,7 +158,20 @@ class Plan:
         """cpu= and memory= for the launcher, from this plan's host figure (jobs/giant.py asks Modal for them:
         Modal guarantees only what a function requests, by default a fraction of a core and 128 MiB)."""
         memory = max(MIN_MEMORY_MIB, math.ceil(self.host_need * MEMORY_HEADROOM / 2**20))
-        return ContainerRequest(cpu=CPU_PER_GPU * max(1, self.count), memory_mib=memory)
+        cpu, asked = self.container_override
+        return ContainerRequest(cpu=cpu or CPU_PER_GPU * max(1, self.count), memory_mib=asked or memory)
+
+    def override_container(self, cpu: float | None, memory_bytes: float | None) -> None:
+        """The user's own cpu= / memory= (`--container-cpu`, `--container-memory`); less memory than the plan's
+        host figure is a problem (the container would be killed mid-run), less headroom only a choice."""
+        if cpu is not None and cpu <= 0:
+            self.problems.append(f"--container-cpu {cpu:g}: must be > 0 cores")
+        mib = math.ceil(memory_bytes / 2**20) if memory_bytes else None
+        if mib is not None and mib * 2**20 < self.host_need:
+            self.problems.append(f"--container-memory {mib:,} MiB is less than the run's host memory "
+                                 f"({self.host_need / 2**30:.1f} GiB); ask for at least "
+                                 f"{math.ceil(self.host_need / 2**30)}GB, or leave it to the plan")
+        self.container_override = (cpu, mib)
 
     def check(self) -> None:
         """Raise UserError with the first thing that cannot fit (one line)."""
@@ -206,8 +220,10 @@ class Plan:
         ]
         if d.memory is not None:
             req = self.container_request()
-            lines.append(f"  container     cpu={req.cpu:g} memory={req.memory_mib:,} MiB (the host figure x "
-                         f"{MEMORY_HEADROOM:g}, at least {MIN_MEMORY_MIB:,}; what jobs/giant.py requests)")
+            why = ("--container-cpu / --container-memory" if any(v is not None for v in self.container_override)
+                   else f"the host figure x {MEMORY_HEADROOM:g}, at least {MIN_MEMORY_MIB:,}")
+            lines.append(f"  container     cpu={req.cpu:g} memory={req.memory_mib:,} MiB ({why}; what jobs/giant.py "
+                         "requests)")
         if self.samples_per_s:
             lines.append(f"  throughput    {self.samples_per_s * self.seq_tokens:,.0f} tokens/s "
                          f"({self.samples_per_s:,.2f} sequences/s; {self.rate_source})")

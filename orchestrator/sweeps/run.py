@@ -29,6 +29,7 @@ from nightshift.orchestrator.runs.folders import RunDir
 from nightshift.orchestrator.runs.tags import source_tags
 from nightshift.orchestrator.sweeps.record import sweep_dir, write_sweep
 from nightshift.orchestrator.sweeps.spec import SWEEP_TAG, Cell, SweepConfig, SweepPlan, plan_sweep
+from nightshift.orchestrator.tracking.naming import RunNaming
 from nightshift.pipelines.sizes import format_size
 from nightshift.pipelines.store import Store
 
@@ -49,11 +50,12 @@ class SweepOutcome:
 
 def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracking_uri: str | None = None,
               progress: bool = True, actors: int = 0, cpus_per_cell: float = 1.0, threads: int = 0,
-              report_dir: str | None = None,
+              report_dir: str | None = None, naming: RunNaming | None = None,
               on_cell: Callable[[str, dict[str, Any]], None] | None = None) -> SweepOutcome:
     """Plan, open the parent run, train what is not finished, write sweep.json (and a report into report_dir).
 
     threads: torch threads per local cell (0: torch's default); Ray cells use `cpus_per_cell`.
+    naming: `--experiment` (parent and cells), `--run-name` (the parent), `--tag` (parent and cells).
     on_cell(event, cell): "skip", "start" (local), then "finished" / "failed" / "interrupted" per cell.
     """
     from nightshift.orchestrator.training.signals import StopRequest
@@ -61,8 +63,10 @@ def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracki
     runner = get_backend(backend)
     runner.check(store)  # e.g. Modal needs a store it reaches: refused before any size is prepared
     plan = plan_sweep(spec, store, actors=actors, progress=progress)
+    naming = naming or RunNaming()
+    plan.experiment = naming.experiment_or(plan.experiment)  # sweep.json, the parent and every cell agree
     notify = on_cell or (lambda event, info: None)
-    tracker, parent = _open_parent(plan, store, tracking_uri, backend)
+    tracker, parent = _open_parent(plan, store, tracking_uri, backend, naming)
     _references(plan, store, tracker)
 
     def save() -> None:
@@ -83,7 +87,7 @@ def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracki
     stop = StopRequest.install()  # between cells; inside one, the trainer's own handler checkpoints first
     try:
         options = CellOptions(tracking_uri=tracking_uri, parent_run_id=parent, progress=progress, threads=threads,
-                              cpus_per_cell=cpus_per_cell, stop=stop,
+                              cpus_per_cell=cpus_per_cell, stop=stop, naming=naming.for_cells(),
                               on_start=lambda i: notify("start", {**todo[i].to_dict(), "index": i + 1,
                                                                   "total": len(todo)}))
         for index, result, error in runner.run_cells([c.config for c in todo], store, options):
@@ -121,13 +125,15 @@ def run_sweep(spec: SweepConfig, store: Store, *, backend: str = "local", tracki
                         references={format_size(s): d.get("references", {}) for s, d in plan.datasets.items()})
 
 
-def _open_parent(plan: SweepPlan, store: Store, tracking_uri: str | None, backend: str) -> tuple[Any, str | None]:
+def _open_parent(plan: SweepPlan, store: Store, tracking_uri: str | None, backend: str,
+                 naming: RunNaming) -> tuple[Any, str | None]:
     """The sweep's MLflow run (reopened when this sweep id was tracked before) and its id."""
     from nightshift.orchestrator.tracking import build_tracker
     from nightshift.orchestrator.tracking.factory import DISABLED
 
     spec = plan.spec
-    tracker = build_tracker(tracking_uri, store, rank=0, run_prefix=sweep_dir(plan.sweep_id))
+    tracker = build_tracker(tracking_uri, store, rank=0, run_prefix=sweep_dir(plan.sweep_id), naming=naming,
+                            config_artifact="config.json")
     tags = {"nightshift.kind": "sweep", SWEEP_TAG: plan.sweep_id, "sweep.bound": spec.bound["text"],
             "sweep.sizes": ",".join(format_size(s) for s in spec.sizes), "sweep.models": ",".join(spec.models),
             "sweep.seeds": ",".join(map(str, spec.seeds)), "dataset.source": spec.source, "backend": backend,
@@ -172,8 +178,8 @@ def _references(plan: SweepPlan, store: Store, tracker: Any) -> None:
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
-    keys = ("val_bpb", "tokens_per_s", "train_seconds", "tokens", "step", "stop_reason", "parameters",
-            "memory_bytes", "compute_seconds", "schedule", "ablations")
+    keys = ("val_bpb", "tokens_per_s", "train_seconds", "tokens", "epochs", "step", "stop_reason", "parameters",
+            "memory_bytes", "compute_seconds", "compute", "schedule", "ablations")
     return {k: result.get(k) for k in keys}
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from nightshift.orchestrator.errors import UserError
 from nightshift.orchestrator.tracking.base import CompositeTracker, NoopTracker, Tracker
 from nightshift.orchestrator.tracking.jsonl import JsonlTracker
+from nightshift.orchestrator.tracking.naming import RunNaming, named
 from nightshift.orchestrator.tracking.nodes import NodeMetricsTracker
 from nightshift.orchestrator.tracking.uri import (  # noqa: F401 - DISABLED, TRACKING_DB re-exported for callers
     DISABLED,
@@ -84,7 +85,8 @@ def outage_policy(store: Store, prefix: str | None, requested: str | None = None
 
 def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
                   run_prefix: str | Sequence[str] | None = None, enabled: bool = True,
-                  on_unreachable: Literal["auto", "error", "spool"] = "auto", **mlflow_options: Any) -> Tracker:
+                  on_unreachable: Literal["auto", "error", "spool"] = "auto", naming: RunNaming | None = None,
+                  **mlflow_options: Any) -> Tracker:
     """The tracker for one process of a run.
 
     uri: MLflow tracking URI; None means $MLFLOW_TRACKING_URI, else the embedded sqlite DB of a
@@ -100,7 +102,9 @@ def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
     on_unreachable: "error" stops at start with a one-line `UserError` when the server
         is down; "spool" trains on and sends everything when it returns; "auto"
         follows `outage_policy` (spool for a run started before, else error).
-    mlflow_options: passed to `MlflowTracker` (flush/retry intervals, ...).
+    naming: the launcher's `--experiment` / `--run-name` / `--tag` (`tracking.naming`); without an
+        experiment, `$MLFLOW_EXPERIMENT_NAME` of this process, else the caller's default.
+    mlflow_options: passed to `MlflowTracker` (flush/retry intervals, `config_artifact`, ...).
     """
     store = open_store(store)
     uri = resolve_tracking_uri(uri, store)
@@ -132,4 +136,4 @@ def build_tracker(uri: str | None, store: Store | str | None, rank: int, *,
         trackers.append(JsonlTracker(store, f"{prefix}/tracking"))
     if not trackers:
         return NoopTracker()
-    return trackers[0] if len(trackers) == 1 else CompositeTracker(trackers)
+    return named(trackers[0] if len(trackers) == 1 else CompositeTracker(trackers), naming)

@@ -19,6 +19,7 @@ the health probe keeps every later request from waiting on them.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -86,7 +87,8 @@ class MlflowTracker(Tracker):
                  artifact_root: str | None = None, on_unreachable: Literal["error", "spool"] = "error",
                  fallback_hint: str | None = None, flush_interval_s: float = 1.0,
                  retry_interval_s: float = 5.0, probe_timeout_s: float = 3.0,
-                 flush_timeout_s: float = 600.0, system_metrics_s: float | None = 10.0) -> None:
+                 flush_timeout_s: float = 600.0, system_metrics_s: float | None = 10.0,
+                 config_artifact: str | None = None) -> None:
         if on_unreachable not in ("error", "spool"):
             raise ValueError(f"on_unreachable={on_unreachable!r}: expected 'error' or 'spool'")
         self.uri = uri
@@ -115,6 +117,8 @@ class MlflowTracker(Tracker):
         self._system_interval = system_metrics_s  # None: no system metrics
         self._system: SystemMetrics | None = None
         self._node_id: str | None = None  # system metrics under system/<node>/ (runs on several nodes)
+        # Where start() logs the nested params as JSON (a run: "config.json", what `--config FILE` reads back)
+        self._config_artifact = config_artifact
 
     # ----------------------------------------------------------------- public API
 
@@ -162,6 +166,9 @@ class MlflowTracker(Tracker):
             self._open_offline(clean_params, reason)
         self._thread = threading.Thread(target=self._loop, name="nightshift-mlflow", daemon=True)
         self._thread.start()
+        if self._config_artifact:  # the whole config in one file: download it, rerun with `--config`
+            self.log_text(json.dumps(sanitize_structure(dict(params)), indent=2, sort_keys=True) + "\n",
+                          self._config_artifact)
         return self._run_id
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:

@@ -5,8 +5,8 @@ here, so a secret can never reach MLflow (or a JSONL history) by any path:
 keys that name a secret (`aws_secret_access_key`, `hf_token`, `password`,
 `Authorization`...) keep their key but lose their value, and values that look
 like a credential (AWS key ids, HF/GitHub/OpenAI tokens, JWTs, bearer headers,
-passwords inside URLs, or the literal value of a secret environment variable)
-are masked wherever they appear.
+passwords inside URLs, or the literal value of an environment variable whose
+name says credential: `is_secret_env`) are masked wherever they appear.
 
 The length limits mirror `mlflow.utils.validation` (a test pins them) so a long
 config value is truncated here instead of rejected by the server.
@@ -40,6 +40,19 @@ _SECRET_PAIRS = frozenset({
     ("access", "key"), ("api", "key"), ("private", "key"), ("secret", "key"), ("session", "key"),
     ("account", "key"), ("auth", "header"), ("auth", "key"), ("signing", "key"), ("encryption", "key"),
 })
+# Environment variables: names that say credential (a word of the name, or glued into one: `MYAPIKEY`) ...
+_ENV_SECRET_WORDS = frozenset({
+    "password", "passwd", "passphrase", "pwd", "secret", "secrets", "token", "tokens", "credential",
+    "credentials", "key", "keys", "apikey", "accesskey", "secretkey", "privatekey", "sessionkey", "cookie",
+})
+_ENV_SECRET_PARTS = ("password", "passwd", "secret", "apikey", "accesskey", "privatekey", "authtoken", "credential")
+# ... except the shell's own variables and path-like ones, whose values are paths (`MYSQL_PWD` is a secret; `PWD`,
+# the current directory, is not).
+_ENV_NEVER_SECRET = frozenset({
+    "PWD", "OLDPWD", "HOME", "USER", "LOGNAME", "USERNAME", "SHELL", "PATH", "TMPDIR", "TEMP", "TMP", "LANG",
+    "TERM", "HOSTNAME", "PS1", "VIRTUAL_ENV", "CONDA_PREFIX",
+})
+_ENV_PATH_WORDS = frozenset({"path", "paths", "dir", "dirs", "home", "file", "prefix"})
 
 _VALUE_PATTERNS = tuple(re.compile(p) for p in (
     r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b",  # AWS access key ids
@@ -81,9 +94,27 @@ def is_secret_key(key: str) -> bool:
     return any(pair in _SECRET_PAIRS for pair in zip(words, words[1:]))
 
 
+def is_secret_env(name: str) -> bool:
+    """True for an environment variable whose value is a credential (`DB_PASSWORD`, `HF_TOKEN`, `AWS_SECRET_...`).
+
+    Stricter than `is_secret_key`, because every occurrence of such a value is masked in all text: `PWD` is
+    the current directory (masking it turned every recorded path into `[redacted]/store/...`), and the
+    shell's own variables and search paths (`HOME`, `PATH`, `*_DIR`, `*_PATH`) hold paths, never secrets.
+    """
+    if name.upper() in _ENV_NEVER_SECRET:
+        return False
+    words = key_words(name)
+    if not words or words[-1] in _ENV_PATH_WORDS:
+        return False
+    if any(w in _ENV_SECRET_WORDS for w in words):
+        return True
+    joined = "".join(words)
+    return any(s in joined for s in _ENV_SECRET_PARTS)
+
+
 def _env_secret_values() -> list[str]:
     """Values of secret-named environment variables, longest first (read at call time: envs change)."""
-    values = {v for k, v in os.environ.items() if v and len(v) >= _MIN_ENV_SECRET_LENGTH and is_secret_key(k)}
+    values = {v for k, v in os.environ.items() if v and len(v) >= _MIN_ENV_SECRET_LENGTH and is_secret_env(k)}
     return sorted(values, key=len, reverse=True)
 
 

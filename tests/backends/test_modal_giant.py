@@ -119,6 +119,19 @@ def test_the_container_request_follows_the_plan() -> None:
     assert request.cpu == 16.0 and request.memory_mib * 2**20 >= 1.5 * big.host_need > MIN_MEMORY_MIB * 2**20
 
 
+def test_the_container_request_can_be_overridden_but_not_below_the_runs_host_memory() -> None:
+    """`--container-cpu` / `--container-memory` reach the entry point's request (checked_plan, as main calls it)."""
+    giant = load_giant()
+    flags, plan, _ = giant.checked_plan({"max_samples": 1000, "container_cpu": 4.0, "container_memory": "64GB"})
+    plan.check()
+    assert (plan.container_request().cpu, plan.container_request().memory_mib) == (4.0, 64 * 10**9 // 2**20 + 1)
+    assert "--container-cpu / --container-memory" in plan.render()
+    _, short, _ = giant.checked_plan({"max_samples": 1_000_000, "max_attractors": 200_000_000,
+                                      "container_memory": "1GB"})
+    with pytest.raises(UserError, match=r"--container-memory 954 MiB is less than the run's host memory"):
+        short.check()
+
+
 def test_giant_flags_map_onto_the_family_and_the_rest_are_ignored_with_a_warning(caplog) -> None:
     flags = GiantFlags(model="transformer:debug", max_samples=100, context_size=32, max_attractors=10,
                        noise_std=0.5, sleep_every=64, deep_log_every=7, generate_every=9, log_every=3)

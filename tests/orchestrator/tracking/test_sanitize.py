@@ -14,6 +14,7 @@ from nightshift.orchestrator.tracking.sanitize import (
     MAX_TAG_VALUE_LENGTH,
     REDACTED,
     flatten,
+    is_secret_env,
     is_secret_key,
     metric_values,
     redact_text,
@@ -85,6 +86,30 @@ def test_values_of_secret_environment_variables_are_masked_anywhere(monkeypatch:
     monkeypatch.setenv("MY_SERVICE_TOKEN", "opaque-value-9f8e7d")
     tags = sanitize_tags({"cmd": "curl -H x-auth:opaque-value-9f8e7d https://api", "n": "1"})
     assert tags == {"cmd": f"curl -H x-auth:{REDACTED} https://api", "n": "1"}
+
+
+def test_the_current_directory_is_not_a_secret_but_credential_variables_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir = "/some/dir/of/the/researcher"
+    monkeypatch.setenv("PWD", workdir)
+    monkeypatch.setenv("OLDPWD", "/some/earlier/place")
+    monkeypatch.setenv("HOME", "/home/researcher")
+    monkeypatch.setenv("NIGHTSHIFT_CACHE_DIR", "/var/cache/nightshift")
+    secrets = {"AWS_SECRET_ACCESS_KEY": "plain-aws-secret-1", "DB_PASSWORD": "hunter2hunter2",
+               "MLFLOW_TRACKING_PASSWORD": "mlflow-pass-77", "MYSQL_PWD": "mysql-pass-99"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    run_uri = f"{workdir}/store/runs/ds/m/r"
+    tags = sanitize_tags({"run.uri": run_uri, "home": "/home/researcher/x", "cache": "/var/cache/nightshift/a",
+                          "leak": " ".join(secrets.values())})
+    assert tags["run.uri"] == run_uri and tags["home"] == "/home/researcher/x"
+    assert tags["cache"] == "/var/cache/nightshift/a"
+    assert tags["leak"] == " ".join([REDACTED] * len(secrets))
+    assert redact_text(f"result in {workdir}/store/result.json") == f"result in {workdir}/store/result.json"
+    assert sanitize_structure({"checkpoint": f"{workdir}/ckpt.pt"}) == {"checkpoint": f"{workdir}/ckpt.pt"}
+    assert not any(is_secret_env(n) for n in ("PWD", "OLDPWD", "HOME", "USER", "SHELL", "PATH", "PYTHONPATH",
+                                              "LD_LIBRARY_PATH", "TIKTOKEN_CACHE_DIR", "RAY_AUTH_MODE"))
+    assert all(is_secret_env(n) for n in (*secrets, "HF_TOKEN", "OPENAI_API_KEY", "MODAL_TOKEN_SECRET",
+                                          "GITHUB_PAT_CREDENTIAL", "MYAPIKEY"))
 
 
 def test_free_text_and_structures_are_redacted() -> None:

@@ -154,6 +154,15 @@ class LanguageModel(nn.Module):
         """Length T of training windows; the reader yields (B, T + 1) token ids."""
         return self.context_length
 
+    @property
+    def positions_per_row(self) -> int:
+        """Predicted positions (a context window and its next token) one training row (T + 1 tokens) yields.
+
+        The unit every family shares: the giant run's "samples" and the trainer's positions cadences count
+        it. A next-token model predicts all T; a family that stores only full windows predicts fewer.
+        """
+        return self.train_seq_len
+
     # --------------------------------------------------------------- training
     def forward(self, tokens: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Gradient families: tokens (B, T+1) -> (scalar loss, detached metric tensors)."""
@@ -232,6 +241,10 @@ class LanguageModel(nn.Module):
     def memory_bytes(self) -> int:
         """Bytes of non-parametric memory (memory families override)."""
         return 0
+
+    def eval_metrics(self) -> dict[str, float]:
+        """Family-specific metrics logged beside each evaluation (e.g. a memory's own spec metrics); {} here."""
+        return {}
 
     def train_flops_per_sample(self) -> float | None:
         """Estimated FLOPs of one training update on one (T+1)-token sample, forward + backward.

@@ -41,6 +41,9 @@ class Config:
     holdout_every: int = 64  # about 1 in this many training rows is held out (never stored) to fit the mixture
     holdout_size: int = 4096  # held-out windows kept (uniform sample)
     train_seq_multiple: int = 8  # train_seq_len = context_size * this: one row yields many windows
+    # Full windows (predicted positions) per training row; 0: what train_seq_multiple gives. Set, it wins: a
+    # giant run with cadences shorter than one row of 4096-token windows needs rows of fewer positions.
+    row_positions: int = 0
     # Key function (see keys.py): () = the faithful key, one product of all context_size tokens (16 coefficients);
     # otherwise multi-scale suffix keys: the products of the last s tokens for each s here (increasing, the last
     # = context_size), 8 even coefficients per scale, block j weighted by key_decay^j before normalising.
@@ -88,7 +91,7 @@ class Config:
             raise ModelConfigError(f"holographic store_device={self.store_device!r}: must be host or model")
         if self.vote not in VOTES:
             raise ModelConfigError(f"holographic vote={self.vote!r}: must be one of {', '.join(VOTES)}")
-        for name in ("reading_window", "reading_k"):
+        for name in ("reading_window", "reading_k", "row_positions"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ModelConfigError(f"holographic {name}={value!r}: must be an integer >= 0")
@@ -115,7 +118,14 @@ class Config:
 
     @property
     def train_seq_len(self) -> int:
+        if self.row_positions:
+            return self.context_size - 1 + self.row_positions
         return self.context_size * self.train_seq_multiple
+
+    @property
+    def positions_per_row(self) -> int:
+        """Full windows of one (T + 1)-token row: the positions it predicts (and stores, bar held-out rows)."""
+        return self.train_seq_len - self.context_size + 1
 
     def check(self) -> None:
         """ModelConfig protocol: every holographic check needs the vocabulary, so they all run at build()."""

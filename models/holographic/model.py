@@ -72,6 +72,10 @@ class HolographicModel(LanguageModel):
     def train_seq_len(self) -> int:
         return self.config.train_seq_len
 
+    @property
+    def positions_per_row(self) -> int:
+        return self.config.positions_per_row
+
     def _check(self, tokens: Tensor, min_len: int) -> Tensor:
         if tokens.dim() != 2 or tokens.shape[1] < min_len:
             raise ValueError(f"holographic: expected token ids of shape (B, >= {min_len}), got {tuple(tokens.shape)}")

@@ -23,7 +23,11 @@ from nightshift.pipelines.ids import canonical_json, content_id
 class TrainConfig:
     """Trainer settings; a flavor's recipe supplies defaults, `--set` overrides them."""
 
-    steps: int = 1000  # optimizer steps (memory families: observe calls)
+    steps: int = 1000  # optimizer steps (memory families: observe calls); always steps, whatever cadence_unit says
+    # What log_every, eval_every, sample_every and sleep_every count: "steps" (sleep_every: sequences), or
+    # "positions": predicted positions (one context window and its next token; the giant run's "samples").
+    # A positions cadence fires at the step whose count crosses a multiple of it.
+    cadence_unit: Literal["steps", "positions"] = "steps"
     batch_size: int = 16  # GLOBAL batch in sequences per step (split across DDP ranks)
     grad_accum: int = 1  # micro-batches per step (each batch_size / grad_accum sequences)
     lr: float = 1e-3  # peak learning rate
@@ -36,13 +40,16 @@ class TrainConfig:
     grad_clip: float = 1.0  # global norm clip; 0 disables
     seed: int = 0  # model init, data order, sampling
     eval_every: int = 200  # steps between validation evals (0: only the final one)
-    eval_max_bytes: int = 100_000  # cap on validation bytes for periodic evals (0: all); the final eval always uses all
+    eval_max_bytes: int = 100_000  # cap on validation bytes for periodic evals (0: all)
+    final_eval_max_bytes: int = 0  # cap on validation bytes for the final eval and each ablation (0: all)
     eval_batch_size: int = 16  # windows per evaluation forward pass
-    sleep_every: int = 0  # samples between sleep phases (0: never)
+    sleep_every: int = 0  # sequences (cadence_unit=steps) or positions between sleep phases (0: never)
     sample_every: int = 0  # steps between generated samples (0: only at the end)
     sample_tokens: int = 64  # tokens generated per sample prompt
     checkpoint_every: int = 500  # steps between checkpoints (0: only at the end)
     checkpoint_minutes: float = 20.0  # also checkpoint after this much wall-clock (0: never by time)
+    keep_checkpoints: int = 3  # the newest K checkpoints kept; older ones deleted (their unshared chunks too)
+    keep_every: int = 0  # also keep every checkpoint whose step is a multiple of this (0: none beyond the newest K)
     log_every: int = 10  # steps between metric logs
     budget_minutes: float = 0.0  # stop after this many minutes of all work but evals/checkpoints/samples (0: none)
     budget_device_seconds: float = 0.0  # the same bound in device-seconds (x world size) (0: none)
@@ -62,8 +69,12 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("warmup_steps", "eval_every", "eval_max_bytes", "sleep_every", "sample_every",
-                     "checkpoint_every", "seed"):
+        if self.keep_checkpoints < 1:
+            raise UserError(f"keep_checkpoints={self.keep_checkpoints} must be >= 1 (resume needs one)")
+        if self.cadence_unit not in ("steps", "positions"):
+            raise UserError(f"cadence_unit={self.cadence_unit!r}: accepted: steps, positions")
+        for name in ("warmup_steps", "eval_every", "eval_max_bytes", "final_eval_max_bytes", "sleep_every",
+                     "sample_every", "checkpoint_every", "seed", "keep_every"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name}={getattr(self, name)} must be >= 0")
         if self.lr <= 0:
@@ -86,7 +97,7 @@ class TrainConfig:
 # Ray or Modal (another device, cadence or compile setting) under the same id.
 OPERATIONAL_FIELDS = frozenset({
     "device", "compile", "log_every", "checkpoint_every", "checkpoint_minutes", "eval_batch_size",
-    "final_ablations",
+    "final_ablations", "keep_checkpoints", "keep_every",
 })
 
 

@@ -19,6 +19,7 @@ SUITE: dict[str, int] = {
     "attractor_vs_original": 1,
     "comparison_overhead": 1,
     "ddp_scaling": 1,
+    "giant_rehearsal": 2,
     "gpu_check": 2,
     "holographic_knn": 1,
     "holographic_memory_gain": 1,

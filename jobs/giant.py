@@ -1,9 +1,18 @@
 """The giant run on Modal: H100s, a Volume for the store, retries that resume from the last checkpoint.
 
-    modal run jobs/giant.py --dataset pg19 --max-samples 2000000 --vocab-size 50257 --context-size 4096 \\
-        --max-attractors 1000000 --noise-std 0.3 --log-every 100 --deep-log-every 5000 \\
-        --generate-every 5000 --sleep-every 200000 --episodic-buffer-size 8192 --rem-cycles 3
+    modal run jobs/giant.py --dataset pg19 --max-samples 100000000 --vocab-size 100000 --context-size 4096 \\
+        --max-attractors 100000000 --noise-std 0.3 --log-every 100000 --deep-log-every 5000000 \\
+        --generate-every 1000000 --sleep-every 1000000 --episodic-buffer-size 50000 --rem-cycles 3 \\
+        --final-eval-bytes 3MB
     modal run -d jobs/giant.py ... --gpu H100:8     # detached: keeps running after you disconnect
+    python jobs/giant.py --dry-run [the same flags]  # the whole run's plan, offline
+
+That is the original's "Option A" as its users type it: `--max-samples` and every
+cadence count predicted positions (one context window and its next token), as in
+the original; `--vocab-size 100000` maps to the nearest lossless tokenizer
+(cl100k_base, 100,277), said in one line. Without `--final-eval-bytes` the plan
+refuses it: scoring all 10 MB of validation over 100 M stored windows would take
+longer than the training.
 
 `--model` picks any family (default holographic); flags a family has no field
 for are ignored with a warning. The body is `nightshift.orchestrator.backends.modal_body.run_giant`,
@@ -32,11 +41,12 @@ STORE_ON_VOLUME = f"{VOLUME_MOUNT}/nightshift"
 CODE_ROOT = "/root"  # the container's working directory, first on its sys.path
 DEFAULT_GPU = "H100"
 MAX_TIMEOUT_S = 24 * 60 * 60  # Modal's maximum; a longer run continues in a retry from its checkpoint
+MAX_RETRIES = 10
 # Reserved per container when a launch gives no plan (train_run, sweep_cell): Modal's default is 0.125 cores
 # and 128 MiB. `modal run jobs/giant.py` asks for its own plan's figures instead (Plan.container_request).
 DEFAULT_CPU = 8.0
 DEFAULT_MEMORY_MIB = 32 * 1024
-RETRIES = modal.Retries(max_retries=10, backoff_coefficient=1.0, initial_delay=30.0)
+RETRIES = modal.Retries(max_retries=MAX_RETRIES, backoff_coefficient=1.0, initial_delay=30.0)
 APT_PACKAGES = ("gcc", "g++")  # Triton compiles its launchers with the host C compiler (torch.compile on CUDA)
 CONSTRAINTS_IN_IMAGE = "/root/.ci-constraints.txt"
 
@@ -147,16 +157,32 @@ def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | N
          noise_std: float | None = None, log_every: int | None = None, deep_log_every: int | None = None,
          generate_every: int | None = None, sleep_every: int | None = None,
          episodic_buffer_size: int | None = None, rem_cycles: int | None = None, batch_size: int | None = None,
-         tokenizer: str | None = None, max_bytes: str = "1GB", valid_bytes: str = "10MB", seed: int = 0,
-         sets: str = "", gpu: str = DEFAULT_GPU, store: str | None = None, tracking_uri: str | None = None,
-         dry_run: bool = False, host_memory: str = "", container_cpu: float | None = None,
-         container_memory: str = "") -> None:
+         tokenizer: str | None = None, max_bytes: str = "1GB", valid_bytes: str = "10MB",
+         final_eval_bytes: str = "", seed: int = 0, sets: str = "", gpu: str = DEFAULT_GPU,
+         store: str | None = None, tracking_uri: str | None = None, dry_run: bool = False, host_memory: str = "",
+         container_cpu: float | None = None, container_memory: str = "", disk: str = "",
+         allow_epochs: bool = False) -> None:
     """Validate the flags here (seconds), then run on Modal (hours); `--sets "lr=3e-4;n_layer=8"`.
 
-    The pre-flight plan (orchestrator/planning/preflight.py) runs first: `--dry-run` prints it and stops; without it a
-    run that cannot fit the device (or `--host-memory`, e.g. 200GB) is refused before any GPU starts. The
-    container reserves the plan's cores and host memory (its `container` line); `--container-cpu 16` and
-    `--container-memory 64GB` ask for other figures (less memory than the run needs is refused).
+    Units, as in the original run (a sample = one predicted position: a context window and its next token):
+      --max-samples N        predicted positions to train on
+      --log-every N          positions between metric logs
+      --deep-log-every N     positions between evaluations (bits per byte over eval_max_bytes of validation)
+      --generate-every N     positions between generated samples
+      --sleep-every N        positions between sleep (consolidation) phases
+      --batch-size N         rows per step (default: fitted so one step holds no more than the shortest cadence)
+      --context-size N       tokens per context window
+      --max-attractors N     episodes the store keeps; --episodic-buffer-size N episodes between sleeps
+      --rem-cycles N         REM rounds per sleep; --noise-std X the token embeddings' spread
+      --vocab-size N         257 | 50257 | 100277 | 200019 (lossless tokenizers); any other: the nearest
+      --max-bytes / --valid-bytes / --final-eval-bytes SIZE   text prepared / validation / final-eval cap
+      --disk SIZE            volume size: refuse checkpoints that would not fit; --allow-epochs: allow > 4 epochs
+
+    The pre-flight plan (orchestrator/planning/preflight.py, whole_run.py) runs first: `--dry-run` prints it and
+    stops; without it a run that cannot fit the device (or `--host-memory`, e.g. 200GB), cannot finish within
+    Modal's 24 h x 11 attempts, reads the text more than 4 times, overflows `--disk`, or whose final evaluation
+    outlasts its training, is refused before any GPU starts. The container reserves the plan's cores and host
+    memory (its `container` line); `--container-cpu 16` and `--container-memory 64GB` ask for other figures.
     """
     import json
 
@@ -175,19 +201,23 @@ def main(dataset: str = "pg19", model: str = "holographic", max_samples: int | N
 def checked_plan(args: dict):  # noqa: ANN201 - (GiantFlags, Plan, gpu count)
     """The entry point's flags checked (seconds, no Modal account) and the run's pre-flight plan."""
     from nightshift.orchestrator.planning.preflight import plan_giant
+    from nightshift.orchestrator.planning.whole_run import Launcher
     from nightshift.orchestrator.runs.giant import GiantFlags, check_world, giant_run_config, gpu_count, tokenizer_for
     from nightshift.pipelines.sizes import parse_size
 
     sets = tuple(s for s in (args.get("sets") or "").split(";") if s.strip())
     flags = GiantFlags(**{k: v for k, v in args.items() if k in GiantFlags.__dataclass_fields__ and k != "sets"},
                        sets=sets)
-    tokenizer_for(flags)
+    tokenizer_for(flags, say=True)
     gpu = args.get("gpu") or DEFAULT_GPU
     gpus = gpu_count(gpu)
-    config, _ = giant_run_config(flags, "flag-check-000000000000")  # bad flags fail before any GPU starts
+    config, _ = giant_run_config(flags, "flag-check-000000000000", world=gpus)  # bad flags fail before any GPU
     check_world(config, gpus)
-    host = args.get("host_memory")
-    plan = plan_giant(flags, gpu, host_memory=parse_size(host, what="--host-memory") if host else None)
+    host, disk = args.get("host_memory"), args.get("disk")
+    plan = plan_giant(flags, gpu, host_memory=parse_size(host, what="--host-memory") if host else None,
+                      launcher=Launcher("Modal", MAX_TIMEOUT_S / 3600, MAX_RETRIES + 1),
+                      disk=parse_size(disk, what="--disk") if disk else None,
+                      allow_epochs=bool(args.get("allow_epochs")))
     memory = args.get("container_memory")
     plan.override_container(args.get("container_cpu"),
                             parse_size(memory, what="--container-memory") if memory else None)

@@ -31,6 +31,7 @@ class RunShape:
     on_gpu: bool = False
     train_tokens: int = 0  # distinct training text: repeated epochs add no new bigrams or n-grams
     bytes_per_token: float = 4.0  # UTF-8 bytes per token of the dataset's tokenizer
+    device_memory: float | None = None  # total bytes of one accelerator (on_gpu); None = unknown (taken to fit)
 
     @property
     def per_rank_batch(self) -> int:

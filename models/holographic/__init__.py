@@ -34,8 +34,13 @@ Device rule (one rule for every tensor):
 - module buffers (embeddings, bound targets, the row hash) live on the model's device
   (`model.to(device)`); token ids are moved there and keys are computed there;
 - the long-term store lives where `store_device` says: "host" (CPU memory; queries
-  are moved there for retrieval) or "model" (the model's device, e.g. CUDA; moved
-  there once, explicitly, retrieval runs there);
+  are moved there for retrieval), "model" (the model's device, e.g. CUDA; moved
+  there once, explicitly, retrieval runs there in query blocks and key tiles), or
+  "auto" (the default): the model's device when that device is not the CPU and the
+  store at its full size (max_attractors rows x the footprint's bytes per row) takes
+  at most half of that device's total memory (a device whose memory cannot be read
+  is taken to fit), else the host. On the CPU the three are the same. One function
+  decides (placement.store_placement), for the model and for the planner's footprint;
 - everything else in memory (episodic buffer, held-out windows, bigram counts,
   prototypes, H) lives on the host; evidence is moved to the host explicitly
   (`.cpu()`) and mixed there; checkpoints hold host tensors only;

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 STORE_POLICIES = ("reservoir", "ring")
 VOTES = ("cosine", "depth")
+STORE_DEVICES = ("auto", "host", "model")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,9 +55,12 @@ class Config:
     vote: Literal["cosine", "depth"] = "cosine"
     reading_window: int = 0  # reading memory: earlier positions of the text being read that vote (0 = none)
     reading_k: int = 16  # neighbours from the reading memory
-    # Where the long-term store lives and is searched: "host" (CPU memory; queries travel there) or "model" (the
-    # model's device, e.g. CUDA: retrieval runs there). Every other part of memory always lives on the host.
-    store_device: Literal["host", "model"] = "host"
+    # Where the long-term store lives and is searched: "host" (CPU memory; queries travel there), "model" (the
+    # model's device, e.g. CUDA: retrieval runs there) or "auto": the model's device when it is not the CPU and
+    # the full store (max_attractors rows x bytes per row) takes at most half of that device's total memory (a
+    # device whose memory cannot be read is taken to fit), else the host (placement.py: the one rule, used by
+    # the model and the planner). On the CPU all three are the same. Every other part of memory: the host.
+    store_device: Literal["auto", "host", "model"] = "auto"
 
     def validate(self, vocab: Vocab) -> None:
         """Raise ModelConfigError naming the first bad field; runs before any compute."""
@@ -87,8 +91,9 @@ class Config:
             raise ModelConfigError(f"holographic support_decay={self.support_decay!r}: must be in (0, 1]")
         if not (isinstance(self.key_decay, int | float) and math.isfinite(self.key_decay) and self.key_decay > 0):
             raise ModelConfigError(f"holographic key_decay={self.key_decay!r}: must be a finite number > 0")
-        if self.store_device not in ("host", "model"):
-            raise ModelConfigError(f"holographic store_device={self.store_device!r}: must be host or model")
+        if self.store_device not in STORE_DEVICES:
+            raise ModelConfigError(f"holographic store_device={self.store_device!r}: must be one of "
+                                   f"{', '.join(STORE_DEVICES)}")
         if self.vote not in VOTES:
             raise ModelConfigError(f"holographic vote={self.vote!r}: must be one of {', '.join(VOTES)}")
         for name in ("reading_window", "reading_k", "row_positions"):

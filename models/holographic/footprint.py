@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from nightshift.models.footprint import Footprint, RunShape
 from nightshift.models.holographic.backoff import CONSOLIDATE_AT
 from nightshift.models.holographic.memory import episode_columns, heldout_columns
+from nightshift.models.holographic.placement import store_placement
 from nightshift.models.holographic.store import COLUMN_GROWTH, Reservoir
 from nightshift.models.protocol import Vocab
 
@@ -44,10 +45,10 @@ def footprint(cfg: "Config", vocab: Vocab, shape: RunShape) -> Footprint:
     act = B * T * OBSERVE_BYTES_PER_TOKEN
     state_rows = rows * row
     ckpt = state_rows + pairs * 16 + small
-    on = "device" if cfg.store_device == "model" and shape.on_gpu else "host"
+    on, why = store_placement(cfg, vocab, "cuda" if shape.on_gpu else "cpu", shape.device_memory)
     store_note = (f"{rows:,} episodes x {row} B (the family's columns), allocated {alloc:,} rows"
-                  f"{'' if rows < cfg.max_attractors else ' (full: max_attractors)'}; bigram backoff "
-                  f"{pairs:,.0f} pairs (fitted on pg19)")
+                  f"{'' if rows < cfg.max_attractors else ' (full: max_attractors)'}; {why}; "
+                  f"bigram backoff {pairs:,.0f} pairs (fitted on pg19)")
     growth = (growth_peak - alloc) * row  # old columns held while they are copied into larger ones
     memory = {"store": store, "backoff": backoff_peak, "buffers+prototypes": small, "observe temporaries": act,
               "transient copy": max(growth, ckpt)}  # store growth or a checkpoint's state_dict(), not both at once

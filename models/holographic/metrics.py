@@ -62,6 +62,16 @@ def top1(model: HolographicModel, tokens: Tensor, max_windows: int = 4096) -> di
     }
 
 
+VORTICITY_TOKENS = 1 << 18  # signature tokens one vorticity test may cost: 256 pairs up to context 1024
+
+
+def vorticity_pairs(context_size: int, most: int = 256) -> int:
+    """Pairs of the vorticity test, bounded by VORTICITY_TOKENS: at context 4096 (the giant run) a sleep or an
+    evaluation would otherwise spend seconds on 256 x 3 signatures of 4096 tokens, a diagnostic outweighing the
+    phase it reports on. At least 16 pairs, so the AUC stays defined (its noise grows: +-0.1 at 16)."""
+    return max(16, min(most, VORTICITY_TOKENS // max(1, context_size)))
+
+
 @torch.no_grad()
 def vorticity_discriminability(
     model: HolographicModel, tokens: Tensor, pairs: int = 512, seed: int = 0

@@ -10,6 +10,7 @@ function (see context.py for positions with a shorter left context).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Iterator
@@ -22,12 +23,14 @@ from nightshift.models.holographic import algebra, distributed, predict
 from nightshift.models.holographic import sleep as dreaming
 from nightshift.models.holographic.config import Config
 from nightshift.models.holographic.memory import Memory, seeded
+from nightshift.models.holographic.placement import device_memory, store_placement
 from nightshift.models.holographic.predict import Evidence
 from nightshift.models.holographic.prototypes import Prototypes
 from nightshift.models.holographic.reading import reading_neighbours, window_counts
 from nightshift.models.holographic.store import knn
 from nightshift.models.protocol import LanguageModel, SleepContext, Vocab, ablated, float32
 
+log = logging.getLogger(__name__)
 QUERY_CHUNK = 4096  # queries per retrieval call in score()
 HASH_SPAN = 32  # leading tokens of a row that decide whether it is held out
 ACC_WINDOWS = 1024  # held-out windows whose top-1 accuracy sleep reports
@@ -56,6 +59,7 @@ class HolographicModel(LanguageModel):
             hist_width=config.prototype_targets, seed=config.seed, layout=self.layout, reading=config.reading,
             probe_width=config.context_size + 1,
         )
+        self.store_placed: tuple[torch.device, str, str] | None = None  # (model device, "device"|"host", why)
 
     # ----------------------------------------------------------------- shapes
     @property
@@ -87,9 +91,14 @@ class HolographicModel(LanguageModel):
         return tokens.long().to(self.embeddings.device)  # keys are computed where the model lives
 
     def _place_store(self) -> None:
-        """store_device "model": keep the long-term store on the model's device (moved once, explicitly)."""
-        if self.config.store_device == "model":
-            self.memory.store.to(self.embeddings.device)
+        """Keep the long-term store where `store_device` puts it for the model's device (placement.py); it is
+        moved explicitly, once, when the decision changes (the first call on a device)."""
+        device = self.embeddings.device
+        if self.store_placed is None or self.store_placed[0] != device:
+            where, why = store_placement(self.config, self.vocab, device, device_memory(device))
+            self.store_placed = (device, where, why)
+            log.info("holographic: %s", why)
+        self.memory.store.to(device if self.store_placed[1] == "device" else "cpu")
 
     # --------------------------------------------------------------- training
     def heldout_rows(self, tokens: Tensor) -> Tensor:
@@ -428,10 +437,11 @@ class HolographicModel(LanguageModel):
                                                     accuracy=False)
                 metrics["heldout_nats_without_prototypes"] = info0["heldout_nats"]
         if mem.res["probe"].size >= 8 and cfg.context_size >= 3:  # the spec's grammar test, on training windows
-            from nightshift.models.holographic.metrics import vorticity_discriminability
+            from nightshift.models.holographic.metrics import vorticity_discriminability, vorticity_pairs
 
             probe = mem.res["probe"].view("tokens").long()  # (P, n + 1)
-            vort = vorticity_discriminability(self, probe, pairs=256, seed=mem.counters["sleeps"])
+            vort = vorticity_discriminability(self, probe, pairs=vorticity_pairs(cfg.context_size),
+                                              seed=mem.counters["sleeps"])
             metrics |= {f"vorticity_{k}": v for k, v in vort.items()}
         hc = algebra.coefficients(mem.H.float())
         metrics |= {
@@ -460,3 +470,16 @@ class HolographicModel(LanguageModel):
 
     def memory_bytes(self) -> int:
         return self.memory.nbytes()
+
+    @torch.no_grad()
+    def eval_metrics(self) -> dict[str, float]:
+        """The spec's seed metrics of the current memory (diagnostics.py; keys in docs/seed_metrics.md).
+
+        Bounded cost (fixed samples of the probe, holdout and store), deterministic, every part on whatever
+        ablation is set for scoring (like sleep), local only (no collective: the trainer calls it on rank 0).
+        Metrics undefined for the current state (e.g. prototype ones before the first sleep) are omitted.
+        """
+        from nightshift.models.holographic.diagnostics import seed_metrics
+
+        with ablated(self, ()):
+            return seed_metrics(self)

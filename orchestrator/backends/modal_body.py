@@ -73,7 +73,7 @@ def run_giant(flags: GiantFlags, *, store_url: str, gpus: int = 0, tracking_uri:
     commits = VolumeCommits(volume)
     dataset_id, dataset_status = ensure_dataset(flags, store, actors=prepare_actors, progress=progress)
     commits.commit()  # a preemption during training must not cost the prepared dataset
-    config, ignored = giant_run_config(flags, dataset_id)
+    config, ignored = giant_run_config(flags, dataset_id, world=max(1, gpus))
     check_world(config, gpus)
     result = train_on_volume(config, store, gpus=gpus, tracking_uri=tracking_uri, commits=commits,
                              progress=progress)

@@ -13,6 +13,10 @@ store through the device, RNG states stay CPU ByteTensors and numpy views stay v
 Tensors of 1 MiB or more are stored as content-addressed chunks shared by the whole trail
 (`checkpoints/chunks/`, listed per checkpoint in `chunks.json`; see chunks.py), so a
 checkpoint writes only the chunks that changed since any kept one.
+With a `Retention` (retention.py), each save then deletes the checkpoints it no longer
+keeps (meta.json first, so a kill mid-delete never leaves a half-deleted one looking
+complete) and records their steps in `checkpoints/retention.json`, so asking for one
+later says it was deleted by retention rather than that it never existed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +32,9 @@ from typing import Any
 import torch
 
 from nightshift.orchestrator.checkpointing.chunks import ChunkStore
+from nightshift.orchestrator.checkpointing.retention import Retention
 from nightshift.orchestrator.errors import UserError
-from nightshift.pipelines.store import FileSpec, Store, StoreFileError
+from nightshift.pipelines.store import FileSpec, Store, StoreFileError, StoreFullError
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +42,35 @@ LATEST = "latest.json"
 POINTER = FileSpec(what="checkpoint record",
                    fix="resume falls back to the newest valid checkpoint before it; `--step N` picks one explicitly",
                    fields={"step": int, "path": str, "sha256": str})
+RETENTION_RECORD = "retention.json"
+RECORD = FileSpec(what="checkpoint retention record",
+                  fix="delete it (asking for a pruned step then says only that there is no checkpoint there)",
+                  fields={"keep": int, "every": int, "pruned[]": int})
+_STEP_DIR = re.compile(r"step_(\d+)")
 
 
 def step_dir(step: int) -> str:
     return f"step_{step:08d}"
 
 
+def _steps_text(steps: list[int], most: int = 12) -> str:
+    """`700, 800, 900`; a long list as its first and last few and the count, so a message stays one line."""
+    if not steps:
+        return "none"
+    if len(steps) <= most:
+        return ", ".join(map(str, steps))
+    half = most // 2
+    return f"{', '.join(map(str, steps[:half]))}, ..., {', '.join(map(str, steps[-half:]))} ({len(steps):,} in all)"
+
+
 @dataclass(slots=True)
 class CheckpointTrail:
+    """One run's checkpoints. `retention` None keeps every checkpoint (what callers that only read, such as
+    fork, and older callers get); the trainer passes `Retention(cfg.keep_checkpoints, cfg.keep_every)`."""
+
     store: Store
     run_path: tuple[str, ...]
+    retention: Retention | None = None
     chunks: ChunkStore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,8 +102,74 @@ class CheckpointTrail:
         self.store.write_json(info, *self._p(step_dir(step), "meta.json"))
         time.sleep(_pause)
         self.store.write_json(info, *self._p(LATEST))  # the pointer, last
+        if self.retention is not None:
+            self.prune(step)
         self.chunks.collect()  # chunks no complete checkpoint names any more
         return info
+
+    def prune(self, newest: int) -> list[int]:
+        """Delete the checkpoints `self.retention` does not keep, once `newest` is saved and the pointer names it.
+
+        Only steps below `newest` are candidates: `newest` itself (what latest.json
+        names) is never deleted, and checkpoints above it (left by a `--step N`
+        resume from an older step) are left alone, to be overwritten when the run
+        gets there. Directories below `newest` without a meta.json (a killed write,
+        a killed prune) load as nothing and are removed too. Crash safety: a
+        checkpoint's meta.json goes first, so from then on `trail()`, `load_newest`
+        and the chunk collector treat it as absent; its other files and the chunks
+        only it named go after, and whatever a kill leaves is removed by the next
+        save. Kept checkpoints are never touched. Returns the deleted steps (complete
+        checkpoints only). A failure to delete is logged, not raised: the checkpoint
+        itself is saved, and the next save tries again.
+        """
+        assert self.retention is not None
+        complete: list[int] = []
+        incomplete: list[int] = []
+        for name in self.store.listdir(*self._p()):
+            match = _STEP_DIR.fullmatch(name)
+            if match is None or int(match.group(1)) > newest:
+                continue
+            step = int(match.group(1))
+            (complete if self.store.exists(*self._p(name, "meta.json")) else incomplete).append(step)
+        kept = self.retention.kept([*complete, newest]) | {newest}
+        doomed = sorted(s for s in complete if s not in kept)
+        leftovers = sorted(s for s in incomplete if s != newest)
+        if not doomed and not leftovers:
+            return []
+        if doomed:
+            try:  # before deleting: a pruned step's message never goes missing
+                self._record_pruned(doomed)
+            except (OSError, StoreFullError) as exc:  # deleting frees space: go on without the record
+                log.warning("checkpoint retention: record not written (%s); deleting anyway", exc)
+        try:
+            for step in doomed:
+                self.store.remove(*self._p(step_dir(step), "meta.json"))  # first: no longer a complete checkpoint
+            for step in doomed + leftovers:
+                self.store.remove(*self._p(step_dir(step)), recursive=True)
+        except OSError as exc:
+            log.warning("checkpoint retention: deleting stopped (%s: %s); the next save goes on", type(exc).__name__,
+                        exc)
+        if doomed:
+            log.info("checkpoint retention (%s): run %s deleted steps %s; kept %s", self.retention.describe(),
+                     self.run_path[-1], _steps_text(doomed), _steps_text(sorted(kept)))
+        return doomed
+
+    def _record_pruned(self, steps: list[int]) -> None:
+        assert self.retention is not None
+        record = self._retention_record() or {"pruned": []}
+        record.update(keep=self.retention.keep, every=self.retention.every,
+                      pruned=sorted(set(record["pruned"]) | set(steps)))
+        self.store.write_json(record, *self._p(RETENTION_RECORD))
+
+    def _retention_record(self) -> dict[str, Any] | None:
+        """What retention deleted so far (`keep`, `every`, `pruned` steps); None when nothing (or unreadable)."""
+        try:
+            return self.store.read_json(*self._p(RETENTION_RECORD), spec=RECORD)
+        except FileNotFoundError:
+            return None
+        except StoreFileError as exc:
+            log.warning("%s; starting a new one", exc)
+            return None
 
     def latest(self) -> dict[str, Any] | None:
         """The pointer's checkpoint; when the pointer itself is damaged, the newest complete one in the trail."""
@@ -103,8 +194,19 @@ class CheckpointTrail:
         return sorted(metas, key=lambda m: m["step"])
 
     def meta(self, step: int) -> dict[str, Any]:
+        """The meta of the checkpoint at `step`; a step not on disk is a one-line `UserError` naming those that are.
+
+        Used by `load_step` (`--step N` resume) and fork. A step retention deleted
+        says so, with the settings that deleted it, whatever `self.retention` is
+        (fork reads a trail without one).
+        """
         if not self.store.exists(*self._p(step_dir(step), "meta.json")):
             steps = [m["step"] for m in self.trail()]
+            record = self._retention_record()
+            if record is not None and step in record["pruned"]:
+                how = Retention(max(1, record["keep"]), max(0, record["every"])).describe()
+                raise UserError(f"checkpoint step {step} of run {self.run_path[-1]} was deleted by retention ({how}); "
+                                f"kept steps: {_steps_text(steps)}")
             raise UserError(f"no checkpoint at step {step}; this run has checkpoints at steps {steps or 'none'}")
         return self.store.read_json(*self._p(step_dir(step), "meta.json"), spec=POINTER)
 

@@ -48,6 +48,26 @@ BYTES_PER_TOKEN: dict[str, float] = {"bytes": 1.0, **_DATA.get("bytes_per_token"
 BYTES_PER_TOKEN_SOURCE = _DATA.get("bytes_per_token", {}).get("source", "none recorded")
 # Chunked checkpoint writes to local disk (state_dict() copies come on top); None: no recorded figure.
 CHECKPOINT_BYTES_PER_S: float | None = _DATA.get("checkpoint_bytes_per_s", {}).get("value")
+# Holographic phase costs measured by benchmarks/giant_rehearsal.py (its calibration, on this machine's CPU):
+# the exact search's (query x stored row)/s on the host, the per-query cost beside the scan (backoff, mixing),
+# the per-observe-call and per-generated-token overheads, and a sleep's fixed and buffer^2 clustering cost.
+_COSTS = _DATA.get("holographic_costs", {})
+_COST = _COSTS.get("value", {})
+REHEARSAL_SOURCE = _COSTS.get("source", "no recorded rehearsal")
+HOST_PAIRS_PER_S: float | None = _COST.get("host_pairs_per_s")
+QUERY_S: float | None = _COST.get("query_s")
+OBSERVE_CALL_S: float | None = _COST.get("observe_call_s")
+OBSERVE_TOKEN_S: float | None = _COST.get("observe_token_s")
+GENERATE_TOKEN_S: float | None = _COST.get("generate_token_s")
+SLEEP_FIXED_S: float = _COST.get("sleep_fixed_s", 0.0)
+SLEEP_PAIR_S: float | None = _COST.get("sleep_pair_s")
+# calibration key -> the name above (the rehearsal plans with its own fresh calibration through these)
+COST_NAMES = {"host_pairs_per_s": "HOST_PAIRS_PER_S", "query_s": "QUERY_S", "observe_call_s": "OBSERVE_CALL_S",
+              "observe_token_s": "OBSERVE_TOKEN_S", "generate_token_s": "GENERATE_TOKEN_S",
+              "sleep_fixed_s": "SLEEP_FIXED_S", "sleep_pair_s": "SLEEP_PAIR_S"}
+# An assumption, not a measurement: an exact (Q, 16) @ (16, N) search is 32 FLOP per (query x row); an H100's
+# ~67 fp32 TFLOP/s would do 2e12 pairs/s, and 10 % of that is assumed until a GPU run is recorded.
+ASSUMED_GPU_PAIRS_PER_S = 2e11
 # FLOP/s a recorded transformer run achieved on the CPU: scales CPU estimates of other shapes.
 CPU_REFERENCE = next((r for r in RECORDED if r.family == "transformer" and r.flops_per_sample), None)
 
@@ -80,8 +100,10 @@ def samples_per_second(config: "RunConfig", mem: "MemoryEstimate", device: "Devi
         if rec is None:
             return None, "no recorded figure for this family"
         note = rec.source if rec is recorded else f"{rec.source}; nearest recorded shape"
-        if device.memory is not None:
-            note += "; the family computes on the host CPU, so GPUs add no speed (DDP ranks would)"
+        if device.memory is not None and mem.store_on == "device":
+            note += "; the host CPU's rate: observe computes keys on the GPU, but no GPU run is recorded"
+        elif device.memory is not None:
+            note += "; the store is on the host, so GPUs add no speed (DDP ranks would)"
         return _per_sample(rec, config, mem, tokenizer) * count, note
     if device.memory is None:
         if recorded is not None:

@@ -40,12 +40,13 @@ class MemoryEstimate:
 
 
 def estimate_memory(config: RunConfig, vocab: Vocab, *, world: int, on_gpu: bool, train_tokens: int,
-                    bytes_per_token: float = 4.0) -> MemoryEstimate:
-    """`train_tokens`: distinct training text; repeated epochs add no new bigrams or n-grams."""
+                    bytes_per_token: float = 4.0, device_memory: float | None = None) -> MemoryEstimate:
+    """`train_tokens`: distinct training text; repeated epochs add no new bigrams or n-grams.
+    `device_memory`: bytes of one accelerator (None: unknown), for families that place stores by it."""
     t = config.train
     shape = RunShape(steps=t.steps, batch_size=t.batch_size, grad_accum=t.grad_accum,
                      eval_batch_size=t.eval_batch_size, world=world, on_gpu=on_gpu, train_tokens=train_tokens,
-                     bytes_per_token=bytes_per_token)
+                     bytes_per_token=bytes_per_token, device_memory=device_memory)
     return _with_process(config.model.config.footprint(vocab, shape), on_gpu)
 
 

@@ -20,6 +20,7 @@ from nightshift.models.protocol import Vocab
 from nightshift.orchestrator.errors import UserError
 from nightshift.orchestrator.planning import figures
 from nightshift.orchestrator.planning.memory import MemoryEstimate, estimate_memory
+from nightshift.orchestrator.planning.whole_run import Launcher, WholeRun, whole_run
 from nightshift.orchestrator.runs.config import RunConfig
 
 GB = 1e9
@@ -129,13 +130,15 @@ class Plan:
     samples_per_s: float | None
     rate_source: str
     shard_bytes: float
-    checkpoints: int
+    checkpoints: int  # written over the run
     checkpoint_disk: float
     checkpoint_disk_note: str
     checkpoint_interval_min: float | None
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     container_override: tuple[float | None, int | None] = (None, None)  # cpu, memory MiB the user asked for
+    kept: int = 1  # checkpoints on disk at once (the retention policy's, + the one being written)
+    run: WholeRun | None = None  # the whole run, phase by phase (whole_run.py)
 
     @property
     def hours(self) -> float | None:
@@ -186,7 +189,7 @@ class Plan:
             "activation_bytes": m.activation_bytes, "device_bytes": m.device_bytes, "host_bytes": self.host_need,
             "device_memory": self.device.memory, "host_memory": self.device.host,
             "shard_bytes": self.shard_bytes, "checkpoint_bytes": m.checkpoint_bytes, "checkpoints": self.checkpoints,
-            "checkpoint_disk_bytes": self.checkpoint_disk, "samples": self.samples,
+            "checkpoint_disk_bytes": self.checkpoint_disk, "checkpoints_kept": self.kept, "samples": self.samples,
             "tokens": self.samples * self.seq_tokens, "samples_per_s": self.samples_per_s,
             "tokens_per_s": self.samples_per_s * self.seq_tokens if self.samples_per_s else None,
             "rate_source": self.rate_source, "hours": self.hours,
@@ -195,6 +198,13 @@ class Plan:
             "container": {"cpu": self.container_request().cpu, "memory_mib": self.container_request().memory_mib},
             "fits": not self.problems, "problems": self.problems, "warnings": self.warnings,
             "breakdown": m.breakdown,
+            **({"whole_run": {"positions": self.run.counts.positions, "steps": self.run.counts.steps,
+                              "sleeps": self.run.counts.sleeps, "log_lines": self.run.counts.log_lines,
+                              "evaluations": self.run.counts.evaluations + 1,
+                              "generations": self.run.counts.generations + 1, "epochs": self.run.epochs,
+                              "seconds": self.run.seconds,
+                              "phases": {p.name: {"count": p.count, "seconds": p.seconds, "source": p.source}
+                                         for p in self.run.phases}}} if self.run else {}),
         }
 
     def render(self) -> str:
@@ -216,7 +226,9 @@ class Plan:
         lines += [
             f"  host memory   {gb(self.host_need)} of {gb(d.host)} ({d.host_source}); peak while checkpointing",
             f"  disk          shards {gb(self.shard_bytes)}; one checkpoint {gb(m.checkpoint_bytes)}, "
-            f"{self.checkpoints} kept: {gb(self.checkpoint_disk)} ({self.checkpoint_disk_note})",
+            f"{self.checkpoints:,} written, at most {self.kept} on disk (keep_checkpoints="
+            f"{cfg.train.keep_checkpoints}, keep_every={cfg.train.keep_every} + the one being written): "
+            f"{gb(self.checkpoint_disk)} ({self.checkpoint_disk_note})",
         ]
         if d.memory is not None:
             req = self.container_request()
@@ -236,19 +248,27 @@ class Plan:
                          f"(checkpoint_every={cfg.train.checkpoint_every} steps, "
                          f"checkpoint_minutes={cfg.train.checkpoint_minutes:g}); writing one ~{first:,.0f} s, "
                          f"later ones ~{later:,.0f} s (recorded chunked rate, local disk)")
+        if self.run is not None:
+            from nightshift.orchestrator.runs.positions import positions_per_row
+
+            lines += self.run.render(cfg.train.batch_size, positions_per_row(cfg))
         lines += [f"  warning: {w}" for w in self.warnings]
         lines.append(f"  REFUSED: {self.problems[0]}" if self.problems else "  fits: yes")
         return "\n".join(lines)
 
 
-def plan_run(config: RunConfig, device: str, data: DataShape, *, host_memory: float | None = None) -> Plan:
-    """The estimate for `config` on `device` (e.g. "H100:8") over `data`; never starts compute."""
+def plan_run(config: RunConfig, device: str, data: DataShape, *, host_memory: float | None = None,
+             launcher: Launcher | None = None, disk: float | None = None, allow_epochs: bool = True) -> Plan:
+    """The estimate for `config` on `device` (e.g. "H100:8") over `data`; never starts compute.
+
+    `launcher` (its timeout x attempts), `disk` (bytes for checkpoints) and `allow_epochs=False` add the
+    whole-run refusals (whole_run.py)."""
     dev, count = device_named(device, host_memory)
     vocab = Vocab(data.tokenizer, VOCAB_SIZES.get(data.tokenizer, 50257), VOCAB_SIZES.get(data.tokenizer, 50257) - 1)
     world = count if dev.memory is not None else 1
     mem = estimate_memory(config, vocab, world=world, on_gpu=dev.memory is not None,
                           train_tokens=data.train_tokens,
-                          bytes_per_token=figures.BYTES_PER_TOKEN.get(data.tokenizer, 4.0))
+                          bytes_per_token=figures.BYTES_PER_TOKEN.get(data.tokenizer, 4.0), device_memory=dev.memory)
     samples = config.train.steps * config.train.batch_size
     seq_tokens = mem.seq_len + 1
     rate, source = figures.samples_per_second(config, mem, dev, count, data.tokenizer)
@@ -257,11 +277,25 @@ def plan_run(config: RunConfig, device: str, data: DataShape, *, host_memory: fl
     interval = _checkpoint_interval(config, rate)
     hours = samples / rate / 3600 if rate else None
     n_ckpt = _checkpoint_count(config, hours, interval)
-    disk, disk_note = _checkpoint_disk(mem, n_ckpt)
-    plan = Plan(config, dev, count, data, mem, samples, seq_tokens, rate, source, shard_bytes, n_ckpt, disk,
-                disk_note, interval)
+    kept = _kept(config, n_ckpt)
+    disk_bytes, disk_note = _checkpoint_disk(mem, kept)
+    plan = Plan(config, dev, count, data, mem, samples, seq_tokens, rate, source, shard_bytes, n_ckpt, disk_bytes,
+                disk_note, interval, kept=kept)
     _judge(plan)
+    plan.run = whole_run(plan, launcher=launcher, disk=disk, allow_epochs=allow_epochs,
+                         valid_bytes=data.valid_tokens * figures.BYTES_PER_TOKEN.get(data.tokenizer, 4.0))
+    plan.problems += plan.run.problems
+    plan.warnings += plan.run.warnings
     return plan
+
+
+def _kept(config: RunConfig, written: int) -> int:
+    """Checkpoints on disk at the end under the retention policy, + 1 while the next one is written."""
+    from nightshift.orchestrator.checkpointing.retention import retained_count
+
+    t = config.train
+    between = max(1, t.checkpoint_every or t.steps)
+    return min(written, retained_count(written, between, t.keep_checkpoints, t.keep_every) + 1)
 
 
 def _checkpoint_interval(config: RunConfig, rate: float | None) -> float | None:
@@ -280,10 +314,10 @@ def _checkpoint_count(config: RunConfig, hours: float | None, interval: float | 
 
 
 def _checkpoint_disk(mem: MemoryEstimate, n: int) -> tuple[float, str]:
-    """Every checkpoint is kept; chunks are shared, so only what changes between two is paid again."""
+    """`n` checkpoints on disk; chunks are shared, so only what changes between two is paid again."""
     changing = mem.checkpoint_bytes - mem.store_checkpoint_bytes  # weights/optimizer/counters: all new each time
     if mem.store_bytes == 0:
-        return changing * n, f"every checkpoint kept; {mem.rewrite_note}"
+        return changing * n, mem.rewrite_note
     if mem.store_appends:  # append-only over the run: each chunk of the store is written once
         return changing * n + mem.store_checkpoint_bytes, "chunks shared: the store only appends, written once"
     return changing * n + mem.store_checkpoint_bytes * n, f"chunks shared, but {mem.rewrite_note}"
@@ -317,13 +351,15 @@ def _top(m: MemoryEstimate) -> str:
     return ", ".join(f"{k} {v / GB:,.1f} GB" for k, v in parts)
 
 
-def plan_giant(flags: Any, gpu: str, *, host_memory: float | None = None) -> Plan:
+def plan_giant(flags: Any, gpu: str, *, host_memory: float | None = None, launcher: Launcher | None = None,
+               disk: float | None = None, allow_epochs: bool = False) -> Plan:
     """The plan of `modal run jobs/giant.py` flags (a GiantFlags) on `gpu` ("H100:8"), before any GPU starts."""
-    from nightshift.orchestrator.runs.giant import giant_run_config, tokenizer_for
+    from nightshift.orchestrator.runs.giant import giant_run_config, gpu_count, tokenizer_for
     from nightshift.pipelines.sizes import parse_size
 
-    config, _ = giant_run_config(flags, "plan-000000000000")
+    config, _ = giant_run_config(flags, "plan-000000000000", world=max(1, gpu_count(gpu)))
     data = data_from_bytes(tokenizer_for(flags), parse_size(flags.max_bytes, what="--max-bytes"),
                            parse_size(flags.valid_bytes, what="--valid-bytes"))
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, device="cuda"))
-    return plan_run(config, gpu or "CPU", data, host_memory=host_memory)
+    return plan_run(config, gpu or "CPU", data, host_memory=host_memory, launcher=launcher, disk=disk,
+                    allow_epochs=allow_epochs)

@@ -6,13 +6,18 @@
 run; `--model` picks any family (default holographic). A flag the chosen family
 has no field for is ignored with a warning, never silently, and never an error:
 the same command line works for every family.
+
+Units are the original's: `--max-samples` and every cadence flag count predicted
+positions (one context window and its next token; orchestrator/runs/positions.py),
+so the run is the one its users meant. The trainer runs with
+`cadence_unit="positions"`; cadences the user did not type keep the recipe's
+values, converted from its steps to positions at the recipe's own step size.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +25,7 @@ from nightshift.models.overrides import field_names
 from nightshift.models.registry import resolve
 from nightshift.orchestrator.errors import UserError
 from nightshift.orchestrator.runs.config import RunConfig, build_run_config
+from nightshift.orchestrator.runs.positions import StepSize, fit_step, positions_per_row, steps_for
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,9 @@ DEFAULT_MODEL = "holographic"
 VOCAB_TOKENIZERS: dict[int, str] = {257: "bytes", 50257: "gpt2", 100277: "cl100k_base", 200019: "o200k_base"}
 # --context-size lands on the field that is each family's context length.
 CONTEXT_FIELDS: dict[str, str] = {"holographic": "context_size", "transformer": "seq_len", "attractor": "window"}
+# Cadence flags (in positions) -> the trainer field each sets.
+CADENCE_FLAGS: dict[str, str] = {"log_every": "log_every", "deep_log_every": "eval_every",
+                                 "generate_every": "sample_every", "sleep_every": "sleep_every"}
 # Giant flags that are model fields of the same name, where a family has them.
 MODEL_FLAGS: tuple[str, ...] = ("max_attractors", "noise_std", "episodic_buffer_size", "rem_cycles")
 
@@ -38,22 +47,23 @@ class GiantFlags:
 
     dataset: str = "pg19"  # a source (pg19, fineweb, tinystories, local:PATH) or a prepared dataset id
     model: str = DEFAULT_MODEL  # family[:flavor]
-    max_samples: int | None = None  # training samples (sequences) to see: steps = ceil(max_samples / batch)
-    vocab_size: int | None = None  # 257 bytes | 50257 gpt2 | 100277 cl100k_base | 200019 o200k_base
+    max_samples: int | None = None  # predicted positions to train on (window + next token), as in the original
+    vocab_size: int | None = None  # 257 bytes | 50257 gpt2 | 100277 cl100k_base | 200019 o200k_base; other: nearest
     tokenizer: str | None = None  # explicit tokenizer name (wins over --vocab-size)
     context_size: int | None = None
     max_attractors: int | None = None
     noise_std: float | None = None
-    log_every: int | None = None  # steps between metric logs
-    deep_log_every: int | None = None  # steps between full evaluations (bits per byte on validation)
-    generate_every: int | None = None  # steps between generated samples
-    sleep_every: int | None = None  # samples between sleep phases
+    log_every: int | None = None  # predicted positions between metric logs
+    deep_log_every: int | None = None  # positions between evaluations (bits per byte, capped by eval_max_bytes)
+    generate_every: int | None = None  # positions between generated samples
+    sleep_every: int | None = None  # positions between sleep phases
     episodic_buffer_size: int | None = None
     rem_cycles: int | None = None
-    batch_size: int | None = None  # global sequences per step (default: the recipe's)
+    batch_size: int | None = None  # global rows per step (default: fitted so a step <= the shortest cadence)
     seed: int = 0
     max_bytes: str = "1GB"  # training text prepared on first use
     valid_bytes: str = "10MB"
+    final_eval_bytes: str = ""  # cap on the final evaluation and each ablation ("": all of --valid-bytes)
     sets: tuple[str, ...] = ()  # extra `key=value` overrides, as `nightshift train --set`
 
     @classmethod
@@ -69,7 +79,10 @@ class GiantFlags:
         return {**dataclasses.asdict(self), "sets": list(self.sets)}
 
 
-def tokenizer_for(flags: GiantFlags) -> str:
+def tokenizer_for(flags: GiantFlags, *, say: bool = False) -> str:
+    """The lossless tokenizer the flags mean. A size we have none for (the original's word-level 100000, whose
+    unknown words become <unk>, so bits per byte could not be exact) maps to the nearest lossless one; `say`
+    logs that in one line (the entry point says it once, not every caller)."""
     if flags.tokenizer:
         return flags.tokenizer
     if flags.vocab_size is None:
@@ -78,13 +91,21 @@ def tokenizer_for(flags: GiantFlags) -> str:
         return VOCAB_TOKENIZERS[flags.vocab_size]
     if flags.vocab_size == 256:
         return "bytes"
-    accepted = ", ".join(f"{v} ({n})" for v, n in VOCAB_TOKENIZERS.items())
-    raise UserError(f"--vocab-size {flags.vocab_size}: our tokenizers are lossless with fixed vocabularies "
-                    f"(bits per byte needs that); accepted: {accepted}, or --tokenizer NAME")
+    if flags.vocab_size < 2:
+        accepted = ", ".join(f"{v} ({n})" for v, n in VOCAB_TOKENIZERS.items())
+        raise UserError(f"--vocab-size {flags.vocab_size}: must be >= 2; lossless sizes: {accepted}")
+    size = min(VOCAB_TOKENIZERS, key=lambda v: (abs(v - flags.vocab_size), v))
+    if say:
+        log.warning("--vocab-size %d: no lossless tokenizer of that size (bits per byte needs lossless tokens); "
+                    "using the nearest, %s (%d)", flags.vocab_size, VOCAB_TOKENIZERS[size], size)
+    return VOCAB_TOKENIZERS[size]
 
 
-def giant_run_config(flags: GiantFlags, dataset_id: str) -> tuple[RunConfig, list[str]]:
-    """The RunConfig the flags mean for the chosen family, and the flags it ignored (also logged)."""
+def giant_run_config(flags: GiantFlags, dataset_id: str, world: int = 1) -> tuple[RunConfig, list[str]]:
+    """The RunConfig the flags mean for the chosen family, and the flags it ignored (also logged).
+
+    `world`: DDP ranks (GPUs), so a fitted batch splits evenly over them.
+    """
     spec = resolve(flags.model)
     family = spec.family
     model_fields = set(field_names(spec.config))
@@ -102,14 +123,8 @@ def giant_run_config(flags: GiantFlags, dataset_id: str) -> tuple[RunConfig, lis
     model_set("context_size", CONTEXT_FIELDS.get(family), flags.context_size)
     for name in MODEL_FLAGS:
         model_set(name, name, getattr(flags, name))
-    train = {"log_every": flags.log_every, "eval_every": flags.deep_log_every,
-             "sample_every": flags.generate_every, "batch_size": flags.batch_size}
-    if flags.sleep_every is not None:
-        if family == "transformer":
-            ignored.append("--sleep-every")  # the baseline never sleeps: the control
-        else:
-            train["sleep_every"] = flags.sleep_every
-    sets.update({f"train.{k}": str(v) for k, v in train.items() if v is not None})
+    if flags.sleep_every is not None and family == "transformer":
+        ignored.append("--sleep-every")  # the baseline never sleeps: the control
     for pair in flags.sets:
         key, sep, value = pair.partition("=")
         if not sep:
@@ -117,13 +132,50 @@ def giant_run_config(flags: GiantFlags, dataset_id: str) -> tuple[RunConfig, lis
         sets[key.strip()] = value
     for flag in ignored:
         log.warning("giant run: %s does not apply to %s models; ignored", flag, family)
+    for flag in ("max_samples", "batch_size", *CADENCE_FLAGS):
+        value = getattr(flags, flag)
+        if value is not None and value < (0 if flag in CADENCE_FLAGS else 1):
+            raise UserError(f"--{flag.replace('_', '-')} {value}: must be >= {0 if flag in CADENCE_FLAGS else 1}")
     config = build_run_config(dataset_id, flags.model, sets, seed=flags.seed)
-    if flags.max_samples is not None:
-        if flags.max_samples < 1:
-            raise UserError(f"--max-samples {flags.max_samples}: must be >= 1")
-        steps = math.ceil(flags.max_samples / config.train.batch_size)
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, steps=steps))
-    return config, ignored
+    return in_positions(config, flags, ignored, world), ignored
+
+
+def in_positions(config: RunConfig, flags: GiantFlags, ignored: list[str], world: int) -> RunConfig:
+    """The trainer config with the giant flags' cadences and length in predicted positions."""
+    from nightshift.pipelines.sizes import parse_size
+
+    t = config.train
+    per_row = positions_per_row(config)
+    if t.cadence_unit == "positions":  # a --set chose positions: the recipe's cadences are already positions
+        scale = dict.fromkeys(CADENCE_FLAGS.values(), 1)
+    else:  # steps unit: log/eval/sample count steps of the recipe's batch, sleep_every counts rows
+        scale = {**dict.fromkeys(CADENCE_FLAGS.values(), t.batch_size * per_row), "sleep_every": per_row}
+    cadences = {field: getattr(t, field) * scale[field] for field in CADENCE_FLAGS.values()}
+    typed = {}
+    for flag, field in CADENCE_FLAGS.items():
+        value = getattr(flags, flag)
+        if value is not None and f"--{flag.replace('_', '-')}" not in ignored:
+            cadences[field] = typed[field] = value
+    if config.model.family == "transformer":
+        cadences["sleep_every"] = 0
+    shortest = min((v for v in typed.values() if v), default=None)
+    model_fields = set(field_names(config.model.config))
+    step = fit_step(per_row, shortest, t.batch_size, world,
+                    can_shorten_row="row_positions" in model_fields, batch_given=flags.batch_size)
+    if step.row_set:
+        config = dataclasses.replace(config, model=dataclasses.replace(
+            config.model, config=dataclasses.replace(config.model.config, row_positions=step.row_positions)))
+    steps = steps_for(flags.max_samples, step) if flags.max_samples is not None else t.steps
+    final = parse_size(flags.final_eval_bytes, what="--final-eval-bytes") if flags.final_eval_bytes else 0
+    train = dataclasses.replace(t, cadence_unit="positions", batch_size=step.batch, steps=steps,
+                                final_eval_max_bytes=int(final), **cadences)
+    train.validate()
+    return dataclasses.replace(config, train=train)
+
+
+def step_size(config: RunConfig) -> StepSize:
+    """The step a giant config takes (for the plan's translation line)."""
+    return StepSize(config.train.batch_size, positions_per_row(config), False)
 
 
 def check_world(config: RunConfig, processes: int) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from nightshift.orchestrator.runs.config import TrainConfig
 
-KINDS = ("step", "data", "sleep", "eval", "ablation", "checkpoint", "samples", "compile")
+KINDS = ("step", "data", "sleep", "eval", "final_eval", "ablation", "checkpoint", "samples", "compile")
 BUDGETED = ("step", "data", "sleep")  # everything but evaluation, checkpoints, samples and compilation
 # torch's timers of compilation (torch._dynamo.utils.compilation_time_metrics, seconds): a whole dynamo compile
 # (tracing + inductor, forward) and the backward graph compiled lazily at its first backward

@@ -21,6 +21,7 @@ from torch import Tensor
 from nightshift import collectives
 from nightshift.models.protocol import LanguageModel, SleepContext
 from nightshift.orchestrator.checkpointing.lease import NO_LEASE, LeaseLost, NullLease, RunLease
+from nightshift.orchestrator.checkpointing.retention import Retention
 from nightshift.orchestrator.checkpointing.trail import CheckpointTrail, Loaded
 from nightshift.orchestrator.errors import UserError
 from nightshift.orchestrator.evaluation.ablation import ablation_metrics, score_ablations
@@ -34,6 +35,7 @@ from nightshift.orchestrator.tracking.base import NoopTracker, Tracker
 from nightshift.orchestrator.tracking.inputs import dataset_inputs
 from nightshift.orchestrator.tracking.nodes import NODES_TAG, node_name, node_role
 from nightshift.orchestrator.training import budget, flops, runtime
+from nightshift.orchestrator.training.cadence import Cadence, Tick
 from nightshift.orchestrator.training.divergence import DivergenceGuard
 from nightshift.orchestrator.training.faults import FaultDrill
 from nightshift.orchestrator.training.optim import build_optimizer, build_scheduler, fit_schedule
@@ -61,6 +63,7 @@ class Progress:
     step: int = 0
     samples: int = 0
     tokens: int = 0
+    positions: int = 0  # predicted positions (windows + next token) observed or trained on
     sleeps: int = 0
     train_seconds: float = 0.0
     rollbacks: int = 0
@@ -80,8 +83,10 @@ class Trainer:
         self.hooks = tuple(hooks)
         self.checkpoint_callback = checkpoint_callback  # Ray Train reports checkpoints through this
         self.run_dir = RunDir(store, config)
-        self.trail = CheckpointTrail(store, config.run_path)
         self.cfg = config.train
+        self.trail = CheckpointTrail(store, config.run_path,
+                                     retention=Retention(keep=self.cfg.keep_checkpoints, every=self.cfg.keep_every))
+        self.cadence = Cadence(self.cfg)
         self.device = runtime.resolve_device(self.cfg.device, self.env)
         collectives.bind_device(self.device)  # this rank's GPU is the current one (NCCL, object collectives)
         self.faults = FaultDrill()  # NIGHTSHIFT_FAULTS drills; none in real training
@@ -155,7 +160,9 @@ class Trainer:
         self.reader.load_state_dict(readers[self.env.rank] if len(readers) == self.env.world_size else readers[0])
         runtime.set_rng_state(runtime.rank_rng_state(state["rng"], self.env), self.device)
         p = state["progress"]
-        self.state = Progress(step=p["step"], samples=p["samples"], tokens=p["tokens"], sleeps=p["sleeps"],
+        positions = p.get("positions", p["samples"] * self.model.positions_per_row)  # older checkpoints: derived
+        self.state = Progress(step=p["step"], samples=p["samples"], tokens=p["tokens"], positions=positions,
+                              sleeps=p["sleeps"],
                               train_seconds=p["train_seconds"], rollbacks=p.get("rollbacks", 0),
                               last_eval=dict(p.get("last_eval", {})))
         if self.guard is not None and state.get("guard"):
@@ -196,7 +203,7 @@ class Trainer:
             self.run_dir.set_status("running", self.state.step, backend=self.env.backend)
         progress = self._progress()
         last_ckpt_time = time.monotonic()
-        window_loss, window_tokens, window_time = 0.0, 0, 0.0
+        window_loss, window_tokens, window_time, window_steps = 0.0, 0, 0.0, 0
         self._window.clear()
         try:
             while self.state.step < self.schedule.planned_steps:
@@ -209,19 +216,22 @@ class Trainer:
                 self.state.step += 1
                 self.state.train_seconds += dt
                 step_tokens = self.cfg.batch_size * self.model.train_seq_len
+                positions0 = self.state.positions
                 self.state.samples += self.cfg.batch_size
                 self.state.tokens += step_tokens
+                self.state.positions += self.cfg.batch_size * self.model.positions_per_row
                 self._window.append((self.state.step, loss))
                 self._step_metrics = metrics
                 window_tokens += step_tokens
                 window_time += dt
+                window_steps += 1
                 step = self.state.step
                 last = self.schedule.planned_steps
-                log_now = step % self.cfg.log_every == 0 or step == last
-                sleeps_due = self.state.samples // self.cfg.sleep_every if self.cfg.sleep_every else 0
-                sleep_now = sleeps_due > self.state.sleeps
-                eval_now = bool(self.cfg.eval_every) and step % self.cfg.eval_every == 0 and step < last
-                sample_now = bool(self.cfg.sample_every) and step % self.cfg.sample_every == 0 and step < last
+                tick = Tick(step - 1, step, self.state.samples, positions0, self.state.positions)
+                log_now = self.cadence.log(tick, last)
+                sleep_now = self.cadence.sleeps_due(tick) > self.state.sleeps
+                eval_now = self.cadence.eval(tick, last)
+                sample_now = self.cadence.sample(tick, last)
                 hooks_now = [hook for hook in self.hooks if step % hook.every == 0]
                 due = bool(self.cfg.checkpoint_every) and step % self.cfg.checkpoint_every == 0
                 replan = bool(self.budget) and step in budget.REPLAN_AT
@@ -231,15 +241,16 @@ class Trainer:
                     # Divergence is judged on every step of the window, before anything uses or saves the weights.
                     losses = self._flush_losses()
                     if losses is None:
-                        window_loss, window_tokens, window_time = 0.0, 0, 0.0
+                        window_loss, window_tokens, window_time, window_steps = 0.0, 0, 0.0, 0
                         continue  # rolled back: counters and weights restored from the trail
                     window_loss += sum(losses)
                 self._plan_budget(step, dt)
                 if log_now:
                     rate = window_tokens / max(window_time, 1e-9)
-                    n = self.cfg.log_every if step % self.cfg.log_every == 0 else step % self.cfg.log_every
+                    n = max(1, window_steps)
                     row = {"train/loss": window_loss / n, "perf/tokens_per_s": rate,
-                           "perf/tokens_seen": float(self.state.tokens), **_host(self._step_metrics),
+                           "perf/tokens_seen": float(self.state.tokens),
+                           "perf/positions_seen": float(self.state.positions), **_host(self._step_metrics),
                            **self.flops.metrics(rate / self.model.train_seq_len),
                            "compute/seconds": self.compute.budgeted * self.env.world_size}
                     if self.scheduler is not None:
@@ -247,7 +258,7 @@ class Trainer:
                     self.tracker.log_metrics(row, step)
                     if progress is not None:
                         progress.logged(window_loss / n if self.gradient else None, rate)
-                    window_loss, window_tokens, window_time = 0.0, 0, 0.0
+                    window_loss, window_tokens, window_time, window_steps = 0.0, 0, 0.0, 0
                 if progress is not None:
                     if progress.total != self.schedule.planned_steps:  # a budget re-plan
                         progress.set_total(self.schedule.planned_steps)
@@ -273,7 +284,7 @@ class Trainer:
                 if (timed or stopping or over_budget) and not flushed:
                     losses = self._flush_losses()  # nothing unjudged is saved or reported
                     if losses is None:
-                        window_loss, window_tokens, window_time = 0.0, 0, 0.0
+                        window_loss, window_tokens, window_time, window_steps = 0.0, 0, 0.0, 0
                         continue
                     window_loss += sum(losses)
                 if (due or timed or stopping) and step < last:
@@ -408,12 +419,15 @@ class Trainer:
             self.tracker.log_metrics(row, self.state.step)
         return metrics
 
-    def evaluate(self, max_bytes: int = 0) -> EvalResult:
-        with self.compute.timed("eval"):
+    def evaluate(self, max_bytes: int = 0, *, kind: str = "eval") -> EvalResult:
+        """Bits per byte on validation (`kind`: the compute meter's book, "final_eval" at the end)."""
+        with self.compute.timed(kind):
             result = self._score(max_bytes)
+            # the family's own metrics (holographic: the seed's, bounded in cost), beside each evaluation
+            seed = {f"seed/{k}": float(v) for k, v in self.model.eval_metrics().items()} if self.env.is_main else {}
         self.state.last_eval = {"bpb": result.bits_per_byte, "bytes": result.n_bytes, "step": self.state.step}
-        self.tracker.log_metrics({**result.metrics(), "compute/seconds": self.compute.budgeted * self.env.world_size},
-                                 self.state.step)
+        self.tracker.log_metrics({**result.metrics(), **seed,
+                                  "compute/seconds": self.compute.budgeted * self.env.world_size}, self.state.step)
         log.info("step %d: val bits/byte %.4f over %d bytes", self.state.step, result.bits_per_byte, result.n_bytes)
         return result
 
@@ -424,10 +438,13 @@ class Trainer:
                              device=self.device, max_bytes=max_bytes, rank=self.env.rank,
                              world_size=self.env.world_size)  # float32, never the training autocast
 
+    def _final_score(self) -> EvalResult:
+        return self._score(self.cfg.final_eval_max_bytes)
+
     def ablations(self) -> dict[str, float]:
         """Final bits/byte with each ablatable part of the family off (evaluation time, not budgeted)."""
         with self.compute.timed("ablation"):
-            scores = {part: r.bits_per_byte for part, r in score_ablations(self.model, self._score).items()}
+            scores = {part: r.bits_per_byte for part, r in score_ablations(self.model, self._final_score).items()}
         if scores:
             self.tracker.log_metrics(ablation_metrics(scores), self.state.step)
         return scores
@@ -487,7 +504,8 @@ class Trainer:
                 "reader": readers,
                 "rng": rngs,
                 "progress": {"step": self.state.step, "samples": self.state.samples, "tokens": self.state.tokens,
-                             "sleeps": self.state.sleeps, "train_seconds": self.state.train_seconds,
+                             "positions": self.state.positions, "sleeps": self.state.sleeps,
+                             "train_seconds": self.state.train_seconds,
                              "rollbacks": self.state.rollbacks, "last_eval": self.state.last_eval,
                              "compute": self.compute.state_dict(),
                              "schedule": {**self.schedule.to_dict(), "run_id": self.config.run_id}},
@@ -506,7 +524,8 @@ class Trainer:
         return info
 
     def finish(self, reason: str) -> dict[str, Any]:
-        final = self.evaluate(0) if reason != "interrupted" else None
+        interrupted = reason == "interrupted"
+        final = None if interrupted else self.evaluate(self.cfg.final_eval_max_bytes, kind="final_eval")
         ablations = self.ablations() if final is not None and self.cfg.final_ablations else {}
         if reason != "interrupted":
             self.write_samples()
@@ -515,7 +534,7 @@ class Trainer:
             "run_id": self.config.run_id, "dataset_id": self.config.dataset_id, "model_id": self.config.model_id,
             "family": self.config.model.family, "flavor": self.config.model.flavor, "seed": self.cfg.seed,
             "stop_reason": reason, "stop_signal": self._stop_signal() if reason == "interrupted" else None,
-            "step": self.state.step, "samples": self.state.samples,
+            "step": self.state.step, "samples": self.state.samples, "positions": self.state.positions,
             "tokens": self.state.tokens, "epochs": self.state.tokens / max(self._train_tokens(), 1),
             "train_seconds": self.state.train_seconds,
             "tokens_per_s": self.state.tokens / max(self.state.train_seconds, 1e-9),

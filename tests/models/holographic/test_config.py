@@ -26,6 +26,7 @@ from nightshift.models.protocol import Vocab
         ("signature_weight", 1.5, "signature_weight=1.5"),
         ("store_policy", "fifo", "store_policy='fifo'"),
         ("holdout_every", 1, "holdout_every=1"),
+        ("store_device", "cuda", "store_device='cuda': must be one of auto, host, model"),
     ],
 )
 def test_bad_values_are_named(field, value, message, byte_vocab):

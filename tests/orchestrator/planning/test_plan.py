@@ -72,7 +72,11 @@ def test_giant_dry_run_accepts_the_documented_flags_on_h100_and_starts_nothing(f
         main(**flags, dry_run=True)  # returns before any Modal call (no server is reachable here)
     text = out.getvalue()
     assert "fits: yes" in text and "H100 80GB" in text, text
-    assert f"{flags['max_attractors']:,} episodes x 108 B" in text
+    # --max-samples counts predicted positions; held-out rows (1 in holdout_every=64) are never stored
+    positions = int(text.split("  samples       ")[1].split(" predicted positions")[0].replace(",", ""))
+    assert flags["max_samples"] <= positions < flags["max_samples"] * 1.01
+    stored = int(text.split(" episodes x 108 B")[0].rsplit("(", 1)[1].replace(",", ""))
+    assert stored == pytest.approx(min(flags["max_attractors"], positions * 63 / 64), rel=0.01)
     assert "time   " in text and "tokens/s" in text and "one checkpoint" in text
 
 
@@ -80,7 +84,8 @@ def test_giant_dry_run_accepts_the_documented_flags_on_h100_and_starts_nothing(f
 def test_giant_refuses_before_any_gpu_when_the_store_cannot_fit() -> None:
     main = _giant_main()
     with pytest.raises(UserError, match="GB of host memory"):
-        main(dataset="pg19", max_samples=100_000_000, context_size=64, max_attractors=10_000_000_000, gpu="H100")
+        main(dataset="pg19", max_samples=10_000_000_000, context_size=64, max_attractors=10_000_000_000,
+             max_bytes="60GB", gpu="H100")  # 10 G positions fill the 10 G-episode store
 
 
 def test_store_estimate_follows_the_family_at_small_scale(pg19_texts) -> None:
@@ -105,7 +110,8 @@ def test_store_estimate_follows_the_family_at_small_scale(pg19_texts) -> None:
 
 
 def test_plan_numbers_are_consistent() -> None:
-    config = build_run_config("x" * 16, "holographic:giant", {"max_attractors": "100000000"}, steps=1000)
+    config = build_run_config("x" * 16, "holographic:giant", {"max_attractors": "100000000",
+                                                              "model.store_device": "host"}, steps=1000)
     plan = plan_run(config, "H100:8", data_from_bytes("gpt2", 11 * 10**9, 10**7))
     d = plan.as_dict()
     assert d["devices"] == 8 and d["device"] == "H100 80GB" and d["fits"]

@@ -187,6 +187,11 @@ def counted(tracking_db: Path, run_dir: Path) -> dict[str, int]:
 
 
 def run(ctx: Context) -> dict[str, Any]:
+    import logging
+    import os
+
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"  # our lines, not MLflow's bars
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     factor = ctx["factor"]
     flags = {**scaled(factor), "dataset": f"local:{ctx.shared / 'pg19'}", "max_bytes": ctx["max_bytes"],
              "valid_bytes": ctx["valid_bytes"], "sets": [f"sample_tokens={ctx['sample_tokens']}",

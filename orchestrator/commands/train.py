@@ -32,7 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, metavar="FAMILY[:FLAVOR]",
                    help="e.g. transformer:tiny, attractor:a1, holographic, macro_unit (see `nightshift models`)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a model or trainer field (repeatable), e.g. --set lr=3e-4 --set n_layer=2")
+                   help="override a model or trainer field (repeatable), e.g. --set lr=3e-4 --set n_layer=2. "
+                        "Units: log_every, eval_every, sample_every count steps and sleep_every sequences, or all "
+                        "four count predicted positions (a window + its next token, the giant run's 'samples') "
+                        "with --set cadence_unit=positions; keep_checkpoints=K (default 3) and keep_every=M steps "
+                        "set checkpoint retention")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recipe's)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of weights, data order and sampling (default: the recipe's; it is part of the run id)")

@@ -104,9 +104,9 @@ def test_the_giant_plan_prints_offline_without_a_modal_account(tmp_path: Path) -
                           "--context-size", "64"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "plan: holographic" in out.stdout and "container     cpu=8 memory=" in out.stdout
-    refused = subprocess.run([sys.executable, str(ROOT / "jobs" / "giant.py"), "--dry-run", "--vocab-size", "32000"],
+    refused = subprocess.run([sys.executable, str(ROOT / "jobs" / "giant.py"), "--dry-run", "--vocab-size", "1"],
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--vocab-size 32000" in refused.stderr
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "--vocab-size 1" in refused.stderr
 
 
 def test_the_container_request_follows_the_plan() -> None:
@@ -114,7 +114,8 @@ def test_the_container_request_follows_the_plan() -> None:
 
     small = plan_giant(GiantFlags(max_samples=1000), "H100").container_request()
     assert (small.cpu, small.memory_mib) == (8.0, MIN_MEMORY_MIB)
-    big = plan_giant(GiantFlags(max_samples=1_000_000, max_attractors=200_000_000), "H100:2")
+    big = plan_giant(GiantFlags(max_samples=300_000_000, max_attractors=200_000_000, max_bytes="2GB",
+                                sets=("model.store_device=host",)), "H100:2")  # a host store: host memory
     request = big.container_request()
     assert request.cpu == 16.0 and request.memory_mib * 2**20 >= 1.5 * big.host_need > MIN_MEMORY_MIB * 2**20
 
@@ -126,8 +127,8 @@ def test_the_container_request_can_be_overridden_but_not_below_the_runs_host_mem
     plan.check()
     assert (plan.container_request().cpu, plan.container_request().memory_mib) == (4.0, 64 * 10**9 // 2**20 + 1)
     assert "--container-cpu / --container-memory" in plan.render()
-    _, short, _ = giant.checked_plan({"max_samples": 1_000_000, "max_attractors": 200_000_000,
-                                      "container_memory": "1GB"})
+    _, short, _ = giant.checked_plan({"max_samples": 300_000_000, "max_attractors": 200_000_000, "max_bytes": "2GB",
+                                      "sets": "model.store_device=host", "container_memory": "1GB"})
     with pytest.raises(UserError, match=r"--container-memory 954 MiB is less than the run's host memory"):
         short.check()
 
@@ -138,7 +139,9 @@ def test_giant_flags_map_onto_the_family_and_the_rest_are_ignored_with_a_warning
     with caplog.at_level("WARNING"):
         config, ignored = giant_run_config(flags, "pg19-0123456789abcdef")
     assert config.model.config.seq_len == 32
-    assert config.train.steps == 13  # ceil(100 samples / batch 8)
+    # positions: a row predicts 32; the shortest cadence (3) fits no whole row, so one row per step
+    assert (config.train.cadence_unit, config.train.batch_size) == ("positions", 1)
+    assert config.train.steps == 4  # ceil(100 positions / 32 per step)
     assert (config.train.eval_every, config.train.sample_every, config.train.log_every) == (7, 9, 3)
     assert config.train.sleep_every == 0  # the baseline never sleeps
     assert ignored == ["--max-attractors", "--noise-std", "--sleep-every"]
@@ -152,14 +155,16 @@ def test_giant_flags_reach_the_holographic_fields_of_the_same_name() -> None:
     cfg = config.model.config
     assert (config.model.family, cfg.context_size, cfg.max_attractors, cfg.noise_std) == ("holographic", 16, 5000, 0.25)
     assert (cfg.episodic_buffer_size, cfg.rem_cycles, config.train.sleep_every) == (256, 2, 32)
+    # a sleep every 32 positions: rows shortened to 32 predicted positions, one per step, 2 steps for 64
+    assert (cfg.row_positions, config.train.batch_size, config.train.steps) == (32, 1, 2)
     assert ignored == []
 
 
 def test_vocab_size_picks_a_lossless_tokenizer_and_gpu_counts_parse() -> None:
     assert [tokenizer_for(GiantFlags(vocab_size=v)) for v in (257, 50257, 100277)] == ["bytes", "gpt2", "cl100k_base"]
     assert tokenizer_for(GiantFlags(vocab_size=50257, tokenizer="bytes")) == "bytes"
-    with pytest.raises(UserError, match="--vocab-size 32000: .* accepted: 257 \\(bytes\\), 50257 \\(gpt2\\)"):
-        tokenizer_for(GiantFlags(vocab_size=32000))
+    with pytest.raises(UserError, match="--vocab-size 0: must be >= 2; lossless sizes: 257 \\(bytes\\), 50257"):
+        tokenizer_for(GiantFlags(vocab_size=0))
     assert [gpu_count(g) for g in ("", "H100", "H100:8")] == [0, 1, 8]
     with pytest.raises(UserError, match="--gpu 'H100:x'"):
         gpu_count("H100:x")
@@ -170,12 +175,16 @@ def test_vocab_size_picks_a_lossless_tokenizer_and_gpu_counts_parse() -> None:
 
 
 # ------------------------------------------------------------------ end to end through .local()
-COMMON = {"max_samples": 96, "vocab_size": 257, "log_every": 2, "deep_log_every": 0, "generate_every": 0,
+COMMON = {"vocab_size": 257, "deep_log_every": 0, "generate_every": 0, "batch_size": 8,
           "max_bytes": "200KB", "valid_bytes": "12KB", "sets": ["checkpoint_every=4", "eval_batch_size=32"]}
-# The giant run's own family and flags, scaled down: 12 steps of 8 windows, a sleep every 6 steps.
+# The giant run's own family and flags, scaled down, in predicted positions: 12 steps of 8 rows x 113 windows
+# (context 16, rows of 128 tokens), a log line every 2 steps, a sleep every 6 steps.
 HOLOGRAPHIC = {**COMMON, "model": "holographic:tiny", "context_size": 16, "max_attractors": 5000, "noise_std": 0.3,
-               "sleep_every": 48, "episodic_buffer_size": 512, "rem_cycles": 1}
-TRANSFORMER = {**COMMON, "model": "transformer:debug", "context_size": 32}
+               "max_samples": 12 * 904, "log_every": 2 * 904, "sleep_every": 6 * 904, "episodic_buffer_size": 512,
+               "rem_cycles": 1}
+# 8 rows x 32 predicted positions a step: a log line every 2 steps
+TRANSFORMER = {**COMMON, "model": "transformer:debug", "context_size": 32, "max_samples": 12 * 256,
+               "log_every": 2 * 256}
 
 ATTEMPT = textwrap.dedent("""
     import importlib.util, json, sys, warnings
@@ -256,7 +265,7 @@ class RecordingVolume:
 @pytest.mark.slow
 def test_the_volume_is_committed_after_prepare_each_checkpoint_and_the_end(tiny_data, fresh_store: Path) -> None:
     volume = RecordingVolume()
-    flags = GiantFlags.from_dict({**TRANSFORMER, "dataset": tiny_data.dataset_id, "max_samples": 48})  # 6 steps
+    flags = GiantFlags.from_dict({**TRANSFORMER, "dataset": tiny_data.dataset_id, "max_samples": 6 * 256})  # 6 steps
     result = run_giant(flags, store_url=str(fresh_store), volume=volume, tracking_uri="none")
     config, _ = giant_run_config(flags, tiny_data.dataset_id)
     checkpoints = CheckpointTrail(Store.open(str(fresh_store)), config.run_path).trail()

@@ -61,9 +61,10 @@ def _giant_main():
 @pytest.mark.parametrize("flags", [
     # the README's command (--gpu H100:8) and the giant run: 100 M episodes of context 4096
     dict(dataset="pg19", max_samples=10_000_000, context_size=64, max_attractors=1_000_000, sleep_every=100_000,
-         rem_cycles=3, gpu="H100:8"),
+         rem_cycles=3, final_eval_bytes="1MB", gpu="H100:8"),
     dict(dataset="pg19", max_samples=100_000_000, context_size=4096, max_attractors=100_000_000, vocab_size=50257,
-         sleep_every=200_000, episodic_buffer_size=8192, rem_cycles=3, max_bytes="11GB", gpu="H100"),
+         sleep_every=200_000, episodic_buffer_size=8192, rem_cycles=3, max_bytes="11GB", final_eval_bytes="1MB",
+         gpu="H100"),
 ])
 def test_giant_dry_run_accepts_the_documented_flags_on_h100_and_starts_nothing(flags: dict, monkeypatch) -> None:
     main = _giant_main()
@@ -111,7 +112,8 @@ def test_store_estimate_follows_the_family_at_small_scale(pg19_texts) -> None:
 
 def test_plan_numbers_are_consistent() -> None:
     config = build_run_config("x" * 16, "holographic:giant", {"max_attractors": "100000000",
-                                                              "model.store_device": "host"}, steps=1000)
+                                                              "model.store_device": "host",
+                                                              "final_eval_max_bytes": "100000"}, steps=1000)
     plan = plan_run(config, "H100:8", data_from_bytes("gpt2", 11 * 10**9, 10**7))
     d = plan.as_dict()
     assert d["devices"] == 8 and d["device"] == "H100 80GB" and d["fits"]

@@ -203,8 +203,14 @@ def whole_run(plan: "Plan", *, launcher: Launcher | None = None, disk: float | N
         phases.append(Phase("final eval", 1, final,
                             f"{final_q:,.0f} queries ({final_bytes / 1e6:,.1f} MB) x {end_rows:,.0f} rows"))
         parts = _ablatable(family) if t.final_ablations else ()
-        phases.append(Phase("ablations", len(parts), _times(len(parts), final),
-                            f"one final evaluation per part off: {', '.join(parts) or 'none'}"))
+        # with "memory" off no query scans the store (what is left is the per-query cost); every other part off
+        # still scans it: a full final evaluation
+        scanless = _times(final_q, query_s(0.0))
+        cost = [scanless if part == "memory" else final for part in parts]
+        total = None if any(c is None for c in cost) else sum(cost)
+        phases.append(Phase("ablations", len(parts), total,
+                            f"one final evaluation per part off ({', '.join(parts) or 'none'}); with memory off "
+                            "no store scan"))
         from nightshift.orchestrator.training.sampling import PROMPTS
 
         tokens = len(PROMPTS) * t.sample_tokens

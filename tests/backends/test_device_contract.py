@@ -46,7 +46,7 @@ FAMILIES = {
     "holographic:suffix-store": _SUFFIX,
     "macro_unit:small": {"sleep_every": "16"},
 }
-HOLOGRAPHIC_TILING = (64, 512)  # (query block, key tile) of the store search on the CPU and on the fake device
+HOLOGRAPHIC_TILING = (64, 2048)  # (query block, key tile) of the store search on the CPU and on the fake device
 HOLOGRAPHIC_QUERY_CHUNK = 512  # queries per retrieval call of score()
 XFAIL: dict[str, str] = {}  # family: why it fails today (strict: the fix turns this red)
 STEPS = 4
@@ -60,8 +60,9 @@ def params() -> list:
 def run(data, store_dir: Path, model: str, device: str, stop_at: int | None = None,
         models: list | None = None) -> dict:
     store = Store.open(str(store_dir))
-    sets = {"device": device, "batch_size": "8", "eval_every": "2", "eval_max_bytes": "2000", "checkpoint_every": "2",
-            "sample_every": "2", "sample_tokens": "4", "log_every": "1", "final_ablations": "false",  # scored elsewhere
+    sets = {"device": device, "batch_size": "8", "eval_every": "2", "eval_max_bytes": "2000",
+            "final_eval_max_bytes": "2000", "checkpoint_every": "2", "sample_every": "2", "sample_tokens": "2",
+            "log_every": "1", "final_ablations": "false",  # scored elsewhere
             **FAMILIES[model]}
     config = build_run_config(data.dataset_id, model, {k if "." in k else f"train.{k}": v for k, v in sets.items()},
                               steps=STEPS, seed=4)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -90,10 +90,16 @@ def retrieval(model: HolographicModel, windows: int = RETRIEVAL_WINDOWS) -> dict
         keys.append(k[:, -1])
         sigs.append(g[:, -1])
     ev = model.evidence(torch.cat(keys), torch.cat(sigs), ctx[:, -1])
+    return accuracies(model, ev, y, "retrieval")
+
+
+def accuracies(model: HolographicModel, ev: Any, y: Tensor, name: str) -> dict[str, float]:
+    """`{name}_accuracy` (the model's top-1), `{name}_nearest_accuracy` and `{name}_baseline_accuracy` (always
+    the most frequent training token) on the same windows."""
     acc = top1(model, ev, y)
     most_frequent = int(model.memory.backoff.unigram.argmax())
-    return {"retrieval_accuracy": acc["model"], "retrieval_nearest_accuracy": acc["nearest"],
-            "retrieval_baseline_accuracy": float((y == most_frequent).float().mean())}
+    return {f"{name}_accuracy": acc["model"], f"{name}_nearest_accuracy": acc["nearest"],
+            f"{name}_baseline_accuracy": float((y == most_frequent).float().mean())}
 
 
 @torch.no_grad()
@@ -115,10 +121,7 @@ def generalization(model: HolographicModel, windows: int = RETRIEVAL_WINDOWS) ->
         reading = {"rsims": h.view("rsim")[idx], "rtargets": h.view("rtarget")[idx], "wsize": h.view("wsize")[idx]}
     ev = model.evidence(h.view("key")[idx], h.view("sig")[idx], h.view("prev")[idx], reading=reading)
     y = h.view("target")[idx].long().cpu()
-    acc = top1(model, ev, y)
-    most_frequent = int(model.memory.backoff.unigram.argmax())
-    return {"generalization_accuracy": acc["model"], "generalization_nearest_accuracy": acc["nearest"],
-            "generalization_baseline_accuracy": float((y == most_frequent).float().mean())}
+    return accuracies(model, ev, y, "generalization")
 
 
 @torch.no_grad()

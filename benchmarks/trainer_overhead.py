@@ -135,17 +135,17 @@ class TimedTrainer(Trainer):
         self.losses.append(float(loss))  # a host read per step: this benchmark compares losses step by step
         return loss, metrics
 
-    def _timed(self, kind: str, fn: Any, *args: Any) -> Any:
+    def _timed(self, kind: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         t0 = clock()
-        out = fn(*args)
+        out = fn(*args, **kwargs)
         wall, cpu = since(t0)
         self.events.append({"kind": kind, "step": self.state.step, "start": t0[0], "wall": wall, "cpu": cpu,
                             "final": self.finish_start is not None,
                             "bytes": getattr(out, "n_bytes", 0)})
         return out
 
-    def evaluate(self, max_bytes: int = 0):
-        return self._timed("eval", super().evaluate, max_bytes)
+    def evaluate(self, max_bytes: int = 0, *, kind: str = "eval"):
+        return self._timed("eval", super().evaluate, max_bytes, kind=kind)
 
     def write_samples(self) -> str:
         return self._timed("samples", super().write_samples)

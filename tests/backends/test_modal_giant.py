@@ -129,7 +129,8 @@ def test_the_container_request_can_be_overridden_but_not_below_the_runs_host_mem
     assert "--container-cpu / --container-memory" in plan.render()
     _, short, _ = giant.checked_plan({"max_samples": 300_000_000, "max_attractors": 200_000_000, "max_bytes": "2GB",
                                       "sets": "model.store_device=host", "container_memory": "1GB"})
-    with pytest.raises(UserError, match=r"--container-memory 954 MiB is less than the run's host memory"):
+    assert any(p.startswith("--container-memory 954 MiB is less than the run's host memory") for p in short.problems)
+    with pytest.raises(UserError):  # the first problem (this run is also too long for Modal's attempts)
         short.check()
 
 

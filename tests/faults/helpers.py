@@ -22,7 +22,7 @@ from tests.helpers.paths import ROOT
 
 STEPS = 8
 SETS = {"checkpoint_every": "2", "eval_every": "0", "sample_tokens": "4", "log_every": "1", "batch_size": "4",
-        "checkpoint_minutes": "0"}
+        "checkpoint_minutes": "0", "keep_every": "2"}  # keep every checkpoint: faults compare them
 
 
 TRAIN_FLAGS = ["--model", "transformer:debug", "--steps", str(STEPS), "--no-progress", "--json",

@@ -30,10 +30,10 @@ def test_every_result_changing_field_changes_the_run_id() -> None:
 
 def test_operational_fields_do_not_change_the_run_id() -> None:
     assert OPERATIONAL_FIELDS == {"device", "compile", "log_every", "checkpoint_every", "checkpoint_minutes",
-                                  "eval_batch_size", "final_ablations"}
+                                  "eval_batch_size", "final_ablations", "keep_checkpoints", "keep_every"}
     base = run_id()
     assert run_id(device="cpu", log_every=3, checkpoint_every=2, checkpoint_minutes=1, eval_batch_size=2,
-                  compile="true", final_ablations="false") == base
+                  compile="true", final_ablations="false", keep_checkpoints=5, keep_every=10) == base
     assert run_id(fit_schedule="false") != base and run_id(budget_device_seconds="60") != base
 
 

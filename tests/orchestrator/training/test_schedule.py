@@ -60,7 +60,7 @@ def test_budget_counts_sleep_and_the_run_plans_its_schedule_from_measured_steps(
     assert compute["sleep"] >= 0.25 * result["sleeps"]
     assert result["compute_seconds"] == pytest.approx(compute["step"] + compute["data"] + compute["sleep"], rel=1e-3)
     assert result["compute_seconds"] >= 1.2 > result["train_seconds"]  # the budget bound all work, not steps alone
-    assert compute["eval"] > 0 and compute["checkpoint"] > 0  # measured, but outside the budget
+    assert compute["final_eval"] > 0 and compute["checkpoint"] > 0  # measured, but outside the budget
     assert result["schedule"]["planned_by"] == "budget" and result["schedule"]["planned_steps"] <= 6
     assert result["train_flops"] > 0  # a gradient family: FLOPs of the train steps
 

@@ -12,15 +12,17 @@ the costs, not what 100 M positions of distinct text would teach.
 
 Calibration first (the same process, same threads): the exact search's (query x row)/s over a store of the
 rehearsal's size, the per-query cost beside the scan, the observe cost per row token and per call, the cost
-of a generated token, and a sleep's fixed and buffer^2 costs. These are what the planner records
-(`holographic_costs` in orchestrator/planning/recorded.json); the rehearsal then checks the plan built from
-them against the whole run, measured by the trainer's own compute meter.
+of a generated token, the seed metrics' cost, and a sleep's fixed, buffer^2 and per-held-out-window costs.
+These are what the planner records (`holographic_costs` in orchestrator/planning/recorded.json); the
+rehearsal then checks the plan built from them against the whole run, measured by the trainer's own compute
+meter.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,7 @@ def calibrate(ctx: Context, flags: dict[str, Any]) -> dict[str, float]:
     from nightshift.orchestrator.runs.vocab import vocab_of
     from nightshift.pipelines.tokenizers import load_tokenizer
 
+    DEFAULTS = Config()  # the defaults (holdout size and rate)
     tok = load_tokenizer(tokenizer_for(GiantFlags(**flags)))
     vocab = vocab_of(tok)
     texts = pq.read_table(ctx.shared / "pg19" / "train.parquet", columns=["text"]).column("text").to_pylist()
@@ -75,9 +78,9 @@ def calibrate(ctx: Context, flags: dict[str, Any]) -> dict[str, float]:
         starts = [(offset + j * 7919) % (ids.numel() - length) for j in range(n)]
         return torch.stack([ids[s : s + length] for s in starts])
 
-    def build(row_positions: int, buffer: int):
+    def build(row_positions: int, buffer: int, holdout_size: int = DEFAULTS.holdout_size):
         return Config(context_size=C, max_attractors=flags["max_attractors"], row_positions=row_positions,
-                      episodic_buffer_size=buffer, rem_cycles=flags["rem_cycles"],
+                      episodic_buffer_size=buffer, rem_cycles=flags["rem_cycles"], holdout_size=holdout_size,
                       noise_std=flags["noise_std"]).build(vocab)
 
     # observe: seconds = call + row tokens x per-token, fitted over three row lengths
@@ -98,13 +101,15 @@ def calibrate(ctx: Context, flags: dict[str, Any]) -> dict[str, float]:
 
     # a store of the rehearsal's size, from real observe
     r = row
-    small, large = build(r, flags["episodic_buffer_size"]), build(r, 16 * flags["episodic_buffer_size"])
     target = min(flags["max_attractors"], flags["max_samples"])
+    held = min(DEFAULTS.holdout_size, target // (DEFAULTS.holdout_every - 1))  # held-out windows at the end
+    small = build(r, flags["episodic_buffer_size"])
+    fewer = build(r, flags["episodic_buffer_size"], holdout_size=max(8, held // 4))
     i = 0
     while small.memory.store.size < target and i < 100_000:
         batch = rows(C + r, 8, offset=i * 104_729)
         small.observe(batch)
-        large.observe(batch)
+        fewer.observe(batch)
         i += 1
     n_rows = small.memory.store.size
     bank = small.memory.store.view("key")
@@ -132,19 +137,47 @@ def calibrate(ctx: Context, flags: dict[str, Any]) -> dict[str, float]:
     token_s = max(0.0, c.wall / 16 - per_query)
     ctx.log(f"generate: {c.wall / 16 * 1e3:.1f} ms per token ({token_s * 1e3:.1f} ms beside one query)")
 
-    # sleep: fixed + pair x buffer^2, the held-out queries over the store apart
-    costs = []
-    for m in (small, large):
-        held = m.memory.holdout.size
+    # the seed metrics beside their queries' share (SEED_QUERIES predictions, counted with the evaluation's)
+    from nightshift.orchestrator.planning.whole_run import SEED_QUERIES
+
+    small.eval_metrics()
+    with Clock() as c:
+        small.eval_metrics()
+    seed_s = max(0.0, c.wall - SEED_QUERIES * per_query)
+    ctx.log(f"seed metrics: {c.wall:.2f} s per evaluation ({seed_s:.2f} s beside {SEED_QUERIES} queries)")
+
+    # sleep = fixed + pair x buffer^2 + per held-out window (each held-out window is searched over the store, the
+    # scan the plan counts apart, and the mixture refit scores it over the whole vocabulary). The clustering is
+    # timed on its own (nrem over store rows, the buffer's columns, at the run's and Option A's buffer); `fewer` saw
+    # the same rows with a quarter of the held-out windows, so the two whole sleeps differ in that term alone.
+    from nightshift.models.holographic import sleep as dreaming
+
+    def nrem_s(b: int) -> float:
+        st = small.memory.store
+        args = (st.view("key")[:b], st.view("norm")[:b], st.view("sig")[:b].float(), st.view("target")[:b],
+                small.config.prototype_targets, small.layout)
+        dreaming.nrem(*args)
+        with Clock() as c:
+            dreaming.nrem(*args)
+        return c.wall
+
+    b1 = small.config.episodic_buffer_size
+    b2 = min(n_rows, OPTION_A["episodic_buffer_size"])  # up to Option A's own buffer: no extrapolation there
+    pair_s = max(0.0, (nrem_s(b2) - nrem_s(b1)) / (b2 * b2 - b1 * b1))
+    rest = []
+    for m in (small, fewer):
+        h = m.memory.holdout.size
         with Clock() as c:
             m.sleep(SleepContext(step=1, rank=0, world_size=1, optimize=None))
-        costs.append((m.config.episodic_buffer_size, c.wall - held * per_query))
-    (b1, t1), (b2, t2) = costs
-    pair_s = max(0.0, (t2 - t1) / (b2 * b2 - b1 * b1))
-    fixed = max(0.0, t1 - pair_s * b1 * b1)
-    ctx.log(f"sleep: {fixed:.2f} s + {pair_s * 1e9:.2f} ns x buffer^2 (held-out queries apart)")
+        rest.append((h, c.wall - pair_s * m.memory.buffer.size ** 2))
+    (h1, t1), (h2, t2) = rest
+    held_s = max(0.0, (t1 - t2) / (h1 - h2) - per_query) if h1 != h2 else 0.0
+    fixed = max(0.0, t1 - h1 * (held_s + per_query))
+    ctx.log(f"sleep: {fixed:.2f} s + {pair_s * 1e9:.2f} ns x buffer^2 + {held_s * 1e3:.2f} ms per held-out window "
+            f"beside its search ({h1:,} and {h2:,} held out)")
     return {"host_pairs_per_s": pairs, "query_s": query_s, "observe_call_s": call, "observe_token_s": slope,
-            "generate_token_s": token_s, "sleep_fixed_s": fixed, "sleep_pair_s": pair_s,
+            "generate_token_s": token_s, "sleep_fixed_s": fixed, "sleep_pair_s": pair_s, "sleep_held_s": held_s,
+            "seed_metrics_s": seed_s,
             "calibration_rows": float(n_rows)}
 
 
@@ -201,14 +234,14 @@ def run(ctx: Context) -> dict[str, Any]:
     plan = plan_with(flags, costs)
     ctx.log(plan.render())
     giant = load_giant()
-    store, db = ctx.work / "store", ctx.work / "mlflow.db"
-    t0 = time.perf_counter()
-    result = giant.giant.local(flags, store=str(store), gpus=0, tracking_uri=f"sqlite:///{db}")
-    wall = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="rehearsal-", dir=ctx.work) as tmp:  # fresh: never a finished run
+        store, db = Path(tmp) / "store", Path(tmp) / "mlflow.db"
+        t0 = time.perf_counter()
+        result = giant.giant.local(flags, store=str(store), gpus=0, tracking_uri=f"sqlite:///{db}")
+        wall = time.perf_counter() - t0
+        got = counted(db, Path(result["run_uri"].removeprefix("file://")))
     compute = result["compute"]
     measured = {phase: sum(compute.get(k, 0.0) for k in kinds) for phase, kinds in PHASES.items()}
-    run_dir = Path(result["run_uri"].removeprefix("file://"))
-    got = counted(db, run_dir)
     c = plan.run.counts
     asked = {"sleeps": c.sleeps, "log_lines": c.log_lines, "evaluations": c.evaluations + 1,
              "generations": c.generations + 1, "positions": c.positions, "steps": c.steps}

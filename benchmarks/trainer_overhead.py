@@ -145,7 +145,7 @@ class TimedTrainer(Trainer):
         return out
 
     def evaluate(self, max_bytes: int = 0, *, kind: str = "eval"):
-        return self._timed("eval", super().evaluate, max_bytes, kind=kind)
+        return self._timed("eval", lambda: super(TimedTrainer, self).evaluate(max_bytes, kind=kind))
 
     def write_samples(self) -> str:
         return self._timed("samples", super().write_samples)

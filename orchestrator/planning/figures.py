@@ -50,7 +50,8 @@ BYTES_PER_TOKEN_SOURCE = _DATA.get("bytes_per_token", {}).get("source", "none re
 CHECKPOINT_BYTES_PER_S: float | None = _DATA.get("checkpoint_bytes_per_s", {}).get("value")
 # Holographic phase costs measured by benchmarks/giant_rehearsal.py (its calibration, on this machine's CPU):
 # the exact search's (query x stored row)/s on the host, the per-query cost beside the scan (backoff, mixing),
-# the per-observe-call and per-generated-token overheads, and a sleep's fixed and buffer^2 clustering cost.
+# the per-observe-call and per-generated-token overheads, and a sleep's fixed cost, its buffer^2 clustering cost
+# and its cost per held-out window (the mixture refit scores every held-out window over the whole vocabulary).
 _COSTS = _DATA.get("holographic_costs", {})
 _COST = _COSTS.get("value", {})
 REHEARSAL_SOURCE = _COSTS.get("source", "no recorded rehearsal")
@@ -61,10 +62,13 @@ OBSERVE_TOKEN_S: float | None = _COST.get("observe_token_s")
 GENERATE_TOKEN_S: float | None = _COST.get("generate_token_s")
 SLEEP_FIXED_S: float = _COST.get("sleep_fixed_s", 0.0)
 SLEEP_PAIR_S: float | None = _COST.get("sleep_pair_s")
+SLEEP_HELD_S: float = _COST.get("sleep_held_s", 0.0)
+SEED_METRICS_S: float = _COST.get("seed_metrics_s", 0.0)  # per evaluation, beside the seed queries' scans
 # calibration key -> the name above (the rehearsal plans with its own fresh calibration through these)
 COST_NAMES = {"host_pairs_per_s": "HOST_PAIRS_PER_S", "query_s": "QUERY_S", "observe_call_s": "OBSERVE_CALL_S",
               "observe_token_s": "OBSERVE_TOKEN_S", "generate_token_s": "GENERATE_TOKEN_S",
-              "sleep_fixed_s": "SLEEP_FIXED_S", "sleep_pair_s": "SLEEP_PAIR_S"}
+              "sleep_fixed_s": "SLEEP_FIXED_S", "sleep_pair_s": "SLEEP_PAIR_S",
+              "sleep_held_s": "SLEEP_HELD_S", "seed_metrics_s": "SEED_METRICS_S"}
 # An assumption, not a measurement: an exact (Q, 16) @ (16, N) search is 32 FLOP per (query x row); an H100's
 # ~67 fp32 TFLOP/s would do 2e12 pairs/s, and 10 % of that is assumed until a GPU run is recorded.
 ASSUMED_GPU_PAIRS_PER_S = 2e11

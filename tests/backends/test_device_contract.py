@@ -101,14 +101,15 @@ def test_family_runs_on_a_second_device_and_resumes_there(model: str, tiny_data,
     assert resumed["stop_reason"] == "finished" and resumed["step"] == STEPS and resumed["device"] == "meta"
     assert resumed["sleeps"] == on_cpu["sleeps"]
     assert resumed["val_bpb"] == pytest.approx(on_cpu["val_bpb"], rel=1e-5)
-    # the whole trained state (weights, memory) equals the CPU run's: nothing was lost on the way (1e-6 apart:
-    # the CPU run takes fused AdamW, the device run its per-tensor twin; a lost restore is 1e-4 off)
+    # the whole trained state (weights, memory) equals the CPU run's: nothing was lost on the way (up to 2.5e-5
+    # apart on a 2-core Xeon: the CPU run takes fused AdamW, the device run its per-tensor twin, and their
+    # rounding differs with the CPU's kernels; a lost restore is 1e-4 off)
     cpu_state, device_state = final_state(tmp_path / "cpu", on_cpu), final_state(store, resumed)
     assert cpu_state.keys() == device_state.keys()
     for key, value in cpu_state.items():
         if isinstance(value, torch.Tensor):
             gap = (value.float() - device_state[key].float()).abs().max()
-            assert gap <= 2e-5, (key, gap)
+            assert gap <= 5e-5, (key, gap)
 
 
 def small_search_tiles(monkeypatch: pytest.MonkeyPatch) -> list[tuple[torch.device, int, int, bool]]:

@@ -112,3 +112,7 @@ def test_every_benchmark_runs_at_toy_size(tmp_path: Path) -> None:
     for name in SUITE:
         doc = json.loads((tmp_path / f"{name}.json").read_text())
         assert doc["size"] == "toy" and doc["figures"], name
+    # Option A at 1/10,000 through giant.local: every count (sleeps, log lines, evaluations, generations,
+    # positions, steps), read back from MLflow and the run folder, is what the scaled flags ask
+    rehearsal = json.loads((tmp_path / "giant_rehearsal.json").read_text())["figures"]
+    assert {key: rehearsal["got"][key] for key in rehearsal["asked"]} == rehearsal["asked"]

@@ -3,7 +3,7 @@
     modal run jobs/giant.py --dataset pg19 --max-samples 100000000 --vocab-size 100000 --context-size 4096 \\
         --max-attractors 100000000 --noise-std 0.3 --log-every 100000 --deep-log-every 5000000 \\
         --generate-every 1000000 --sleep-every 1000000 --episodic-buffer-size 50000 --rem-cycles 3 \\
-        --final-eval-bytes 3MB
+        --final-eval-bytes 4MB
     modal run -d jobs/giant.py ... --gpu H100:8     # detached: keeps running after you disconnect
     python jobs/giant.py --dry-run [the same flags]  # the whole run's plan, offline
 

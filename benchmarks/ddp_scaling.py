@@ -112,5 +112,6 @@ BENCHMARK = Benchmark(
     full={"model": "transformer:tiny", "steps": 40, "batch_size": 16, "source": "", "max_bytes": 1_000_000,
           "repeats": 2, "configs": CONFIGS},
     toy={"model": "transformer:tiny", "steps": 3, "batch_size": 4, "source": "", "max_bytes": 60_000, "repeats": 1,
-         "configs": ["local 1 proc", "gloo 2 procs", "ray 2 workers"]},  # one Ray Train start, not two
+         # no Ray Train start at toy size (CI): tests/backends/test_ray_backend.py trains through it already
+         "configs": ["local 1 proc", "gloo 2 procs"]},
 )

@@ -135,9 +135,9 @@ class TimedTrainer(Trainer):
         self.losses.append(float(loss))  # a host read per step: this benchmark compares losses step by step
         return loss, metrics
 
-    def _timed(self, kind: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _timed(self, kind: str, fn: Any, *args: Any) -> Any:
         t0 = clock()
-        out = fn(*args, **kwargs)
+        out = fn(*args)
         wall, cpu = since(t0)
         self.events.append({"kind": kind, "step": self.state.step, "start": t0[0], "wall": wall, "cpu": cpu,
                             "final": self.finish_start is not None,

@@ -209,7 +209,7 @@ def whole_run(plan: "Plan", *, launcher: Launcher | None = None, disk: float | N
         # still scans it: a full final evaluation
         scanless = _times(final_q, query_s(0.0))
         cost = [scanless if part == "memory" else final for part in parts]
-        total = None if any(c is None for c in cost) else sum(cost)
+        total = None if None in cost else sum(cost)
         phases.append(Phase("ablations", len(parts), total,
                             f"one final evaluation per part off ({', '.join(parts) or 'none'}); with memory off "
                             "no store scan"))
